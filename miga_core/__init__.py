@@ -1,0 +1,63 @@
+"""miga_core: the MIGA long-video sampler as a host-agnostic library.
+
+MIGA (arXiv 2605.18233, ICML 2026) on FIFO-Diffusion's diagonal denoising: a queue of
+latent frames at rising noise levels slid through a short-clip video model window by
+window. This package is the math only (PyTorch + einops); it never imports a host
+(ComfyUI) and touches no device at import. Decisions are tagged as in SPEC.md: [D1]
+queue pass, [D2] samplers, [D3] long-range guidance, [D4] two-stage alignment, [D5]
+self-reflection, [D6] prompt schedules.
+
+Composable API (mirrors the node graph)::
+
+    state = initialize_queue(denoiser, sigmas, num_frames, config, latent_shape=(1, 16, 60, 104))
+    state = zigzag_stage(denoiser, state, guidance=GuidanceOptions(), reflection=ReflectionOptions())
+    state = unified_stage(denoiser, state)
+    video_latents = state.outputs.x  # [B, C, N, H, W]
+
+or ``generate(...)`` for all three.
+"""
+
+from .config import (
+    PRESETS,
+    GuidanceOptions,
+    MigaConfig,
+    ReflectionOptions,
+    preset,
+    validate_run,
+)
+from .errors import (
+    DenoiserOutputShapeError,
+    InvalidConfigError,
+    InvalidInitialClipError,
+    InvalidLadderError,
+    MigaError,
+    MigaTypeError,
+    MigaValueError,
+    NonFiniteDenoiserOutputError,
+    PromptScheduleError,
+)
+from .ladder import check_ladder, sigma_of_levels
+from .latents import LatentRun
+from .noise import Stream, add_noise, latent_noise
+from .pipeline import MigaResult, generate
+from .prompts import PromptSchedule, pixel_to_latent
+from .protocols import Callback, Denoiser, Progress, WindowInfo
+from .queue_pass import PassContext, queue_pass
+from .reflection import ReflectionStats, consistency_score, reflect
+from .samplers import SAMPLERS
+from .stages import MigaQueue, initialize_queue, planned_windows, sample_initial_clip, unified_stage, zigzag_stage
+from .windows import Window, guidance_positions, history_needed, plan_windows
+
+__all__ = [
+    "PRESETS", "GuidanceOptions", "MigaConfig", "ReflectionOptions", "preset", "validate_run",
+    "DenoiserOutputShapeError", "InvalidConfigError", "InvalidInitialClipError", "InvalidLadderError", "MigaError",
+    "MigaTypeError", "MigaValueError", "NonFiniteDenoiserOutputError", "PromptScheduleError",
+    "check_ladder", "sigma_of_levels", "LatentRun", "Stream", "add_noise", "latent_noise",
+    "MigaResult", "generate", "PromptSchedule", "pixel_to_latent",
+    "Callback", "Denoiser", "Progress", "WindowInfo", "PassContext", "queue_pass",
+    "ReflectionStats", "consistency_score", "reflect", "SAMPLERS",
+    "MigaQueue", "initialize_queue", "planned_windows", "sample_initial_clip", "unified_stage", "zigzag_stage",
+    "Window", "guidance_positions", "history_needed", "plan_windows",
+]
+
+__version__ = "0.1.0"

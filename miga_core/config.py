@@ -1,0 +1,232 @@
+"""Option objects of the MIGA sampler and their validation.
+
+Names follow SPEC.md: ``window_length`` = f0, ``window_stride`` = s, ``zigzag_width``
+= L_zig, ``unified_steps`` = u (the paper's e = u + 1), ``num_guidance`` = m_guid.
+Checks that need the ladder (``unified_steps`` against T) live in
+:func:`validate_run`, called before any model call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
+
+from .errors import InvalidConfigError, MigaTypeError, bad_value
+
+__all__ = [
+    "SamplerName",
+    "UpdateRule",
+    "Parameterization",
+    "Mode",
+    "ScoreOn",
+    "MigaConfig",
+    "GuidanceOptions",
+    "ReflectionOptions",
+    "PRESETS",
+    "preset",
+    "validate_run",
+]
+
+SamplerName = Literal["euler", "euler_ancestral", "dpmpp_2m"]
+UpdateRule = Literal["lookahead", "former"]
+Parameterization = Literal["flow", "eps"]
+Mode = Literal["miga", "fifo"]
+ScoreOn = Literal["latent", "denoised"]
+
+
+def _check_int(name: str, value: object, minimum: int, fix: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MigaTypeError(f"{name}={value!r} has type {type(value).__name__}: allowed is an int. Fix: {fix}.")
+    if value < minimum:
+        raise InvalidConfigError(bad_value(name, value, f"an integer >= {minimum}", fix))
+
+
+def _check_choice(name: str, value: object, literal: object) -> None:
+    choices = get_args(literal)
+    if value not in choices:
+        raise InvalidConfigError(
+            bad_value(name, value, f"one of {', '.join(map(repr, choices))}", f"pick one of {choices}")
+        )
+
+
+@dataclass(frozen=True)
+class MigaConfig:
+    """Queue and sampler options shared by every stage (SPEC D1, D2, D4).
+
+    The number of steps T is not here: it is ``len(sigmas) - 1`` of the host's ladder.
+    """
+
+    window_length: int = 16  # f0: latent frames per model call
+    window_stride: int | None = None  # s: queue positions updated per window; None = floor(f0 / 2)
+    zigzag_width: int = 4  # L_zig: latents per noise level in the stage-1 queue (1 = FIFO-Diffusion)
+    unified_steps: int = 9  # u: steps left to the unified stage (paper e = u + 1); u = T: unified only
+    sampler: SamplerName = "euler"  # per-latent step [D2]
+    eta: float = 1.0  # ancestral noise scale, euler_ancestral only
+    update: UpdateRule = "lookahead"  # where the updated region sits in the window [D1]
+    parameterization: Parameterization = "flow"  # how a clean latent is noised: flow (1-s)x+s*n, eps x+s*n
+    window_batch: int = 1  # windows per denoiser call; results are identical for any value [D1]
+    seed: int = 0  # noise is a pure function of (seed, latent index, level) [D1b]
+    mode: Mode = "miga"  # "fifo": FIFO-Diffusion's own init and discard rule [D4]
+
+    @property
+    def stride(self) -> int:
+        """The window stride s, resolving the default ``floor(window_length / 2)``."""
+        return self.window_stride if self.window_stride is not None else self.window_length // 2
+
+    def with_(self, **changes: object) -> "MigaConfig":
+        """Return a copy with ``changes`` applied (the config is immutable)."""
+        return replace(self, **changes)
+
+    def validate(self, num_guidance: int = 0) -> None:
+        """Check the options that do not depend on the ladder.
+
+        Raises:
+            InvalidConfigError / MigaTypeError: naming the option, its value, the range and the fix.
+        """
+        _check_int("window_length", self.window_length, 1, "use the model's latent frames per clip (Wan2.1 21, VC2 16)")
+        if self.window_stride is not None:
+            _check_int("window_stride", self.window_stride, 1, "use None for floor(window_length/2)")
+        _check_int("zigzag_width", self.zigzag_width, 1, "use 1 for FIFO-Diffusion's queue or the paper's 4 (VC2) / 7 (Wan2.1)")
+        _check_int("unified_steps", self.unified_steps, 0, "use 0 for no unified stage or the paper's 9")
+        _check_int("window_batch", self.window_batch, 1, "use 1, or more windows per call if memory allows")
+        _check_int("seed", self.seed, 0, "use a non-negative seed")
+        _check_choice("sampler", self.sampler, SamplerName)
+        _check_choice("update", self.update, UpdateRule)
+        _check_choice("parameterization", self.parameterization, Parameterization)
+        _check_choice("mode", self.mode, Mode)
+        if not (isinstance(self.eta, (int, float)) and math.isfinite(self.eta) and self.eta >= 0):
+            raise InvalidConfigError(bad_value("eta", self.eta, "a finite float >= 0", "use 1.0 (ancestral) or 0.0 (deterministic)"))
+        if self.sampler == "euler_ancestral" and self.parameterization != "eps":
+            raise InvalidConfigError(
+                bad_value("sampler", self.sampler, "'euler' or 'dpmpp_2m' for flow models (ancestral is eps only) [D2]",
+                          "use sampler='euler' for flow models such as Wan2.1")
+            )
+        need = self.stride + num_guidance + 1
+        if self.window_length < need:
+            raise InvalidConfigError(
+                bad_value("window_length", self.window_length,
+                          f">= window_stride + num_guidance + 1 = {self.stride} + {num_guidance} + 1 = {need} [D1]",
+                          f"raise window_length to {need}, or lower window_stride or num_guidance")
+            )
+        if self.mode == "fifo":
+            if self.zigzag_width != 1:
+                raise InvalidConfigError(bad_value("zigzag_width", self.zigzag_width, "1 in mode='fifo' [D4]",
+                                                   "set zigzag_width=1 or use mode='miga'"))
+            if self.unified_steps != 0:
+                raise InvalidConfigError(bad_value("unified_steps", self.unified_steps, "0 in mode='fifo' [D4]",
+                                                   "set unified_steps=0 or use mode='miga'"))
+
+
+@dataclass(frozen=True)
+class GuidanceOptions:
+    """Long-range frame guidance (paper Sec. 3.3, Eq. 8, Alg. 7; SPEC D3).
+
+    ``num_guidance`` (m_guid) earlier, cleaner latents are prepended to each stage-1 window.
+    """
+
+    num_guidance: int = 4  # m_guid; 0 disables guidance
+
+    def validate(self) -> None:
+        _check_int("num_guidance", self.num_guidance, 0, "use 0 to disable, or the paper's 4 (Wan2.1) / 6 (VC2)")
+
+
+@dataclass(frozen=True)
+class ReflectionOptions:
+    """Self-reflection (paper Sec. 3.3, Eq. 5-7, Alg. 6; SPEC D5).
+
+    Positions are queue positions (0 = head). ``None`` picks the SPEC default.
+    """
+
+    threshold: float = 0.01  # delta: trigger when C_prev - C > threshold
+    num_eval: int = 4  # f_eval
+    num_ref: int = 8  # f_ref
+    num_candidates: int = 4  # n_samp
+    num_guide: int | None = None  # f_guid; None = window_length - window_stride
+    judge_position: int | None = None  # f_judg; None = first position at the level nearest 0.8*T
+    score_on: ScoreOn = "latent"  # score the noisy latents (paper) or their latest x0_hat
+
+    def validate(self) -> None:
+        if not (isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold)):
+            raise InvalidConfigError(bad_value("threshold", self.threshold, "a finite float", "use the paper's 0.01"))
+        _check_int("num_eval", self.num_eval, 1, "use the paper's 4")
+        _check_int("num_ref", self.num_ref, 1, "use the paper's 8")
+        _check_int("num_candidates", self.num_candidates, 1, "use 4")
+        if self.num_guide is not None:
+            _check_int("num_guide", self.num_guide, 0, "use None for window_length - window_stride")
+        if self.judge_position is not None:
+            _check_int("judge_position", self.judge_position, 0, "use None for the level nearest 0.8*T")
+        _check_choice("score_on", self.score_on, ScoreOn)
+
+
+# Paper defaults (SPEC "Paper defaults"); T comes from the host's ladder (VC2 64, Wan2.1 54).
+PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions]] = {
+    "wan21": (
+        MigaConfig(window_length=21, zigzag_width=7, unified_steps=9, sampler="euler", parameterization="flow"),
+        GuidanceOptions(num_guidance=4),
+        ReflectionOptions(threshold=0.01),
+    ),
+    "vc2": (
+        MigaConfig(window_length=16, zigzag_width=4, unified_steps=9, sampler="euler", parameterization="eps"),
+        GuidanceOptions(num_guidance=6),
+        ReflectionOptions(threshold=0.01),
+    ),
+}
+
+
+def preset(name: str) -> tuple[MigaConfig, GuidanceOptions, ReflectionOptions]:
+    """Paper defaults for a model: ``"wan21"`` (T=54) or ``"vc2"`` (T=64, CFG 12).
+
+    Raises:
+        InvalidConfigError: for an unknown name.
+    """
+    if name not in PRESETS:
+        raise InvalidConfigError(bad_value("preset", name, f"one of {sorted(PRESETS)}", "pick a listed preset"))
+    return PRESETS[name]
+
+
+def validate_run(
+    config: MigaConfig,
+    num_steps: int,
+    *,
+    guidance: GuidanceOptions | None = None,
+    reflection: ReflectionOptions | None = None,
+) -> None:
+    """Check every option, including the ones that depend on the number of steps T [D4].
+
+    Args:
+        config: queue and sampler options.
+        num_steps: T = ``len(sigmas) - 1``.
+        guidance, reflection: optional stage-1 options; both are refused in ``mode="fifo"``.
+
+    Raises:
+        InvalidConfigError: ``unified_steps`` outside ``0..T-n_zig-1`` and not ``T``, or DCE in FIFO mode.
+    """
+    m = guidance.num_guidance if guidance is not None else 0
+    if guidance is not None:
+        guidance.validate()
+    if reflection is not None:
+        reflection.validate()
+    config.validate(num_guidance=m)
+    f0, T, u = config.window_length, num_steps, config.unified_steps
+    n_zig = math.ceil(f0 / config.zigzag_width)
+    if config.mode == "fifo":
+        if T < f0:
+            raise InvalidConfigError(
+                bad_value("steps", T, f">= window_length = {f0} in mode='fifo' (the queue holds T latents) [D4]",
+                          f"use at least {f0} steps")
+            )
+        if m or reflection is not None:
+            raise InvalidConfigError(
+                bad_value("mode", "fifo", "no long-range guidance and no self-reflection (FIFO-Diffusion has neither) [D4]",
+                          "drop the guidance/reflection options, or use mode='miga' with zigzag_width=1, unified_steps=0")
+            )
+        return
+    if not (0 <= u <= T - n_zig - 1 or u == T):
+        two_stage = f"0..{T - n_zig - 1}" if T - n_zig - 1 >= 0 else "none (too few steps)"
+        raise InvalidConfigError(
+            bad_value("unified_steps", u,
+                      f"{two_stage} (two stages: 0..T-n_zig-1 with T={T}, n_zig=ceil({f0}/{config.zigzag_width})={n_zig}) "
+                      f"or exactly T={T} (unified stage only) [D4]",
+                      "use the paper's 9, 0 for no unified stage, or T for the unified stage alone")
+        )

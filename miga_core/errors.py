@@ -1,0 +1,68 @@
+"""Errors raised by miga_core.
+
+Every error names the argument, the value, the allowed range and the fix
+(STYLE.md "Errors"). They subclass ``ValueError``/``TypeError`` so callers that
+catch the builtin kinds keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "MigaError",
+    "MigaValueError",
+    "MigaTypeError",
+    "InvalidConfigError",
+    "InvalidLadderError",
+    "InvalidInitialClipError",
+    "PromptScheduleError",
+    "NonFiniteDenoiserOutputError",
+    "DenoiserOutputShapeError",
+    "bad_value",
+]
+
+
+class MigaError(Exception):
+    """Base class of every error miga_core raises on purpose."""
+
+
+class MigaValueError(MigaError, ValueError):
+    """An argument has the right type but a value outside its allowed range."""
+
+
+class MigaTypeError(MigaError, TypeError):
+    """An argument has the wrong type."""
+
+
+class InvalidConfigError(MigaValueError):
+    """A sampler option (window, zigzag, unified, guidance, reflection) is out of range."""
+
+
+class InvalidLadderError(MigaValueError):
+    """The sigma ladder is not a strictly descending 1-D sequence of at least 2 finite values."""
+
+
+class InvalidInitialClipError(MigaValueError):
+    """The initial clip does not have ``window_length`` latent frames or has the wrong rank."""
+
+
+class PromptScheduleError(MigaValueError):
+    """A prompt schedule is malformed, not increasing, or names an unknown prompt."""
+
+
+class NonFiniteDenoiserOutputError(MigaError, FloatingPointError):
+    """The denoiser returned NaN or Inf; the message names the window and the latents."""
+
+
+class DenoiserOutputShapeError(MigaValueError):
+    """The denoiser returned a tensor whose shape differs from its input."""
+
+
+def bad_value(argument: str, value: Any, allowed: str, fix: str) -> str:
+    """Format the house error message: argument, value, allowed range, fix.
+
+    >>> bad_value("zigzag_width", 0, "an integer >= 1", "use 1 for FIFO-Diffusion")
+    'zigzag_width=0 is out of range: allowed is an integer >= 1. Fix: use 1 for FIFO-Diffusion.'
+    """
+    return f"{argument}={value!r} is out of range: allowed is {allowed}. Fix: {fix.rstrip('.')}."

@@ -1,0 +1,109 @@
+"""A run of latent frames with their per-frame bookkeeping.
+
+The queue Q, the history C, stage-1 outputs and reflection candidates are all
+:class:`LatentRun` values: the latents plus, per frame, its level, its absolute
+latent index (video position: 0 = first latent of the output video) and the
+sampler state that travels with it [D2] (its latest ``denoised``).
+Runs are immutable: every operation returns a new run and never writes into the
+tensors it was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .noise import latent_noise
+
+__all__ = ["LatentRun", "fresh_latents"]
+
+
+@dataclass(frozen=True)
+class LatentRun:
+    """Latent frames ``x`` ``[B, C, F, H, W]`` with per-frame ``level``, ``index`` and state.
+
+    Attributes:
+        x: the latents, ``[B, C, F, H, W]``.
+        level: noise level of each frame (``sigmas[T - level]``), length F.
+        index: absolute latent index of each frame (noise key [D1b], prompt position [D6]).
+        denoised: latest x0 prediction of each frame ``[B, C, F, H, W]`` (zeros where none).
+        has_denoised: whether frame f has a prediction yet (multistep samplers and
+            ``score_on="denoised"`` use it).
+    """
+
+    x: torch.Tensor
+    level: tuple[int, ...]
+    index: tuple[int, ...]
+    denoised: torch.Tensor
+    has_denoised: tuple[bool, ...]
+
+    @classmethod
+    def fresh(cls, x: torch.Tensor, levels: Sequence[int], indices: Sequence[int]) -> "LatentRun":
+        """A run with no sampler state yet."""
+        n = x.shape[2]
+        return cls(x, tuple(int(k) for k in levels), tuple(int(i) for i in indices), torch.zeros_like(x), (False,) * n)
+
+    @classmethod
+    def empty_like(cls, x: torch.Tensor) -> "LatentRun":
+        """A run of 0 frames with ``x``'s batch, channels, size, dtype and device."""
+        e = x[:, :, :0]
+        return cls(e, (), (), e, ())
+
+    def __len__(self) -> int:
+        return len(self.level)
+
+    def frames(self, positions: Sequence[int] | slice) -> "LatentRun":
+        """The frames at ``positions`` (a slice or a list of positions), in that order."""
+        if isinstance(positions, slice):
+            pos = list(range(len(self)))[positions]
+            x, d = self.x[:, :, positions], self.denoised[:, :, positions]
+        else:
+            pos = list(positions)
+            t = torch.as_tensor(pos, dtype=torch.long, device=self.x.device)
+            x, d = self.x.index_select(2, t), self.denoised.index_select(2, t)
+        return LatentRun(x, tuple(self.level[p] for p in pos), tuple(self.index[p] for p in pos), d,
+                         tuple(self.has_denoised[p] for p in pos))
+
+    def __add__(self, other: "LatentRun") -> "LatentRun":
+        """Concatenate along time: ``self`` first."""
+        if not len(other):
+            return self
+        if not len(self):
+            return other
+        return LatentRun(
+            torch.cat([self.x, other.x], dim=2),
+            self.level + other.level,
+            self.index + other.index,
+            torch.cat([self.denoised, other.denoised], dim=2),
+            self.has_denoised + other.has_denoised,
+        )
+
+    def with_levels(self, levels: Sequence[int]) -> "LatentRun":
+        """The same latents reported at other levels (used for FIFO's history, [D4])."""
+        return LatentRun(self.x, tuple(levels), self.index, self.denoised, self.has_denoised)
+
+    def groups(self) -> list[tuple[int, int]]:
+        """``(level, count)`` of each run of equal levels, head first."""
+        out: list[tuple[int, int]] = []
+        for k in self.level:
+            if out and out[-1][0] == k:
+                out[-1] = (k, out[-1][1] + 1)
+            else:
+                out.append((k, 1))
+        return out
+
+
+def fresh_latents(seed: int, stream: int, indices: Sequence[int], sigmas: torch.Tensor, like: torch.Tensor) -> LatentRun:
+    """Pure-noise latents at level T: ``sigmas[0] * noise`` [D1b] (the queue tail's new latents).
+
+    Args:
+        indices: absolute latent index of each new frame (the noise key).
+        sigmas: the ladder; the new frames get level ``T = len(sigmas) - 1``.
+        like: any ``[B, C, *, H, W]`` tensor giving batch, channels, size, dtype and device.
+    """
+    B, C, _, H, W = like.shape
+    T = len(sigmas) - 1
+    noise = latent_noise(seed, stream, indices, [T] * len(indices), (B, C, H, W), dtype=like.dtype, device=like.device)
+    return LatentRun.fresh(noise * sigmas[0].to(device=like.device, dtype=like.dtype), [T] * len(indices), indices)

@@ -1,0 +1,140 @@
+"""One queue pass Phi (paper Eq. 2, Alg. 3 / Alg. 7; SPEC D1, D2, D3).
+
+Windows read the queue as it was when the pass began (Jacobi), each updates its own
+region, every queue latent moves exactly one level down. Windows may run one by one
+or ``window_batch`` at a time with identical results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .config import MigaConfig
+from .errors import DenoiserOutputShapeError, MigaValueError, NonFiniteDenoiserOutputError
+from .ladder import num_steps, sigma_of_levels
+from .latents import LatentRun
+from .noise import Stream, latent_noise
+from .prompts import PromptSchedule
+from .protocols import Denoiser, Progress
+from .samplers import SAMPLERS, StepInputs
+from .windows import Window, plan_windows
+
+__all__ = ["PassContext", "queue_pass"]
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """Everything a pass needs besides the latents.
+
+    Attributes:
+        denoiser: the model [:class:`~miga_core.protocols.Denoiser`].
+        sigmas: the ladder ``[T + 1]``.
+        config: queue and sampler options.
+        prompts: the prompt schedule [D6].
+        progress: call counter and callback.
+        stage: reported to the callback.
+        num_frames: N, reported to the callback.
+        ancestral_stream: noise stream of ancestral steps (candidates use their own).
+    """
+
+    denoiser: Denoiser
+    sigmas: torch.Tensor
+    config: MigaConfig
+    prompts: PromptSchedule
+    progress: Progress
+    stage: str = "zigzag"
+    num_frames: int = 0
+    ancestral_stream: int = Stream.ANCESTRAL
+
+
+def _batches(windows: list[Window], size: int) -> list[list[Window]]:
+    """Consecutive windows of equal length, at most ``size`` per batch."""
+    out: list[list[Window]] = []
+    for w in windows:
+        if out and len(out[-1]) < size and len(out[-1][0].positions) == len(w.positions):
+            out[-1].append(w)
+        else:
+            out.append([w])
+    return out
+
+
+def _check_output(out: object, expected: torch.Size, batch: list[Window], X: LatentRun, stage: str, B: int) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) or out.shape != expected:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise DenoiserOutputShapeError(
+            f"denoiser output={got} does not match its input {tuple(expected)} [B, C, F, H, W] in stage {stage!r}. "
+            "Fix: return one x0 prediction per input latent frame."
+        )
+    finite = torch.isfinite(out)
+    if not bool(finite.all()):
+        bad = (~finite).flatten(3).any(-1).any(1)  # [B*nw, F]
+        for k, w in enumerate(batch):
+            frames = bad[k * B:(k + 1) * B].any(0).nonzero().flatten().tolist()
+            if frames:
+                idx = [X.index[w.positions[f]] for f in frames]
+                raise NonFiniteDenoiserOutputError(
+                    f"denoiser returned NaN/Inf in stage {stage!r}, window over queue region {w.region} "
+                    f"(X positions {w.positions[0]}..{w.positions[-1]}), for latents with absolute indices {idx}. "
+                    "Fix: check the model's dtype (fp16 overflows; try bf16/fp32), the sigmas and the conditioning."
+                )
+    return out
+
+
+def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_guidance: int = 0, frames_done: int = 0) -> LatentRun:
+    """Apply Phi once: every queue latent goes one level down [D1].
+
+    Args:
+        ctx: model, ladder, options, prompts, progress.
+        queue: Q, every level >= 1.
+        history: C, left context and guidance source (not updated).
+        num_guidance: m guidance latents per window [D3] (0 in stage 2).
+        frames_done: reported to the callback.
+    Returns:
+        The new queue: same frames, levels - 1, ``denoised`` set to this pass's predictions.
+    Raises:
+        NonFiniteDenoiserOutputError, DenoiserOutputShapeError: the denoiser misbehaved.
+    """
+    if not len(queue):
+        return queue
+    if min(queue.level) < 1:
+        raise MigaValueError(f"queue levels={queue.level} include a finished latent: allowed is levels >= 1. Fix: dequeue level-0 latents before a pass.")
+    cfg, sigmas = ctx.config, ctx.sigmas
+    T = num_steps(sigmas)
+    X = history + queue
+    B = X.x.shape[0]
+    sig_X = sigma_of_levels(sigmas, X.level)
+    windows = plan_windows(len(history), len(queue), cfg.window_length, cfg.stride, num_guidance=num_guidance,
+                           zigzag_width=cfg.zigzag_width, update=cfg.update)
+    step = SAMPLERS[cfg.sampler]
+    new_x: list[torch.Tensor] = []
+    new_d: list[torch.Tensor] = []
+    for batch in _batches(windows, cfg.window_batch):
+        pos = [torch.as_tensor(w.positions, dtype=torch.long) for w in batch]
+        xs = torch.cat([X.x.index_select(2, p.to(X.x.device)) for p in pos], dim=0)
+        sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0).to(X.x.device)
+        prompt = torch.stack([ctx.prompts.weights(X.index[w.region[0]]) for w in batch]).repeat_interleave(B, dim=0).to(X.x.device)
+        out = _check_output(ctx.denoiser(xs, sig, prompt), xs.shape, batch, X, ctx.stage, B)
+        for k, w in enumerate(batch):
+            off, n = w.region_offset, w.region[1] - w.region[0]
+            denoised = out[k * B:(k + 1) * B, :, off:off + n]
+            region = X.frames(slice(*w.region))
+            levels = region.level
+            x_next = step(StepInputs(
+                x=region.x,
+                denoised=denoised.to(region.x.dtype),
+                sigma=sigma_of_levels(sigmas, levels),
+                sigma_next=sigma_of_levels(sigmas, [lv - 1 for lv in levels]),
+                sigma_prev=sigma_of_levels(sigmas, [min(lv + 1, T) for lv in levels]),
+                old_denoised=region.denoised,
+                has_old=torch.as_tensor(region.has_denoised),
+                eta=cfg.eta,
+                noise=lambda r=region: latent_noise(cfg.seed, ctx.ancestral_stream, r.index, r.level,
+                                                    (B, r.x.shape[1], *r.x.shape[3:]), dtype=r.x.dtype, device=r.x.device),
+            ))
+            new_x.append(x_next)
+            new_d.append(denoised.to(region.x.dtype))
+            ctx.progress.report(ctx.stage, frames_done, ctx.num_frames, denoised, region.index)
+    return LatentRun(torch.cat(new_x, dim=2), tuple(k - 1 for k in queue.level), queue.index, torch.cat(new_d, dim=2),
+                     (True,) * len(queue))
