@@ -39,6 +39,7 @@ class WindowInfo:
         num_frames: N, latents of the output video.
         denoised: ``[B, C, r, H, W]`` x0 prediction of the window's updated region (for previews).
         indices: absolute latent indices of that region.
+        levels: their levels before this step (each goes one level down).
     """
 
     stage: str
@@ -48,6 +49,7 @@ class WindowInfo:
     num_frames: int
     denoised: torch.Tensor
     indices: tuple[int, ...]
+    levels: tuple[int, ...] = ()
 
 
 Callback = Callable[[WindowInfo], None]
@@ -69,8 +71,10 @@ class Progress:
         """Announce ``n`` more calls (self-reflection's search)."""
         self.total_windows += n
 
-    def report(self, stage: str, frames_done: int, num_frames: int, denoised: torch.Tensor, indices: tuple[int, ...]) -> None:
+    def report(self, stage: str, frames_done: int, num_frames: int, denoised: torch.Tensor, indices: tuple[int, ...],
+               levels: tuple[int, ...] = ()) -> None:
+        """Count one window and call the callback with its :class:`WindowInfo`."""
         self.window += 1
         self.total_windows = max(self.total_windows, self.window)
         if self.callback is not None:
-            self.callback(WindowInfo(stage, self.window, self.total_windows, frames_done, num_frames, denoised, indices))
+            self.callback(WindowInfo(stage, self.window, self.total_windows, frames_done, num_frames, denoised, indices, levels))

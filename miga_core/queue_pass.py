@@ -108,8 +108,7 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
     windows = plan_windows(len(history), len(queue), cfg.window_length, cfg.stride, num_guidance=num_guidance,
                            zigzag_width=cfg.zigzag_width, update=cfg.update)
     step = SAMPLERS[cfg.sampler]
-    new_x: list[torch.Tensor] = []
-    new_d: list[torch.Tensor] = []
+    results: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # region start -> (x_next, denoised)
     for batch in _batches(windows, cfg.window_batch):
         pos = [torch.as_tensor(w.positions, dtype=torch.long) for w in batch]
         xs = torch.cat([X.x.index_select(2, p.to(X.x.device)) for p in pos], dim=0)
@@ -133,8 +132,8 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
                 noise=lambda r=region: latent_noise(cfg.seed, ctx.ancestral_stream, r.index, r.level,
                                                     (B, r.x.shape[1], *r.x.shape[3:]), dtype=r.x.dtype, device=r.x.device),
             ))
-            new_x.append(x_next)
-            new_d.append(denoised.to(region.x.dtype))
-            ctx.progress.report(ctx.stage, frames_done, ctx.num_frames, denoised, region.index)
-    return LatentRun(torch.cat(new_x, dim=2), tuple(k - 1 for k in queue.level), queue.index, torch.cat(new_d, dim=2),
-                     (True,) * len(queue))
+            results[w.region[0]] = (x_next, denoised.to(region.x.dtype))
+            ctx.progress.report(ctx.stage, frames_done, ctx.num_frames, denoised, region.index, region.level)
+    ordered = [results[r] for r in sorted(results)]  # windows may run in any order (Jacobi)
+    return LatentRun(torch.cat([x for x, _ in ordered], dim=2), tuple(k - 1 for k in queue.level), queue.index,
+                     torch.cat([d for _, d in ordered], dim=2), (True,) * len(queue))
