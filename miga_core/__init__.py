@@ -42,7 +42,7 @@ from .noise import Stream, add_noise, latent_noise
 from .pipeline import MigaResult, generate
 from .prompts import PromptSchedule, pixel_to_latent
 from .protocols import Callback, Denoiser, Progress, WindowInfo
-from .queue_pass import PassContext, queue_pass
+from .passes import PassContext, queue_pass
 from .reflection import ReflectionStats, consistency_score, reflect
 from .samplers import SAMPLERS
 from .stages import MigaQueue, initialize_queue, planned_windows, sample_initial_clip, unified_stage, zigzag_stage

@@ -14,7 +14,7 @@ from .config import MigaConfig, ReflectionOptions
 from .errors import InvalidConfigError, bad_value
 from .latents import LatentRun, fresh_latents
 from .noise import Stream, mix_key
-from .queue_pass import PassContext, queue_pass
+from .passes import PassContext, queue_pass
 
 __all__ = ["consistency_score", "ReflectionStats", "ReflectionGeometry", "reflection_geometry", "reflect"]
 

@@ -19,7 +19,7 @@ from .latents import LatentRun, fresh_latents
 from .noise import Stream, add_noise, latent_noise, mix_key
 from .prompts import PromptSchedule
 from .protocols import Callback, Denoiser, Progress
-from .queue_pass import PassContext, queue_pass
+from .passes import PassContext, queue_pass
 from .reflection import ReflectionStats, reflect, reflection_geometry
 from .windows import history_needed
 

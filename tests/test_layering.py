@@ -1,0 +1,29 @@
+"""miga_core is the algorithm layer: it never imports the host and touches no GPU at import (STYLE.md)."""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_miga_core_imports_with_comfy_blocked_and_initialises_no_cuda():
+    code = (
+        "import sys\n"
+        "for name in ('comfy', 'comfy_api', 'folder_paths', 'nodes', 'server'):\n"
+        "    sys.modules[name] = None\n"
+        "import torch\n"
+        "import miga_core\n"
+        "assert not torch.cuda.is_initialized(), 'miga_core initialised CUDA at import'\n"
+        "print('ok', len(miga_core.__all__))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok")
+
+
+def test_no_module_of_miga_core_names_a_host_package():
+    pattern = re.compile(r"^\s*(import|from)\s+(comfy|comfy_api|folder_paths|nodes|server)\b", re.M)
+    offenders = [p.name for p in (ROOT / "miga_core").glob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
