@@ -130,7 +130,7 @@ def reflect(
     geometry: ReflectionGeometry,
     stats: ReflectionStats,
     *,
-    num_guidance: int,
+    num_guidance: int = 0,
     frames_done: int = 0,
 ) -> tuple[LatentRun, ReflectionStats]:
     """One self-reflection check before a stage-1 pass (Alg. 6; SPEC D5).
