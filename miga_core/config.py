@@ -88,7 +88,9 @@ class MigaConfig:
         if self.window_stride is not None:
             _check_int("window_stride", self.window_stride, 1, "use None for floor(window_length/2)")
         _check_int("zigzag_width", self.zigzag_width, 1, "use 1 for FIFO-Diffusion's queue or the paper's 4 (VC2) / 7 (Wan2.1)")
-        _check_int("unified_steps", self.unified_steps, 0, "use 0 for no unified stage or the paper's 9")
+        if isinstance(self.unified_steps, bool) or not isinstance(self.unified_steps, int):  # range: validate_run [D4]
+            raise MigaTypeError(f"unified_steps={self.unified_steps!r} has type {type(self.unified_steps).__name__}: allowed is an int. "
+                                "Fix: use the paper's 9, 0 for no unified stage, or T for the unified stage alone.")
         _check_int("window_batch", self.window_batch, 1, "use 1, or more windows per call if memory allows")
         _check_int("seed", self.seed, 0, "use a non-negative seed")
         _check_choice("sampler", self.sampler, SamplerName)
@@ -222,6 +224,11 @@ def validate_run(
                           "drop the guidance/reflection options, or use mode='miga' with zigzag_width=1, unified_steps=0")
             )
         return
+    if m and u == T or reflection is not None and u == T:
+        raise InvalidConfigError(
+            bad_value("unified_steps", u, f"< T={T} when long-range guidance or self-reflection is given (both act in stage 1, "
+                      "which does not run in a unified-only run) [D3, D5]", "drop the guidance/reflection options, or lower unified_steps")
+        )
     if not (0 <= u <= T - n_zig - 1 or u == T):
         two_stage = f"0..{T - n_zig - 1}" if T - n_zig - 1 >= 0 else "none (too few steps)"
         raise InvalidConfigError(

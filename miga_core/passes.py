@@ -60,7 +60,7 @@ def _batches(windows: list[Window], size: int) -> list[list[Window]]:
     return out
 
 
-def _check_output(out: object, expected: torch.Size, batch: list[Window], X: LatentRun, stage: str, B: int) -> torch.Tensor:
+def _check_output(out: object, expected: torch.Size, batch: list[Window], X: LatentRun, stage: str, B: int, h: int) -> torch.Tensor:
     if not isinstance(out, torch.Tensor) or out.shape != expected:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise DenoiserOutputShapeError(
@@ -75,8 +75,8 @@ def _check_output(out: object, expected: torch.Size, batch: list[Window], X: Lat
             if frames:
                 idx = [X.index[w.positions[f]] for f in frames]
                 raise NonFiniteDenoiserOutputError(
-                    f"denoiser returned NaN/Inf in stage {stage!r}, window over queue region {w.region} "
-                    f"(X positions {w.positions[0]}..{w.positions[-1]}), for latents with absolute indices {idx}. "
+                    f"denoiser returned NaN/Inf in stage {stage!r}, in the window updating queue positions "
+                    f"{w.region[0] - h}..{w.region[1] - h - 1}, for latents with absolute indices {idx}. "
                     "Fix: check the model's dtype (fp16 overflows; try bf16/fp32), the sigmas and the conditioning."
                 )
     return out
@@ -114,7 +114,7 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
         xs = torch.cat([X.x.index_select(2, p.to(X.x.device)) for p in pos], dim=0)
         sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0).to(X.x.device)
         prompt = torch.stack([ctx.prompts.weights(X.index[w.region[0]]) for w in batch]).repeat_interleave(B, dim=0).to(X.x.device)
-        out = _check_output(ctx.denoiser(xs, sig, prompt), xs.shape, batch, X, ctx.stage, B)
+        out = _check_output(ctx.denoiser(xs, sig, prompt), xs.shape, batch, X, ctx.stage, B, len(history))
         for k, w in enumerate(batch):
             off, n = w.region_offset, w.region[1] - w.region[0]
             denoised = out[k * B:(k + 1) * B, :, off:off + n]

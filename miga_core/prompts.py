@@ -36,6 +36,10 @@ def pixel_to_latent(frame: int, rule: LatentRule) -> int:
     raise PromptScheduleError(bad_value("latent_rule", rule, "'wan21' or 'vc2'", "pick the model's rule"))
 
 
+class _JsonObject(list):
+    """The ``(key, value)`` pairs of a JSON object, in file order (tells objects from arrays)."""
+
+
 @dataclass(frozen=True)
 class PromptSchedule:
     """Which prompt conditions each latent [D6].
@@ -120,10 +124,10 @@ class PromptSchedule:
         fix = 'write a JSON object of pixel frame -> prompt, e.g. {"0": "a red ball", "120": "a blue cube"}'
         if isinstance(keyframes, str):
             try:
-                pairs = json.loads(keyframes, object_pairs_hook=list)
+                pairs = json.loads(keyframes, object_pairs_hook=_JsonObject)
             except json.JSONDecodeError as exc:
                 raise PromptScheduleError(bad_value("keyframes", keyframes, f"valid JSON ({exc.msg} at char {exc.pos})", fix)) from exc
-            if not isinstance(pairs, list) or (pairs and not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs)):
+            if not isinstance(pairs, _JsonObject):
                 raise PromptScheduleError(bad_value("keyframes", keyframes, "a JSON object", fix))
         elif isinstance(keyframes, Mapping):
             pairs = list(keyframes.items())
@@ -133,7 +137,7 @@ class PromptSchedule:
             raise PromptScheduleError(bad_value("keyframes", keyframes, "at least one keyframe", fix))
         frames: list[int] = []
         for key, _ in pairs:
-            if not (isinstance(key, str) and key.strip().isdigit()):
+            if not (isinstance(key, str) and key.strip().isascii() and key.strip().isdigit()):
                 raise PromptScheduleError(bad_value("keyframe", key, "a non-negative integer pixel frame as a JSON key", fix))
             frames.append(int(key))
         if frames[0] != 0:

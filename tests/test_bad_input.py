@@ -118,8 +118,7 @@ def test_zigzag_width_below_one_is_refused_before_any_model_call(entry, width):
     T - N_ZIG,  # 10: one past the two-stage range
     T - 1,  # 11
     T + 1,  # 13
-    pytest.param(-1, marks=pytest.mark.xfail(
-        strict=True, reason="bug: config.validate refuses -1 with 'an integer >= 0' before validate_run can name both D4 ranges")),
+    -1,
 ])
 def test_unified_steps_outside_both_d4_ranges_is_refused_naming_both_ranges(entry, u):
     d, sigmas, initial = NeverCalled(), ladder(), clip()
@@ -134,7 +133,7 @@ def test_unified_steps_outside_both_d4_ranges_is_refused_naming_both_ranges(entr
 def test_negative_unified_steps_is_refused_before_any_model_call(entry):
     d, sigmas = NeverCalled(), ladder()
     assert_refused(entry(d, sigmas, cfg=config(unified_steps=-1), latent_shape=SHAPE), d, InvalidConfigError, ValueError,
-                   "unified_steps", "=-1", ">= 0", inputs=(sigmas,))
+                   "unified_steps", "=-1", f"0..{T - N_ZIG - 1}", inputs=(sigmas,))
 
 
 @pytest.mark.parametrize("u", [0, T - N_ZIG - 1, T])
@@ -357,13 +356,11 @@ def test_a_keyframe_mapping_is_refused_without_being_modified():
     assert keyframes == snapshot and list(keyframes) == list(snapshot)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a JSON array of [key, value] pairs passes the 'JSON object' check")
 def test_a_json_array_of_pairs_is_refused_as_not_an_object():
     with pytest.raises(PromptScheduleError, match="a JSON object"):
         PromptSchedule.from_keyframes('[["0", "a cat"], ["40", "a dog"]]', latent_rule="wan21")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: str.isdigit() accepts '²', then int('²') raises a bare ValueError")
 def test_a_superscript_digit_key_is_refused_with_a_prompt_schedule_error():
     with pytest.raises(PromptScheduleError, match="keyframe"):
         PromptSchedule.from_keyframes('{"0": "a", "²": "b"}', latent_rule="vc2")
@@ -422,7 +419,7 @@ def test_non_finite_denoiser_output_names_the_unified_window_and_the_latent(valu
     with pytest.raises(NonFiniteDenoiserOutputError) as info:
         generate(d, sigmas, 8, config(unified_steps=T), latent_shape=SHAPE)
     assert isinstance(info.value, MigaError) and isinstance(info.value, FloatingPointError)
-    assert_house_message(info.value, "'unified'", "region (4, 6)", "absolute indices [5]")
+    assert_house_message(info.value, "'unified'", "queue positions 4..5", "absolute indices [5]")
     assert torch.equal(sigmas, ladder())
 
 
@@ -435,7 +432,7 @@ def test_non_finite_denoiser_output_names_the_zigzag_window_and_the_latent():
     with pytest.raises(NonFiniteDenoiserOutputError) as info:
         generate(d, sigmas, 8, config(unified_steps=T - N_ZIG - 1), initial_clip=initial)
     assert d.calls == 3
-    assert_house_message(info.value, "'zigzag'", "region (4, 6)", "absolute indices [5]")
+    assert_house_message(info.value, "'zigzag'", "queue positions 4..5", "absolute indices [5]")
     assert torch.equal(initial, before) and torch.equal(sigmas, ladder())
 
 
@@ -471,3 +468,12 @@ def test_a_denoiser_returning_the_wrong_shape_is_refused(bad):
     assert isinstance(info.value, MigaError) and isinstance(info.value, ValueError)
     assert_house_message(info.value, "denoiser output", "[B, C, F, H, W]")
     assert torch.equal(initial, before) and torch.equal(sigmas, ladder())
+
+
+@pytest.mark.parametrize("options", [dict(guidance=GuidanceOptions(num_guidance=1)), dict(reflection=ReflectionOptions())])
+def test_stage1_options_in_a_unified_only_run_are_refused_not_silently_ignored(options):
+    d, sigmas = NeverCalled(), ladder()
+    with pytest.raises(InvalidConfigError) as info:
+        generate(d, sigmas, 8, config(unified_steps=T), latent_shape=SHAPE, **options)
+    assert_house_message(info.value, "unified_steps", f"={T}", "stage 1")
+    assert d.calls == 0
