@@ -138,3 +138,13 @@ def test_fifo_mode_discards_the_first_T_minus_f0_outputs_and_keeps_N():
     assert len(state.history) == f0 // 2 and set(state.history.level) == {1}
     out = miga_core.zigzag_stage(ToyDenoiser(), state)
     assert out.outputs.index == tuple(range(N)) and set(out.outputs.level) == {0}
+
+
+@pytest.mark.parametrize("f0,lz,u,T,N,m", CONFIGS)
+def test_history_never_exceeds_what_a_window_can_read(recorded_passes, f0, lz, u, T, N, m):
+    """[D1]: history needed is f0 - m - s + m*L_zig at most; nothing else of the past is kept."""
+    cfg = MigaConfig(window_length=f0, zigzag_width=lz, unified_steps=u)
+    generate(ToyDenoiser(), torch.linspace(1, 0, T + 1), N, cfg, latent_shape=SHAPE, guidance=GuidanceOptions(m) if m else None)
+    bound = miga_core.history_needed(f0, cfg.stride, m, lz)
+    zigzag = [p["history"] for p in recorded_passes if p["stage"] == "zigzag"]
+    assert zigzag and max(zigzag) == min(bound, N)

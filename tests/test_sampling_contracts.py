@@ -183,3 +183,28 @@ def test_fifo_mode_matches_an_array_reimplementation_of_the_official_loop():
         lat = torch.cat([lat[:, :, 1:], fresh], dim=2)  # shift_latents
     want = torch.cat(outs[-N:], dim=2)  # video_frames[-new_video_length:]
     assert (got - want).abs().max() <= 1e-6
+
+
+def test_dpmpp_2m_history_travels_with_each_latent_into_the_unified_stage():
+    """[D2]: each stage-1 output carries its last x0 prediction; stage 2's first step is second order."""
+    from dataclasses import replace
+
+    from miga_core import initialize_queue, unified_stage, zigzag_stage
+
+    cfg = MigaConfig(window_length=8, zigzag_width=2, unified_steps=4, sampler="dpmpp_2m")
+    sig = torch.linspace(1, 0, 17)
+    state = zigzag_stage(ToyDenoiser(), initialize_queue(ToyDenoiser(), sig, 12, cfg, latent_shape=SHAPE))
+    assert all(state.outputs.has_denoised) and state.outputs.denoised.abs().sum() > 0
+    kept = unified_stage(ToyDenoiser(), state).outputs.x
+    forgotten = replace(state, outputs=replace(state.outputs, has_denoised=(False,) * 12))
+    assert not torch.allclose(kept, unified_stage(ToyDenoiser(), forgotten).outputs.x)
+
+
+@pytest.mark.parametrize("name", ["miga_euler", "fifo"])
+def test_a_latent_batch_of_two_is_window_batch_invariant_too(name):
+    cfg, guid, refl = RUNS[name]
+    runs = [generate(ToyDenoiser(), torch.linspace(1, 0, 17), 11, cfg.with_(window_batch=b), latent_shape=(2, 2, 3, 3),
+                     guidance=guid).latents for b in (1, 3)]
+    assert runs[0].shape == (2, 2, 11, 3, 3)
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.allclose(runs[0][0], runs[0][1])  # each sample has its own noise
