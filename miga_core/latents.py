@@ -80,6 +80,20 @@ class LatentRun:
             self.has_denoised + other.has_denoised,
         )
 
+    @classmethod
+    def cat(cls, runs: Sequence["LatentRun"]) -> "LatentRun":
+        """Concatenate many runs along time in one copy (``runs`` must not be empty)."""
+        runs = [r for r in runs if len(r)] or list(runs[:1])
+        if len(runs) == 1:
+            return runs[0]
+        return cls(
+            torch.cat([r.x for r in runs], dim=2),
+            sum((r.level for r in runs), ()),
+            sum((r.index for r in runs), ()),
+            torch.cat([r.denoised for r in runs], dim=2),
+            sum((r.has_denoised for r in runs), ()),
+        )
+
     def with_levels(self, levels: Sequence[int]) -> "LatentRun":
         """The same latents reported at other levels (used for FIFO's history, [D4])."""
         return LatentRun(self.x, tuple(levels), self.index, self.denoised, self.has_denoised)

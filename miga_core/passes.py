@@ -60,7 +60,7 @@ def _batches(windows: list[Window], size: int) -> list[list[Window]]:
     return out
 
 
-def _check_output(out: object, expected: torch.Size, batch: list[Window], X: LatentRun, stage: str, B: int, h: int) -> torch.Tensor:
+def _check_output(out: object, expected: torch.Size, batch: list[Window], x_index: tuple[int, ...], stage: str, B: int, h: int) -> torch.Tensor:
     if not isinstance(out, torch.Tensor) or out.shape != expected:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise DenoiserOutputShapeError(
@@ -73,7 +73,7 @@ def _check_output(out: object, expected: torch.Size, batch: list[Window], X: Lat
         for k, w in enumerate(batch):
             frames = bad[k * B:(k + 1) * B].any(0).nonzero().flatten().tolist()
             if frames:
-                idx = [X.index[w.positions[f]] for f in frames]
+                idx = [x_index[w.positions[f]] for f in frames]
                 raise NonFiniteDenoiserOutputError(
                     f"denoiser returned NaN/Inf in stage {stage!r}, in the window updating queue positions "
                     f"{w.region[0] - h}..{w.region[1] - h - 1}, for latents with absolute indices {idx}. "
@@ -102,23 +102,25 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
         raise MigaValueError(f"queue levels={queue.level} include a finished latent: allowed is levels >= 1. Fix: dequeue level-0 latents before a pass.")
     cfg, sigmas = ctx.config, ctx.sigmas
     T = num_steps(sigmas)
-    X = history + queue
-    B = X.x.shape[0]
-    sig_X = sigma_of_levels(sigmas, X.level)
+    h = len(history)
+    x_all = torch.cat([history.x, queue.x], dim=2) if h else queue.x  # X = C + Q; only regions (in Q) need state
+    x_index = history.index + queue.index
+    B = x_all.shape[0]
+    sig_X = sigma_of_levels(sigmas, history.level + queue.level)
     windows = plan_windows(len(history), len(queue), cfg.window_length, cfg.stride, num_guidance=num_guidance,
                            zigzag_width=cfg.zigzag_width, update=cfg.update)
     step = SAMPLERS[cfg.sampler]
     results: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # region start -> (x_next, denoised)
     for batch in _batches(windows, cfg.window_batch):
         pos = [torch.as_tensor(w.positions, dtype=torch.long) for w in batch]
-        xs = torch.cat([X.x.index_select(2, p.to(X.x.device)) for p in pos], dim=0)
-        sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0).to(X.x.device)
-        prompt = torch.stack([ctx.prompts.weights(X.index[w.region[0]]) for w in batch]).repeat_interleave(B, dim=0).to(X.x.device)
-        out = _check_output(ctx.denoiser(xs, sig, prompt), xs.shape, batch, X, ctx.stage, B, len(history))
+        xs = torch.cat([x_all.index_select(2, p.to(x_all.device)) for p in pos], dim=0)
+        sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0).to(x_all.device)
+        prompt = torch.stack([ctx.prompts.weights(x_index[w.region[0]]) for w in batch]).repeat_interleave(B, dim=0).to(x_all.device)
+        out = _check_output(ctx.denoiser(xs, sig, prompt), xs.shape, batch, x_index, ctx.stage, B, h)
         for k, w in enumerate(batch):
             off, n = w.region_offset, w.region[1] - w.region[0]
             denoised = out[k * B:(k + 1) * B, :, off:off + n]
-            region = X.frames(slice(*w.region))
+            region = queue.frames(slice(w.region[0] - h, w.region[1] - h))
             levels = region.level
             x_next = step(StepInputs(
                 x=region.x,

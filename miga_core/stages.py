@@ -234,24 +234,26 @@ def zigzag_stage(
     calls0 = progress.window
     ctx = _ctx(denoiser, sigmas, cfg, prompts, progress, "zigzag", N)
     fifo = cfg.mode == "fifo"
-    keep = history_needed(cfg.window_length, cfg.stride, m, cfg.zigzag_width)
-    queue, history, outputs, stats, next_index = state.queue, state.history, state.outputs, state.reflection, state.next_index
-    while len(outputs) < N and len(queue):
+    keep = history_needed(cfg.window_length, cfg.stride, m, cfg.zigzag_width)  # >= 1 since f0 >= s + m + 1
+    queue, history, stats, next_index = state.queue, state.history, state.reflection, state.next_index
+    chunks, done = [state.outputs], len(state.outputs)  # concatenated once at the end
+    while done < N and len(queue):
         if geometry is not None:
-            queue, stats = reflect(ctx, queue, reflection, geometry, stats, num_guidance=m, frames_done=len(outputs))
-        queue = queue_pass(ctx, queue, history, num_guidance=m, frames_done=len(outputs))
+            queue, stats = reflect(ctx, queue, reflection, geometry, stats, num_guidance=m, frames_done=done)
+        queue = queue_pass(ctx, queue, history, num_guidance=m, frames_done=done)
         level, head = queue.groups()[0]
         assert level == (0 if fifo else cfg.unified_steps), "the head group leaves at level u [D4]"
         out, queue = queue.frames(slice(0, head)), queue.frames(slice(head, None))
-        if fifo:  # FIFO's history is shown to the model at level 1, as its pad (official code) [D4]
-            history = (history + out.with_levels([1] * head)).frames(slice(-keep, None) if keep else slice(0, 0))
+        # FIFO shows its history to the model at level 1, as the official code does its pad [D4]
+        history = (history + (out.with_levels([1] * head) if fifo else out)).frames(slice(-keep, None))
+        if fifo:  # its first T - f0 outputs (negative indices) are discarded
             out = out.frames([i for i, idx in enumerate(out.index) if idx >= 0])
-        else:
-            history = (history + out).frames(slice(-keep, None) if keep else slice(0, 0))
-        outputs = outputs + out
+        chunks.append(out)
+        done += len(out)
         add = 1 if fifo else cfg.zigzag_width
         queue = queue + fresh_latents(cfg.seed, Stream.FRESH, range(next_index, next_index + add), sigmas, queue.x)
         next_index += add
+    outputs = LatentRun.cat(chunks)
     empty = LatentRun.empty_like(outputs.x)
     return replace(state, queue=empty, history=empty, outputs=outputs.frames(slice(0, N)), next_index=next_index,
                    reflection=stats, num_windows=state.num_windows + progress.window - calls0)
