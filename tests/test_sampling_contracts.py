@@ -117,12 +117,12 @@ def _euler_ancestral(seed, eta, F):
     return step
 
 
-@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m", "euler_ancestral"])
+@pytest.mark.parametrize("sampler,param", [("euler", "flow"), ("euler", "eps"), ("dpmpp_2m", "flow"), ("dpmpp_2m", "eps"),
+                                           ("euler_ancestral", "eps")])
 @pytest.mark.parametrize("f0,stride", [(8, None), (7, 3), (8, 7)])
-def test_unified_only_run_of_one_window_equals_plain_sampling(sampler, f0, stride):
+def test_unified_only_run_of_one_window_equals_plain_sampling(sampler, param, f0, stride):
     """Paper Alg. 8 with N == f0: every window sees the whole clip, so Phi is one plain step."""
     T, seed = 12, 5
-    param = "eps" if sampler == "euler_ancestral" else "flow"
     sigmas = torch.linspace(1, 0, T + 1) if param == "flow" else torch.tensor([14.6, 9, 6, 4, 2.8, 2, 1.4, 1, .7, .45, .25, .1, 0])
     cfg = MigaConfig(window_length=f0, window_stride=stride, zigzag_width=1, unified_steps=T, sampler=sampler,
                      parameterization=param, seed=seed)
@@ -208,3 +208,27 @@ def test_a_latent_batch_of_two_is_window_batch_invariant_too(name):
     assert runs[0].shape == (2, 2, 11, 3, 3)
     assert torch.equal(runs[0], runs[1])
     assert not torch.allclose(runs[0][0], runs[0][1])  # each sample has its own noise
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("name", ["miga_euler", "dpmpp_2m_former", "fifo"])
+def test_latents_keep_their_dtype_through_every_stage(name, dtype):
+    cfg, guid, refl = RUNS[name]
+    out = generate(ToyDenoiser(), torch.linspace(1, 0, 13), 10, cfg, latent_shape=SHAPE, dtype=dtype, guidance=guid).latents
+    assert out.dtype == dtype and torch.isfinite(out.float()).all()
+
+
+def test_a_callback_that_raises_cancels_and_a_rerun_matches_a_clean_run():
+    cfg, guid, _ = RUNS["miga_euler"]
+    clean = _run("miga_euler").latents
+
+    class Interrupted(Exception):
+        pass
+
+    def cancel_at_40(info):
+        if info.window == 40:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        generate(ToyDenoiser(), torch.linspace(1, 0, 17), 19, cfg, latent_shape=SHAPE, guidance=guid, callback=cancel_at_40)
+    assert torch.equal(_run("miga_euler").latents, clean)
