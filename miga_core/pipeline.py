@@ -69,8 +69,7 @@ def generate(
     N = check_num_frames(num_frames)
     if reflection is not None and not (config.mode == "miga" and config.unified_steps == T):
         reflection_geometry(config, T, reflection)
-    m = guidance.num_guidance if guidance is not None else 0
-    progress = Progress(planned_windows(config, T, N, num_guidance=m, has_initial_clip=initial_clip is not None), callback)
+    progress = Progress(planned_windows(config, T, N, has_initial_clip=initial_clip is not None), callback)
     state = initialize_queue(denoiser, sigmas, N, config, initial_clip=initial_clip, latent_shape=latent_shape, dtype=dtype,
                              device=device, guidance=guidance, prompts=prompts, progress=progress)
     state = zigzag_stage(denoiser, state, guidance=guidance, reflection=reflection, prompts=prompts, progress=progress)

@@ -23,7 +23,8 @@ from .passes import PassContext, queue_pass
 from .reflection import ReflectionStats, reflect, reflection_geometry
 from .windows import history_needed
 
-__all__ = ["MigaQueue", "initialize_queue", "zigzag_stage", "unified_stage", "sample_initial_clip", "check_num_frames"]
+__all__ = ["MigaQueue", "initialize_queue", "zigzag_stage", "unified_stage", "sample_initial_clip", "check_num_frames",
+           "init_windows", "stage1_windows", "planned_windows"]
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def initialize_queue(
         B, C, H, W = latent_shape
         like = torch.zeros((B, C, 0, H, W), dtype=dtype, device=device)
     m = guidance.num_guidance if guidance is not None else 0
-    progress = progress or Progress(planned_windows(config, T, N, num_guidance=m, has_initial_clip=initial_clip is not None), callback)
+    progress = progress or Progress(init_windows(config, T, has_initial_clip=initial_clip is not None), callback)
     calls0 = progress.window
     empty = LatentRun.empty_like(like)
     f0, Lz, u = config.window_length, config.zigzag_width, config.unified_steps
@@ -310,15 +311,29 @@ def stage1_windows(config: MigaConfig, groups: list[tuple[int, int]], num_out: i
     return calls
 
 
-def planned_windows(config: MigaConfig, T: int, num_frames: int, *, num_guidance: int = 0, has_initial_clip: bool = False) -> int:
-    """Model calls (windows) of a whole run without self-reflection's extra search."""
+def init_windows(config: MigaConfig, T: int, *, has_initial_clip: bool = False) -> int:
+    """Model calls of :func:`initialize_queue`: the default initial clip (T) and the Alg. 4 passes."""
+    f0, Lz, u, s = config.window_length, config.zigzag_width, config.unified_steps, config.stride
+    if config.mode == "miga" and u == T:
+        return 0
+    calls = 0 if has_initial_clip else T
+    if config.mode == "fifo":
+        return calls
+    n_zig = math.ceil(f0 / Lz)
+    return calls + sum(math.ceil((f0 + (r + 1) * Lz) / s) for r in range(T - n_zig - (u + 1)))
+
+
+def planned_windows(config: MigaConfig, T: int, num_frames: int, *, has_initial_clip: bool = False) -> int:
+    """Model calls (windows) of a whole run, without self-reflection's extra search.
+
+    Guidance changes which latents a window reads, never how many windows there are [D1].
+    """
     f0, Lz, u, s, N = config.window_length, config.zigzag_width, config.unified_steps, config.stride, num_frames
+    calls = init_windows(config, T, has_initial_clip=has_initial_clip)
     if config.mode == "miga" and u == T:
         return T * math.ceil(N / s)
-    calls = 0 if has_initial_clip else T
     if config.mode == "fifo":
         return calls + (N + T - f0) * math.ceil(T / s)
     n_zig = math.ceil(f0 / Lz)
-    calls += sum(math.ceil((f0 + (r + 1) * Lz) / s) for r in range(T - n_zig - (u + 1)))
     groups = [(u + 1 + g, min(Lz, f0 - g * Lz)) for g in range(n_zig)] + [(k, Lz) for k in range(u + 1 + n_zig, T + 1)]
     return calls + stage1_windows(config, groups, 0, N) + u * math.ceil(N / s)

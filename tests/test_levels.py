@@ -148,3 +148,22 @@ def test_history_never_exceeds_what_a_window_can_read(recorded_passes, f0, lz, u
     bound = miga_core.history_needed(f0, cfg.stride, m, lz)
     zigzag = [p["history"] for p in recorded_passes if p["stage"] == "zigzag"]
     assert zigzag and max(zigzag) == min(bound, N)
+
+
+@pytest.mark.parametrize("mode", ["miga", "fifo"])
+def test_each_composable_stage_reports_a_total_equal_to_its_own_calls(mode):
+    """Hosts show one progress bar per node: each stage's planned total must be exact."""
+    cfg = MigaConfig(window_length=8, zigzag_width=2, unified_steps=3) if mode == "miga" else \
+        MigaConfig(window_length=8, zigzag_width=1, unified_steps=0, mode="fifo")
+    den, sig = ToyDenoiser(), torch.linspace(1, 0, 17)
+    for stage in ("init", "zigzag", "unified"):
+        infos = []
+        if stage == "init":
+            state = initialize_queue(den, sig, 15, cfg, latent_shape=SHAPE, callback=infos.append)
+        elif stage == "zigzag":
+            state = miga_core.zigzag_stage(den, state, callback=infos.append)
+        else:
+            state = miga_core.unified_stage(den, state, callback=infos.append)
+        if infos:
+            assert {i.total_windows for i in infos} == {len(infos)}, stage
+    assert state.outputs.x.shape[2] == 15 and set(state.outputs.level) == {0}
