@@ -60,12 +60,12 @@ def _batches(windows: list[Window], size: int) -> list[list[Window]]:
     return out
 
 
-def _check_output(out: object, expected: torch.Size, batch: list[Window], x_index: tuple[int, ...], stage: str, B: int, h: int) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor) or out.shape != expected:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+def _check_output(out: object, expected: torch.Size, device: torch.device, batch: list[Window], x_index: tuple[int, ...], stage: str, B: int, h: int) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) or out.shape != expected or out.device != device:
+        got = f"{tuple(out.shape)} on {out.device}" if isinstance(out, torch.Tensor) else type(out).__name__
         raise DenoiserOutputShapeError(
-            f"denoiser output={got} does not match its input {tuple(expected)} [B, C, F, H, W] in stage {stage!r}. "
-            "Fix: return one x0 prediction per input latent frame."
+            f"denoiser output={got} does not match its input {tuple(expected)} [B, C, F, H, W] on {device} in stage {stage!r}. "
+            "Fix: return one x0 prediction per input latent frame, on the input's device."
         )
     finite = torch.isfinite(out)
     if not bool(finite.all()):
@@ -116,7 +116,7 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
         xs = torch.cat([x_all.index_select(2, p.to(x_all.device)) for p in pos], dim=0)
         sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0).to(x_all.device)
         prompt = torch.stack([ctx.prompts.weights(x_index[w.region[0]]) for w in batch]).repeat_interleave(B, dim=0).to(x_all.device)
-        out = _check_output(ctx.denoiser(xs, sig, prompt), xs.shape, batch, x_index, ctx.stage, B, h)
+        out = _check_output(ctx.denoiser(xs, sig, prompt), xs.shape, xs.device, batch, x_index, ctx.stage, B, h)
         for k, w in enumerate(batch):
             off, n = w.region_offset, w.region[1] - w.region[0]
             denoised = out[k * B:(k + 1) * B, :, off:off + n]
