@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
+import torch
+
 from .errors import InvalidConfigError, MigaTypeError, bad_value
 
 __all__ = [
@@ -68,6 +70,8 @@ class MigaConfig:
     window_batch: int = 1  # windows per denoiser call; results are identical for any value [D1]
     seed: int = 0  # noise is a pure function of (seed, latent index, level) [D1b]
     mode: Mode = "miga"  # "fifo": FIFO-Diffusion's own init and discard rule [D4]
+    compute_device: str | None = None  # where windows go for the model; None = where the latents are
+    # (latents stored on "cpu" with compute_device="cuda": GPU memory holds one window, whatever N)
 
     @property
     def stride(self) -> int:
@@ -97,6 +101,12 @@ class MigaConfig:
         _check_choice("update", self.update, UpdateRule)
         _check_choice("parameterization", self.parameterization, Parameterization)
         _check_choice("mode", self.mode, Mode)
+        if self.compute_device is not None:
+            try:
+                torch.device(self.compute_device)
+            except (RuntimeError, TypeError) as exc:
+                raise InvalidConfigError(bad_value("compute_device", self.compute_device, "None or a torch device string such as 'cuda' or 'cuda:1'",
+                                                   "use None to compute where the latents are")) from exc
         if not (isinstance(self.eta, (int, float)) and math.isfinite(self.eta) and self.eta >= 0):
             raise InvalidConfigError(bad_value("eta", self.eta, "a finite float >= 0", "use 1.0 (ancestral) or 0.0 (deterministic)"))
         if self.sampler == "euler_ancestral" and self.parameterization != "eps":

@@ -94,6 +94,10 @@ class LatentRun:
             sum((r.has_denoised for r in runs), ()),
         )
 
+    def copy(self) -> "LatentRun":
+        """A run that owns its memory (a slice from :meth:`frames` is a view that keeps its whole source alive)."""
+        return LatentRun(self.x.clone(), self.level, self.index, self.denoised.clone(), self.has_denoised)
+
     def with_levels(self, levels: Sequence[int]) -> "LatentRun":
         """The same latents reported at other levels (used for FIFO's history, [D4])."""
         return LatentRun(self.x, tuple(levels), self.index, self.denoised, self.has_denoised)

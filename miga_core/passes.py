@@ -110,13 +110,15 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
     windows = plan_windows(len(history), len(queue), cfg.window_length, cfg.stride, num_guidance=num_guidance,
                            zigzag_width=cfg.zigzag_width, update=cfg.update)
     step = SAMPLERS[cfg.sampler]
-    results: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # region start -> (x_next, denoised)
+    compute = torch.device(cfg.compute_device) if cfg.compute_device is not None else x_all.device
+    new_x, new_d = torch.empty_like(queue.x), torch.empty_like(queue.x)  # every region writes its slice once
     for batch in _batches(windows, cfg.window_batch):
         pos = [torch.as_tensor(w.positions, dtype=torch.long) for w in batch]
-        xs = torch.cat([x_all.index_select(2, p.to(x_all.device)) for p in pos], dim=0)
-        sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0).to(x_all.device)
-        prompt = torch.stack([ctx.prompts.weights(x_index[w.region[0]]) for w in batch]).repeat_interleave(B, dim=0).to(x_all.device)
+        xs = torch.cat([x_all.index_select(2, p.to(x_all.device)) for p in pos], dim=0).to(compute)
+        sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0).to(compute)
+        prompt = torch.stack([ctx.prompts.weights(x_index[w.region[0]]) for w in batch]).repeat_interleave(B, dim=0).to(compute)
         out = _check_output(ctx.denoiser(xs, sig, prompt), xs.shape, xs.device, batch, x_index, ctx.stage, B, h)
+        out = out.to(x_all.device)
         for k, w in enumerate(batch):
             off, n = w.region_offset, w.region[1] - w.region[0]
             denoised = out[k * B:(k + 1) * B, :, off:off + n]
@@ -134,8 +136,7 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
                 noise=lambda r=region: latent_noise(cfg.seed, ctx.ancestral_stream, r.index, r.level,
                                                     (B, r.x.shape[1], *r.x.shape[3:]), dtype=r.x.dtype, device=r.x.device),
             ))
-            results[w.region[0]] = (x_next, denoised.to(region.x.dtype))
+            new_x[:, :, w.region[0] - h:w.region[1] - h] = x_next
+            new_d[:, :, w.region[0] - h:w.region[1] - h] = denoised
             ctx.progress.report(ctx.stage, frames_done, ctx.num_frames, denoised, region.index, region.level)
-    ordered = [results[r] for r in sorted(results)]  # windows may run in any order (Jacobi)
-    return LatentRun(torch.cat([x for x, _ in ordered], dim=2), tuple(k - 1 for k in queue.level), queue.index,
-                     torch.cat([d for _, d in ordered], dim=2), (True,) * len(queue))
+    return LatentRun(new_x, tuple(k - 1 for k in queue.level), queue.index, new_d, (True,) * len(queue))

@@ -244,7 +244,7 @@ def zigzag_stage(
         queue = queue_pass(ctx, queue, history, num_guidance=m, frames_done=done)
         level, head = queue.groups()[0]
         assert level == (0 if fifo else cfg.unified_steps), "the head group leaves at level u [D4]"
-        out, queue = queue.frames(slice(0, head)), queue.frames(slice(head, None))
+        out, queue = queue.frames(slice(0, head)).copy(), queue.frames(slice(head, None))  # copy: outputs outlive the pass
         # FIFO shows its history to the model at level 1, as the official code does its pad [D4]
         history = (history + (out.with_levels([1] * head) if fifo else out)).frames(slice(-keep, None))
         if fifo:  # its first T - f0 outputs (negative indices) are discarded
