@@ -477,3 +477,11 @@ def test_stage1_options_in_a_unified_only_run_are_refused_not_silently_ignored(o
         generate(d, sigmas, 8, config(unified_steps=T), latent_shape=SHAPE, **options)
     assert_house_message(info.value, "unified_steps", f"={T}", "stage 1")
     assert d.calls == 0
+
+
+def test_an_unknown_compute_device_is_refused_before_any_model_call():
+    d, sigmas = NeverCalled(), ladder()
+    with pytest.raises(InvalidConfigError) as info:
+        generate(d, sigmas, 8, config(compute_device="quantum:0"), latent_shape=SHAPE)
+    assert_house_message(info.value, "compute_device", "quantum:0", "torch device")
+    assert d.calls == 0

@@ -232,3 +232,9 @@ def test_a_callback_that_raises_cancels_and_a_rerun_matches_a_clean_run():
     with pytest.raises(Interrupted):
         generate(ToyDenoiser(), torch.linspace(1, 0, 17), 19, cfg, latent_shape=SHAPE, guidance=guid, callback=cancel_at_40)
     assert torch.equal(_run("miga_euler").latents, clean)
+
+
+def test_naming_the_compute_device_explicitly_changes_nothing():
+    a = _run("miga_euler")
+    b = _run("miga_euler", compute_device="cpu")
+    assert torch.equal(a.latents, b.latents)
