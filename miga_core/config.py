@@ -37,10 +37,11 @@ Mode = Literal["miga", "fifo"]
 ScoreOn = Literal["latent", "denoised"]
 
 
-def _check_int(name: str, value: object, minimum: int, fix: str) -> None:
+def _check_int(name: str, value: object, minimum: int | None, fix: str) -> None:
+    """Raise unless ``value`` is an int (not a bool) and, if ``minimum`` is given, ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise MigaTypeError(f"{name}={value!r} has type {type(value).__name__}: allowed is an int. Fix: {fix}.")
-    if value < minimum:
+    if minimum is not None and value < minimum:
         raise InvalidConfigError(bad_value(name, value, f"an integer >= {minimum}", fix))
 
 
@@ -92,9 +93,8 @@ class MigaConfig:
         if self.window_stride is not None:
             _check_int("window_stride", self.window_stride, 1, "use None for floor(window_length/2)")
         _check_int("zigzag_width", self.zigzag_width, 1, "use 1 for FIFO-Diffusion's queue or the paper's 4 (VC2) / 7 (Wan2.1)")
-        if isinstance(self.unified_steps, bool) or not isinstance(self.unified_steps, int):  # range: validate_run [D4]
-            raise MigaTypeError(f"unified_steps={self.unified_steps!r} has type {type(self.unified_steps).__name__}: allowed is an int. "
-                                "Fix: use the paper's 9, 0 for no unified stage, or T for the unified stage alone.")
+        _check_int("unified_steps", self.unified_steps, None,  # its range needs T: validate_run [D4]
+                   "use the paper's 9, 0 for no unified stage, or T for the unified stage alone")
         _check_int("window_batch", self.window_batch, 1, "use 1, or more windows per call if memory allows")
         _check_int("seed", self.seed, 0, "use a non-negative seed")
         _check_choice("sampler", self.sampler, SamplerName)
