@@ -26,7 +26,9 @@ def pixel_to_latent(frame: int, rule: LatentRule) -> int:
     """The latent frame that holds pixel frame ``frame`` (0-based).
 
     ``"wan21"``: latent 0 holds frame 0 alone, latent j >= 1 frames ``4j-3 .. 4j``, so
-    ``(frame - 1) // 4 + 1`` (the 4n+1 rule; frame 0 -> 0, 1..4 -> 1, 120 -> 30).
+    ``(frame - 1) // 4 + 1`` (the 4n+1 rule ``((frames-1)//4)+1`` applied to the frames before the
+    keyframe; frame 0 -> 0, 1..4 -> 1, 120 -> 30). ``(frame - 1) // 4`` alone would switch one
+    latent early (frame 120 -> latent 29, which holds frames 113..116).
     ``"vc2"``: one latent per frame.
     """
     if rule == "wan21":
