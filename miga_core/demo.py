@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--num-frames", type=int, default=256, help="latent frames to generate (default 256)")
     ap.add_argument("--steps", type=int, default=24, help="ladder steps T (default 24)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--score-on", choices=["latent", "denoised"], default="latent", help="self-reflection score input [D5]")
+    ap.add_argument("--threshold", type=float, default=0.01, help="self-reflection delta [D5]")
     ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/demo"))
     args = ap.parse_args(argv)
 
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     sigmas = torch.linspace(1.0, 0.0, args.steps + 1)
     t0 = time.perf_counter()
     result = generate(denoiser, sigmas, args.num_frames, config, latent_shape=(1, 4, 8, 8),
-                      guidance=GuidanceOptions(num_guidance=2), reflection=ReflectionOptions(), prompts=prompts,
+                      guidance=GuidanceOptions(num_guidance=2), reflection=ReflectionOptions(threshold=args.threshold, score_on=args.score_on), prompts=prompts,
                       callback=ProgressBar())
     seconds = time.perf_counter() - t0
     sys.stderr.write("\n")

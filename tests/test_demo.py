@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -10,8 +11,9 @@ from miga_core.demo import main
 from miga_core.gp_denoiser import GaussianProcessDenoiser
 
 
-def test_demo_writes_latents_and_metrics(tmp_path, capsys):
-    metrics = main(["--num-frames", "40", "--steps", "12", "--out", str(tmp_path)])
+@pytest.mark.parametrize("score_on", ["latent", "denoised"])
+def test_demo_writes_latents_and_metrics(tmp_path, capsys, score_on):
+    metrics = main(["--num-frames", "40", "--steps", "12", "--score-on", score_on, "--out", str(tmp_path)])
     saved = load_file(str(tmp_path / "latents.safetensors"))["latents"]
     assert saved.shape == (1, 4, 40, 8, 8) and torch.isfinite(saved).all()
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
