@@ -234,7 +234,7 @@ def validate_run(
                           "drop the guidance/reflection options, or use mode='miga' with zigzag_width=1, unified_steps=0")
             )
         return
-    if m and u == T or reflection is not None and u == T:
+    if u == T and (m or reflection is not None):
         raise InvalidConfigError(
             bad_value("unified_steps", u, f"< T={T} when long-range guidance or self-reflection is given (both act in stage 1, "
                       "which does not run in a unified-only run) [D3, D5]", "drop the guidance/reflection options, or lower unified_steps")

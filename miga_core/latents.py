@@ -68,17 +68,7 @@ class LatentRun:
 
     def __add__(self, other: "LatentRun") -> "LatentRun":
         """Concatenate along time: ``self`` first."""
-        if not len(other):
-            return self
-        if not len(self):
-            return other
-        return LatentRun(
-            torch.cat([self.x, other.x], dim=2),
-            self.level + other.level,
-            self.index + other.index,
-            torch.cat([self.denoised, other.denoised], dim=2),
-            self.has_denoised + other.has_denoised,
-        )
+        return LatentRun.cat([self, other])
 
     @classmethod
     def cat(cls, runs: Sequence["LatentRun"]) -> "LatentRun":
