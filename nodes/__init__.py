@@ -1,0 +1,23 @@
+"""The ComfyUI nodes of comfyui-miga (V3 schema). Only :mod:`.host` imports ``comfy``."""
+
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from .nodes_options import MigaGuidanceOptions, MigaReflectionOptions
+from .nodes_prompts import MigaPromptSchedule, MigaPromptScheduleConditioning
+from .nodes_queue import MigaQueueInit, MigaUnifiedStage, MigaZigzagStage
+from .nodes_sampler import MigaSampler
+
+__all__ = ["NODES", "MigaExtension"]
+
+# Registration order only; IDs are the node_id of each schema and are frozen once released.
+NODES: list[type[io.ComfyNode]] = [
+    MigaSampler, MigaQueueInit, MigaZigzagStage, MigaUnifiedStage, MigaGuidanceOptions, MigaReflectionOptions,
+    MigaPromptSchedule, MigaPromptScheduleConditioning,
+]
+
+
+class MigaExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)

@@ -1,0 +1,391 @@
+"""The host adapter: a ComfyUI ``MODEL`` + ``CONDITIONING`` as miga_core's per-frame denoiser.
+
+This is the one module of the pack that imports ``comfy`` (STYLE.md "Layers"). It turns the
+model the user loaded (with its LoRAs, ModelSamplingSD3 shift, block patches and wrappers)
+into ``D(x [B,C,F,H,W], sigma [B,F], prompt [B,P]) -> x0`` for the core, following the path
+HOST.md records as working on ComfyUI v0.8.0:
+
+- the live guider is called with one representative sigma per window (the window's largest,
+  never 0), so everything above the DiT (conditioning, CFG, ``model_function_wrapper``,
+  post-CFG functions) sees the ``[B]`` sigma it expects;
+- a ``DIFFUSION_MODEL`` wrapper hands the DiT per-frame timesteps ``[rows, F]``
+  (``comfy/ldm/wan/model.py`` ``forward`` -> ``_forward``; ``forward_orig`` takes ``[B, F]``);
+- per-frame predictions are recovered exactly for flow (``CONST``) and eps models with
+  ``x0_f = x - (x - x0_rep) / sigma_rep * sigma_f`` (eps models also get their input
+  rescaled per frame inside the wrapper);
+- sampling runs inside ``CFGGuider.sample`` on a latent of ONE window, so ComfyUI loads the
+  model, builds the conditioning and sizes VRAM for one window whatever the video length;
+- progress (windows done / total), the interrupt check and a latent preview run after every
+  window.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+import comfy.conds
+import comfy.model_base
+import comfy.model_management
+import comfy.model_sampling
+import comfy.patcher_extension
+import comfy.samplers
+import comfy.utils
+import latent_preview
+from comfy.ldm.wan.model import WanModel
+
+from ..miga_core import MigaValueError, PromptSchedule, WindowInfo
+from ..miga_core.errors import bad_value
+
+__all__ = [
+    "SCHEDULER_NAMES", "UnsupportedModelError", "ModelRun", "check_model", "model_parameterization", "ladder",
+    "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "latent_frames", "HostProgress", "memory_estimate_shape",
+]
+
+log = logging.getLogger("miga")
+
+SCHEDULER_NAMES: list[str] = list(comfy.samplers.SCHEDULER_NAMES)
+WRAPPER_KEY = "miga_per_frame_timesteps"
+
+
+class UnsupportedModelError(MigaValueError):
+    """The MODEL cannot run in a queue (no per-frame timesteps, or an unsupported parameterisation)."""
+
+
+def check_model(model: Any) -> str:
+    """Refuse models the queue cannot drive; return the parameterisation (``"flow"`` or ``"eps"``).
+
+    Accepted: text-to-video Wan2.1-architecture models (``WAN21`` over a plain ``WanModel`` with a
+    16-channel patch embedding: Wan2.1-T2V-1.3B/14B).
+
+    Raises:
+        UnsupportedModelError: not a ModelPatcher; a Wan variant whose DiT lacks per-frame
+            timesteps (VACE, Camera, HuMo, S2V, Animate, Wan2.2-5B); image-to-video; any other family;
+            a parameterisation other than flow (CONST) or eps.
+    """
+    base = getattr(model, "model", None)
+    if base is None or not hasattr(model, "clone"):
+        raise UnsupportedModelError(bad_value("model", type(model).__name__, "a ComfyUI MODEL (a ModelPatcher)",
+                                              "connect the MODEL output of UNETLoader or a model patch node"))
+    dit = getattr(base, "diffusion_model", None)
+    name = type(base).__name__
+    if not isinstance(base, comfy.model_base.WAN21):
+        raise UnsupportedModelError(bad_value("model", name, "a Wan2.1 text-to-video model (WAN21)",
+                                              "load wan2.1_t2v_1.3B or wan2.1_t2v_14B with UNETLoader; other families are not supported yet"))
+    if type(base) is not comfy.model_base.WAN21 or type(dit) is not WanModel:
+        raise UnsupportedModelError(bad_value("model", f"{name} / {type(dit).__name__}",
+                                              "plain Wan2.1 T2V (this variant's DiT does not take per-frame timesteps, "
+                                              "which the MIGA queue needs)",
+                                              "use a Wan2.1 T2V model; VACE, Camera, HuMo, S2V, Animate and Wan2.2-5B are not supported"))
+    in_dim = int(dit.patch_embedding.weight.shape[1])
+    if getattr(base, "image_to_video", False) or in_dim != 16:
+        raise UnsupportedModelError(bad_value("model", f"image-to-video Wan (patch embedding takes {in_dim} channels)",
+                                              "a text-to-video Wan2.1 model (16 channels)",
+                                              "use wan2.1_t2v_*; to start from an image, make the first clip with the I2V "
+                                              "workflow and pass its LATENT as initial_clip"))
+    return model_parameterization(base.model_sampling)
+
+
+def model_parameterization(model_sampling: Any) -> str:
+    """``"flow"`` for ``CONST`` models, ``"eps"`` for eps models; raise for any other.
+
+    Both predict ``denoised = input - output * sigma``, which makes the per-frame recovery exact.
+
+    Raises:
+        UnsupportedModelError: v-prediction, EDM, x0 or any other parameterisation.
+    """
+    cls = type(model_sampling)
+    if cls.calculate_denoised is comfy.model_sampling.CONST.calculate_denoised and cls.calculate_input is comfy.model_sampling.CONST.calculate_input:
+        return "flow"
+    if cls.calculate_denoised is comfy.model_sampling.EPS.calculate_denoised and cls.calculate_input is comfy.model_sampling.EPS.calculate_input:
+        return "eps"
+    raise UnsupportedModelError(bad_value("model sampling", cls.__name__, "flow (CONST) or eps",
+                                          "remove the ModelSampling node that switched the model to this prediction type"))
+
+
+def ladder(model: Any, scheduler: str, steps: int) -> torch.Tensor:
+    """The sigmas ``[steps + 1]`` of ``scheduler`` for the model (shift included), as KSampler makes them.
+
+    Raises:
+        MigaValueError: unknown scheduler or steps < 1.
+    """
+    if scheduler not in SCHEDULER_NAMES:
+        raise MigaValueError(bad_value("scheduler", scheduler, f"one of {SCHEDULER_NAMES}", "pick a listed scheduler"))
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise MigaValueError(bad_value("steps", steps, "an integer >= 1", "use the paper's 54 for Wan2.1"))
+    return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps).cpu()
+
+
+def latent_frames(num_pixel_frames: int) -> int:
+    """Wan2.1 latent frames for ``num_pixel_frames`` video frames: ``(f - 1) // 4 + 1`` (the 4n+1 rule).
+
+    Raises:
+        MigaValueError: ``num_pixel_frames`` is not of the form 4n+1.
+    """
+    if isinstance(num_pixel_frames, bool) or not isinstance(num_pixel_frames, int) or num_pixel_frames < 1 or (num_pixel_frames - 1) % 4:
+        lo = max(1, ((num_pixel_frames - 1) // 4) * 4 + 1) if isinstance(num_pixel_frames, int) else 1
+        raise MigaValueError(bad_value("num_pixel_frames", num_pixel_frames,
+                                       "4n+1 video frames (Wan2.1's VAE packs 4 frames per latent after the first)",
+                                       f"use {lo} or {lo + 4}"))
+    return (num_pixel_frames - 1) // 4 + 1
+
+
+def to_model_space(model: Any, latent: torch.Tensor) -> torch.Tensor:
+    """A LATENT's samples (VAE space) -> the space the model samples in (``process_latent_in``)."""
+    return model.model.process_latent_in(latent)
+
+
+def to_latent_space(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """Model space -> VAE space, what VAE Decode takes (``process_latent_out``)."""
+    return model.model.process_latent_out(x)
+
+
+class _PerFrameTimesteps:
+    """The ``DIFFUSION_MODEL`` wrapper: gives the DiT one timestep per latent frame.
+
+    Holds per-call state (an object, not a dict: ComfyUI copies dicts of model options).
+    Outside a MIGA call (``sigma_frames is None``) it passes everything through unchanged.
+    """
+
+    def __init__(self, model_sampling: Any, parameterization: str) -> None:
+        self.model_sampling = model_sampling
+        self.parameterization = parameterization
+        self.sigma_frames: torch.Tensor | None = None  # [b, F] of the call in flight
+        self.sigma_rep: torch.Tensor | None = None  # [b]
+
+    def timesteps(self, sigma: torch.Tensor) -> torch.Tensor:
+        """``model_sampling.timestep`` for a ``[b, F]`` sigma (it expects a flat tensor)."""
+        return self.model_sampling.timestep(sigma.reshape(-1)).reshape(sigma.shape).float()
+
+    def __call__(self, executor: Callable, x: torch.Tensor, timestep: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if self.sigma_frames is None:
+            return executor(x, timestep, *args, **kwargs)
+        sigma_f = self.sigma_frames.to(x.device, torch.float32)
+        b, frames = sigma_f.shape
+        rows = x.shape[0]
+        if rows % b or x.shape[2] != frames or timestep.shape != (rows,):
+            raise MigaValueError(bad_value("DiT call", f"x {tuple(x.shape)}, timestep {tuple(timestep.shape)}",
+                                           f"a batch of k*{b} rows of {frames} frames with one timestep per row",
+                                           "remove model patches that change the batch or frame count of Wan's DiT "
+                                           "(context windows, frame interpolation) before the MIGA node"))
+        sigma_f = sigma_f.repeat(rows // b, 1)  # [rows, F]: cond and uncond chunks share the window's sigmas
+        if self.parameterization == "eps":  # input was scaled by c_in(sigma_rep); make it c_in(sigma_f) per frame
+            rep = self.sigma_rep.to(x.device, torch.float32).repeat(rows // b)
+            ones = torch.ones((), device=x.device)
+            c_f = self.model_sampling.calculate_input(sigma_f.reshape(-1), ones).reshape(rows, frames)
+            c_rep = self.model_sampling.calculate_input(rep, ones).reshape(rows, 1)
+            scale = (c_f / c_rep).to(x.dtype)
+            x = x * scale[:, None, :, None, None]
+        return executor(x, self.timesteps(sigma_f).to(timestep.dtype), *args, **kwargs)
+
+
+class _MigaGuider(comfy.samplers.CFGGuider):
+    """CFGGuider whose positive conditioning is picked per window from the prompt schedule [D6].
+
+    Conds are registered as ``positive`` (prompt 0), ``miga_prompt_<i>`` (prompt i) and
+    ``negative``; ComfyUI processes all of them once per run (``process_conds``).
+    """
+
+    positive_key = "positive"
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 (ComfyUI's signature)
+        return comfy.samplers.sampling_function(self.inner_model, x, timestep, self.conds.get("negative", None),
+                                                self.conds.get(self.positive_key, None), self.cfg, model_options=model_options, seed=seed)
+
+    def select(self, weights: Sequence[float]) -> None:
+        """Make the positive conditioning the prompt of ``weights`` ([P] convex), blending if needed [D6]."""
+        nonzero = [(i, float(w)) for i, w in enumerate(weights) if w > 0]
+        if len(nonzero) == 1:
+            self.positive_key = _prompt_key(nonzero[0][0])
+            return
+        key = "miga_blend_" + "_".join(f"{i}:{w:.6f}" for i, w in nonzero)
+        if key not in self.conds:
+            self.conds[key] = _blend([self.conds[_prompt_key(i)] for i, _ in nonzero], [w for _, w in nonzero])
+        self.positive_key = key
+
+
+def _prompt_key(i: int) -> str:
+    return "positive" if i == 0 else f"miga_prompt_{i}"
+
+
+def _blend(conds: list[list[dict]], weights: list[float]) -> list[dict]:
+    """Linear blend of processed conditionings' text embeddings [D6] (same structure required)."""
+    first = conds[0]
+    if any(len(c) != len(first) for c in conds):
+        raise MigaValueError(bad_value("prompt schedule", [len(c) for c in conds], "conditionings with the same number of entries",
+                                       "blend prompts made the same way (one CLIPTextEncode each), or set blend to 0"))
+    out = []
+    for parts in zip(*conds):
+        tensors = [p["model_conds"]["c_crossattn"].cond for p in parts]
+        if any(t.shape != tensors[0].shape for t in tensors):
+            raise MigaValueError(bad_value("prompt embeddings", [tuple(t.shape) for t in tensors], "equal shapes to blend",
+                                           "shorten the longer prompt (under 512 tokens) or set blend to 0"))
+        entry = dict(parts[0])
+        entry["model_conds"] = dict(parts[0]["model_conds"])
+        entry["model_conds"]["c_crossattn"] = comfy.conds.CONDCrossAttn(sum(w * t for w, t in zip(weights, tensors)))
+        out.append(entry)
+    return out
+
+
+class _Denoiser:
+    """miga_core's :class:`~miga_core.Denoiser` over ComfyUI's sampling model (KSamplerX0Inpaint)."""
+
+    def __init__(self, model_k: Callable, extra_args: dict, per_frame: _PerFrameTimesteps, guider: _MigaGuider) -> None:
+        self.model_k, self.extra_args, self.per_frame, self.guider = model_k, extra_args, per_frame, guider
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(x)
+        rows_of: dict[tuple[float, ...], list[int]] = {}
+        for r, w in enumerate(prompt.tolist()):
+            rows_of.setdefault(tuple(w), []).append(r)
+        for weights, rows in rows_of.items():
+            idx = torch.as_tensor(rows, device=x.device)
+            xs, sf = x[idx], sigma[idx].to(x.device, x.dtype)  # [b, C, F, H, W], [b, F]
+            rep = sf.amax(dim=1)  # [b]: the window's largest sigma (> 0: every window updates a noisy latent)
+            self.guider.select(weights)
+            self.per_frame.sigma_frames, self.per_frame.sigma_rep = sf, rep
+            try:
+                x0_rep = self.model_k(xs, rep, **self.extra_args)
+            finally:
+                self.per_frame.sigma_frames = self.per_frame.sigma_rep = None
+            sf5, rep5 = sf[:, None, :, None, None], rep[:, None, None, None, None]
+            x0 = xs - (xs - x0_rep) / rep5 * sf5  # exact for flow and eps (denoised = input - output * sigma)
+            out[idx] = torch.where(sf5 == rep5, x0_rep, x0)
+        return out
+
+
+def storage_device() -> torch.device:
+    """Where MIGA keeps the video's latents: ComfyUI's intermediate device (host memory on GPU setups)."""
+    return torch.device(comfy.model_management.intermediate_device())
+
+
+def compute_device(device: torch.device | str) -> str | None:
+    """``MigaConfig.compute_device`` for windows computed on ``device`` (None when it is the storage device)."""
+    return None if torch.device(device) == storage_device() else str(device)
+
+
+def memory_estimate_shape(batch: int, window_frames: int, height: int, width: int, channels: int = 16) -> list[int]:
+    """The latent shape ComfyUI sizes VRAM for in a MIGA run: one window ``[B, C, f0, H, W]``."""
+    return [batch, channels, window_frames, height, width]
+
+
+@dataclass
+class ModelRun:
+    """What every MIGA node needs to call the model.
+
+    Attributes:
+        model: the ComfyUI MODEL (ModelPatcher).
+        positive: CONDITIONING of prompt 0; ``prompts`` more CONDITIONINGs for prompts 1..P-1.
+        negative: CONDITIONING for CFG.
+        cfg: classifier-free guidance scale (1 disables the negative pass).
+        sigmas: the ladder ``[T + 1]`` (CPU).
+        seed: noise seed (also given to ComfyUI for seed-dependent patches).
+        schedule: which prompt conditions each latent [D6].
+        parameterization: ``"flow"`` or ``"eps"`` (from :func:`check_model`).
+    """
+
+    model: Any
+    positive: list
+    negative: list
+    cfg: float
+    sigmas: torch.Tensor
+    seed: int
+    schedule: PromptSchedule = field(default_factory=PromptSchedule.single)
+    prompts: list = field(default_factory=list)
+    parameterization: str = "flow"
+
+    def conds(self) -> dict[str, list]:
+        out = {"positive": self.positive, "negative": self.negative}
+        for i, c in enumerate(self.prompts, start=1):
+            out[_prompt_key(i)] = c
+        return out
+
+
+def run_on_model(run: ModelRun, window_shape: Sequence[int], work: Callable[[Callable, torch.device], Any]) -> Any:
+    """Run ``work(denoiser, device)`` inside ComfyUI's sampling of one window-shaped latent.
+
+    ComfyUI loads the model (LoRAs, patches), processes the conditioning and sizes VRAM for
+    ``window_shape`` (``[rows, C, f0, H, W]``); ``work`` then drives the whole queue through the
+    denoiser. The per-frame wrapper is registered on a clone; ``run.model`` is not changed.
+
+    Returns:
+        what ``work`` returns.
+    Raises:
+        whatever ``work`` raises (e.g. ComfyUI's interrupt), after ComfyUI has cleaned up.
+    """
+    patched = run.model.clone()
+    per_frame = _PerFrameTimesteps(patched.get_model_object("model_sampling"), run.parameterization)
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, per_frame)
+    _warn_about_caches(patched)
+    guider = _MigaGuider(patched)
+    guider.inner_set_conds(run.conds())
+    guider.set_cfg(run.cfg)
+    box: dict[str, Any] = {}
+
+    def sampler_function(model_k, noise, sigmas, extra_args=None, callback=None, disable=None):
+        box["result"] = work(_Denoiser(model_k, extra_args or {}, per_frame, guider), noise.device)
+        return noise
+
+    latent = torch.zeros(tuple(window_shape), device=comfy.model_management.intermediate_device())
+    comfy.model_management.throw_exception_if_processing_interrupted()
+    guider.sample(latent, latent, comfy.samplers.KSAMPLER(sampler_function), run.sigmas, disable_pbar=True, seed=run.seed)
+    return box["result"]
+
+
+def _warn_about_caches(model: Any) -> None:
+    wrappers = model.model_options.get("transformer_options", {}).get("wrappers", {})
+    keys = [k for kind in wrappers.values() for k in kind]
+    caches = [k for k in keys if "cache" in k.lower()]
+    if caches:
+        log.warning("MIGA: the model has caching wrappers %s; they assume consecutive calls see the same frames, which the "
+                    "queue's windows do not. Results may drift: remove EasyCache/TeaCache-style nodes for MIGA runs.", caches)
+
+
+class HostProgress:
+    """ComfyUI's progress bar over the whole run, the interrupt check and a latent preview, per window.
+
+    Called by the core after every model call with a :class:`~miga_core.WindowInfo`; raises
+    ComfyUI's ``InterruptProcessingException`` when the user cancels.
+    """
+
+    def __init__(self, model: Any, total_windows: int, preview: bool = True) -> None:
+        self.pbar = comfy.utils.ProgressBar(max(1, total_windows))
+        self.previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format) if preview else None
+        self.last_log = -1
+
+    def __call__(self, info: WindowInfo) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        image = None
+        if self.previewer is not None and info.denoised.numel():
+            newest = min(range(len(info.levels)), key=info.levels.__getitem__) if info.levels else 0
+            try:
+                image = self.previewer.decode_latent_to_preview_image("JPEG", info.denoised[:1, :, newest:newest + 1])
+            except Exception:  # a preview must never stop a run
+                log.debug("MIGA: preview failed", exc_info=True)
+        self.pbar.update_absolute(info.window, info.total_windows, image)
+        decile = 10 * info.window // max(1, info.total_windows)
+        if decile != self.last_log:
+            self.last_log = decile
+            log.info("MIGA %s: window %d/%d, %d/%d latent frames out of the queue", info.stage, info.window,
+                     info.total_windows, info.frames_done, info.num_frames)
+
+
+def check_latent(latent: Any, name: str) -> torch.Tensor:
+    """The ``[B, 16, F, H, W]`` samples of a Wan LATENT dict.
+
+    Raises:
+        MigaValueError: not a LATENT with 5-D 16-channel samples.
+    """
+    samples = latent.get("samples") if isinstance(latent, Mapping) else None
+    if not isinstance(samples, torch.Tensor) or samples.ndim != 5 or samples.shape[1] != 16:
+        shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(latent).__name__
+        raise MigaValueError(bad_value(name, shape, "a Wan2.1 video LATENT [B, 16, F, H, W]",
+                                       "connect a LATENT from a Wan sampler (KSampler on EmptyHunyuanLatentVideo) or VAE Encode"))
+    if getattr(samples, "is_nested", False) or "noise_mask" in latent:
+        raise MigaValueError(bad_value(name, "a LATENT with a noise mask / nested latents", "a plain video LATENT",
+                                       "remove Set Latent Noise Mask before the MIGA node"))
+    return samples
