@@ -24,6 +24,17 @@ INTRO = {
         "`latents_on: cpu` keeps the queue and outputs in host memory and sends only windows to the GPU\n"
         "(`MigaConfig(compute_device=\"cuda\")`): GPU memory then stays at one window whatever the length.\n"
     ),
+    "wan_node": (
+        "## The MigaSampler node on Wan2.1-1.3B (ComfyUI)\n\n"
+        "`python benchmarks/wan_node_gpu.py --comfyui /path/to/ComfyUI --out benchmarks/results/wan_node_cuda.json`\n\n"
+        "The real Wan2.1-T2V-1.3B architecture with random bf16 weights (the release cannot be downloaded here),\n"
+        "driven through the node path exactly as in ComfyUI: host adapter, CFGGuider, per-frame timesteps, wan21\n"
+        "preset with long-range guidance and self-reflection. `model_calls` count windows; with CFG each is one\n"
+        "forward of batch 2. The second row is a 4x longer video stopped through ComfyUI's interrupt after\n"
+        "30 windows: its peak VRAM equals the first row's (weights + one window; latents stay in host memory).\n"
+        "Time scales with the calls: stage 1 makes about ceil((T-u)*L_zig/s)/L_zig calls per latent, stage 2 about u/s\n"
+        "(SPEC \"Cost\"), so the paper's T=54 costs more per frame than this T=20 run.\n"
+    ),
 }
 
 

@@ -212,7 +212,8 @@ def validate_run(
         guidance, reflection: optional stage-1 options; both are refused in ``mode="fifo"``.
 
     Raises:
-        InvalidConfigError: ``unified_steps`` outside ``0..T-n_zig-1`` and not ``T``, or DCE in FIFO mode.
+        InvalidConfigError: ``unified_steps`` outside ``0..T-n_zig-1`` and not ``T``, DCE in FIFO mode, or
+            self-reflection positions that do not fit the queue [D5].
     """
     m = guidance.num_guidance if guidance is not None else 0
     if guidance is not None:
@@ -247,3 +248,7 @@ def validate_run(
                       f"or exactly T={T} (unified stage only) [D4]",
                       "use the paper's 9, 0 for no unified stage, or T for the unified stage alone")
         )
+    if reflection is not None:
+        from .reflection import reflection_geometry  # reflection imports this module
+
+        reflection_geometry(config, T, reflection)  # positions must fit the queue [D5]

@@ -10,7 +10,7 @@ from .config import GuidanceOptions, MigaConfig, ReflectionOptions, validate_run
 from .ladder import check_ladder, num_steps
 from .prompts import PromptSchedule
 from .protocols import Callback, Denoiser, Progress
-from .reflection import ReflectionStats, reflection_geometry
+from .reflection import ReflectionStats
 from .stages import check_num_frames, initialize_queue, planned_windows, unified_stage, zigzag_stage
 
 __all__ = ["MigaResult", "generate"]
@@ -67,8 +67,6 @@ def generate(
     T = num_steps(sigmas)
     validate_run(config, T, guidance=guidance, reflection=reflection)
     N = check_num_frames(num_frames)
-    if reflection is not None and not (config.mode == "miga" and config.unified_steps == T):
-        reflection_geometry(config, T, reflection)
     progress = Progress(planned_windows(config, T, N, has_initial_clip=initial_clip is not None), callback)
     state = initialize_queue(denoiser, sigmas, N, config, initial_clip=initial_clip, latent_shape=latent_shape, dtype=dtype,
                              device=device, guidance=guidance, prompts=prompts, progress=progress)
