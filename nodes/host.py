@@ -87,7 +87,7 @@ def check_model(model: Any) -> str:
                                               "a text-to-video Wan2.1 model (16 channels)",
                                               "use wan2.1_t2v_*; to start from an image, make the first clip with the I2V "
                                               "workflow and pass its LATENT as initial_clip"))
-    return model_parameterization(base.model_sampling)
+    return model_parameterization(model.get_model_object("model_sampling"))
 
 
 def model_parameterization(model_sampling: Any) -> str:
