@@ -246,3 +246,36 @@ def test_wan_variants_without_per_frame_timesteps_or_t2v_are_refused(env, varian
     model = comfy.sd.load_diffusion_model_state_dict(sd)
     with pytest.raises(ValueError, match="per-frame timesteps|image-to-video"):
         run_node(env, model)
+
+
+def composable(env, *, initial_clip=None, reflection=None, guidance=None, frames=37, seed=3):
+    """QueueInit -> ZigzagStage -> UnifiedStage, and the all-in-one sampler on the same inputs."""
+    import nodes as comfy_nodes  # ComfyUI's registry (the pack's nodes/ is imported as part of the pack)
+
+    mapping = comfy_nodes.NODE_CLASS_MAPPINGS
+    args = (env["model"], env["positive"], env["negative"], W, H, frames, 1, seed, 8, CFG, "simple", "miga", 6, 2, 2, "euler", 0,
+            "lookahead", 1)
+    with torch.inference_mode():
+        queue = mapping["MigaQueueInit"].execute(*args, initial_clip, None, guidance).result[0]
+        queue = mapping["MigaZigzagStage"].execute(queue, reflection).result[0]
+        latent, report = mapping["MigaUnifiedStage"].execute(queue).result
+        whole = env["sampler"].execute(*args, initial_clip, None, guidance, reflection).result[0]
+    return latent["samples"], whole["samples"], report
+
+
+def test_composable_stage_nodes_equal_the_all_in_one_sampler(env):
+    core = env["core"]
+    reflection = core.ReflectionOptions(threshold=-1.0, num_eval=1, num_ref=1, num_candidates=2, num_guide=2, judge_position=4)
+    staged, whole, report = composable(env, reflection=reflection, guidance=core.GuidanceOptions(num_guidance=1))
+    assert torch.equal(staged, whole)
+    assert '"n_corr": ' in report and '"n_eval": 0' not in report  # threshold -1: every check searched
+
+
+def test_an_initial_clip_from_ksampler_starts_the_video(env):
+    clip = {"samples": torch.randn(1, 16, 6, 4, 4, generator=torch.Generator().manual_seed(5))}
+    staged, whole, _ = composable(env, initial_clip=clip)
+    fresh, _, _ = composable(env)
+    assert torch.equal(staged, whole) and staged.shape == (1, 16, 10, 4, 4)
+    assert (staged - fresh).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="window_length=6"):
+        composable(env, initial_clip={"samples": clip["samples"][:, :, :5]})
