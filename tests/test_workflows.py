@@ -1,0 +1,448 @@
+"""The shipped ComfyUI workflows and web extensions agree with the node schemas (no ComfyUI needed).
+
+The node modules import ``comfy_api``, so their schemas are read with :mod:`ast`: each
+``io.Schema(node_id=..., inputs=..., outputs=...)`` call, with the list-returning helpers of
+``nodes/widgets.py`` (``model_inputs() + queue_inputs()``) expanded. Core ComfyUI nodes are
+described by the small ``CORE`` table below (ComfyUI v0.8.0).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / "workflows"
+API_DIR = WORKFLOWS / "api"  # API twins live one folder down so ComfyUI's template menu lists only UI files
+WEB = ROOT / "web"
+
+NAMES = ["miga_wan21_t2v_long", "miga_wan21_story", "miga_wan21_fifo_baseline", "miga_wan21_continue_clip"]
+LONG_VIDEO = ["miga_wan21_t2v_long", "miga_wan21_story", "miga_wan21_fifo_baseline"]
+VIRTUAL = {"Note", "MarkdownNote"}  # frontend-only nodes: never in API format
+MODEL_FILES = {"UNETLoader": "wan2.1_t2v_1.3B_fp16.safetensors", "CLIPLoader": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+               "VAELoader": "wan_2.1_vae.safetensors"}
+
+WIDGET_KINDS = {"Int": "INT", "Float": "FLOAT", "String": "STRING", "Combo": "COMBO", "Boolean": "BOOLEAN"}
+SOCKET_KINDS = {"Model": "MODEL", "Conditioning": "CONDITIONING", "Latent": "LATENT", "Clip": "CLIP", "Vae": "VAE",
+                "Image": "IMAGE"}
+
+
+@dataclass
+class Widget:
+    name: str
+    kind: str  # INT, FLOAT, STRING, COMBO, BOOLEAN
+    control: bool = False  # control_after_generate: one extra UI value ("fixed", "randomize", ...) after it
+    options: list | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass
+class Spec:
+    """One node type as a workflow sees it: socket inputs, widgets (frontend order) and outputs."""
+
+    sockets: list[tuple[str, str, bool]] = field(default_factory=list)  # (name, type, optional)
+    widgets: list[Widget] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def ui_slots(self) -> list[str]:
+        """Names of the UI widgets_values entries, in order ("<seed>.control" for control_after_generate)."""
+        return [n for w in self.widgets for n in ([w.name, w.name + ".control"] if w.control else [w.name])]
+
+    def input_names(self) -> set[str]:
+        return {s[0] for s in self.sockets} | {w.name for w in self.widgets}
+
+
+def _core(sockets=(), widgets=(), outputs=(), control=()) -> Spec:
+    return Spec([(n, t, opt) for n, t, *o in sockets for opt in [bool(o and o[0])]],
+                [Widget(n, "ANY", control=n in control) for n in widgets], list(outputs))
+
+
+CORE: dict[str, Spec] = {
+    "UNETLoader": _core(widgets=["unet_name", "weight_dtype"], outputs=["MODEL"]),
+    "ModelSamplingSD3": _core([("model", "MODEL")], ["shift"], ["MODEL"]),
+    "CLIPLoader": _core(widgets=["clip_name", "type", "device"], outputs=["CLIP"]),
+    "VAELoader": _core(widgets=["vae_name"], outputs=["VAE"]),
+    "CLIPTextEncode": _core([("clip", "CLIP")], ["text"], ["CONDITIONING"]),
+    "EmptyHunyuanLatentVideo": _core(widgets=["width", "height", "length", "batch_size"], outputs=["LATENT"]),
+    "KSampler": _core([("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent_image", "LATENT")],
+                      ["seed", "steps", "cfg", "sampler_name", "scheduler", "denoise"], ["LATENT"], control=["seed"]),
+    "VAEDecode": _core([("samples", "LATENT"), ("vae", "VAE")], outputs=["IMAGE"]),
+    "CreateVideo": _core([("images", "IMAGE"), ("audio", "AUDIO", True)], ["fps"], ["VIDEO"]),
+    "SaveVideo": _core([("video", "VIDEO")], ["filename_prefix", "format", "codec"]),
+    "PreviewAny": _core([("source", "*")]),
+    "MarkdownNote": _core(widgets=["text"]),
+    "Note": _core(widgets=["text"]),
+}
+
+
+# --- node schemas, read from nodes/*.py with ast ------------------------------------------------------------------------
+
+def _dotted(expr: ast.AST) -> str:
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.Attribute):
+        return _dotted(expr.value) + "." + expr.attr
+    return ""
+
+
+def _literal(expr: ast.AST | None) -> Any:
+    try:
+        return ast.literal_eval(expr) if expr is not None else None
+    except ValueError:
+        return None  # a name such as MAX_FRAMES or WAN.window_length: not checked
+
+
+def _keywords(call: ast.Call) -> dict[str, ast.AST]:
+    return {k.arg: k.value for k in call.keywords if k.arg}
+
+
+def _parse_nodes() -> dict[str, Spec]:
+    helpers: dict[str, ast.List] = {}  # function name -> the list literal it returns
+    customs: dict[str, str] = {}  # QUEUE -> "MIGA_QUEUE"
+    schemas: list[ast.Call] = []
+    for path in sorted((ROOT / "nodes").glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for stmt in tree.body:
+            if isinstance(stmt, ast.FunctionDef):
+                returns = [r.value for r in ast.walk(stmt) if isinstance(r, ast.Return) and isinstance(r.value, ast.List)]
+                if returns:
+                    helpers[stmt.name] = returns[0]
+            elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call) and _dotted(stmt.value.func) == "io.Custom":
+                customs.update({t.id: stmt.value.args[0].value for t in stmt.targets if isinstance(t, ast.Name)})
+        schemas += [c for c in ast.walk(tree) if isinstance(c, ast.Call) and _dotted(c.func) == "io.Schema"]
+
+    def items(expr: ast.AST) -> list[ast.AST]:
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+            return items(expr.left) + items(expr.right)
+        if isinstance(expr, ast.List):
+            return list(expr.elts)
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in helpers:
+            return list(helpers[expr.func.id].elts)
+        raise AssertionError(f"cannot read schema list {ast.dump(expr)[:200]}: keep inputs as literals and helper calls")
+
+    def type_of(call: ast.Call) -> tuple[str, str]:  # ("widget" | "socket", type)
+        owner = call.func.value  # io.Int in io.Int.Input(...), QUEUE in QUEUE.Input(...)
+        if isinstance(owner, ast.Name) and owner.id in customs:
+            return "socket", customs[owner.id]
+        kind = _dotted(owner).removeprefix("io.")
+        if kind in WIDGET_KINDS:
+            return "widget", WIDGET_KINDS[kind]
+        return "socket", SOCKET_KINDS.get(kind, kind.upper())
+
+    specs: dict[str, Spec] = {}
+    for schema in schemas:
+        kw = _keywords(schema)
+        node_id = _literal(kw["node_id"])
+        spec, optional_sockets, optional_widgets = Spec(), [], []
+        for call in items(kw.get("inputs", ast.List(elts=[]))):
+            assert isinstance(call, ast.Call) and _dotted(call.func).endswith(".Input"), f"{node_id}: unreadable input"
+            name, ikw = _literal(call.args[0]), _keywords(call)
+            role, kind = type_of(call)
+            optional = bool(_literal(ikw.get("optional")))
+            if role == "socket":
+                (optional_sockets if optional else spec.sockets).append((name, kind, optional))
+            else:
+                widget = Widget(name, kind, bool(_literal(ikw.get("control_after_generate"))), _literal(ikw.get("options")),
+                                _literal(ikw.get("min")), _literal(ikw.get("max")))
+                (optional_widgets if optional else spec.widgets).append(widget)
+        spec.sockets += optional_sockets  # the frontend lists required inputs first, then optional ones
+        spec.widgets += optional_widgets
+        for call in items(kw.get("outputs", ast.List(elts=[]))):
+            spec.outputs.append(type_of(call)[1])
+        specs[node_id] = spec
+    return specs
+
+
+MIGA = _parse_nodes()
+
+
+def spec_of(class_type: str) -> Spec:
+    return MIGA[class_type] if class_type.startswith("Miga") else CORE[class_type]
+
+
+# --- the workflow files ---------------------------------------------------------------------------------------------------
+
+def ui_files() -> list[pathlib.Path]:
+    return sorted(WORKFLOWS.glob("*.json"))
+
+
+def api_files() -> list[pathlib.Path]:
+    return sorted(API_DIR.glob("*.json"))
+
+
+def load(path: pathlib.Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def ui(name: str) -> dict:
+    return load(WORKFLOWS / f"{name}.json")
+
+
+def api(name: str) -> dict:
+    return load(API_DIR / f"{name}.api.json")
+
+
+def ui_widgets(node: dict) -> dict[str, Any]:
+    """A UI node's widgets_values by input name."""
+    slots = spec_of(node["type"]).ui_slots()
+    assert len(node["widgets_values"]) == len(slots), (node["id"], node["type"], slots, node["widgets_values"])
+    return dict(zip(slots, node["widgets_values"]))
+
+
+def nodes_of(workflow: dict, class_type: str) -> list[dict]:
+    return [n for n in workflow["nodes"] if n["type"] == class_type]
+
+
+def the(workflow: dict, class_type: str) -> dict:
+    found = nodes_of(workflow, class_type)
+    assert len(found) == 1, f"expected one {class_type}, found {len(found)}"
+    return found[0]
+
+
+def upstream(workflow: dict, node: dict, input_name: str) -> dict | None:
+    """The node whose output feeds ``input_name`` of ``node`` in a UI workflow, or None."""
+    link_id = next(i["link"] for i in node["inputs"] if i["name"] == input_name)
+    if link_id is None:
+        return None
+    link = next(link for link in workflow["links"] if link[0] == link_id)
+    return next(n for n in workflow["nodes"] if n["id"] == link[1])
+
+
+# --- tests ----------------------------------------------------------------------------------------------------------------
+
+def test_the_node_schemas_were_read():
+    assert {"MigaSampler", "MigaQueueInit", "MigaZigzagStage", "MigaUnifiedStage", "MigaGuidanceOptions",
+            "MigaReflectionOptions", "MigaPromptSchedule", "MigaPromptScheduleConditioning"} <= set(MIGA)
+    sampler = MIGA["MigaSampler"]
+    assert [w.name for w in sampler.widgets][:3] == ["width", "height", "num_pixel_frames"]
+    assert [s[0] for s in sampler.sockets] == ["model", "positive", "negative", "initial_clip", "prompts", "guidance", "reflection"]
+    assert sampler.outputs == ["LATENT", "STRING"]
+    assert "seed.control" in sampler.ui_slots()
+    assert MIGA["MigaZigzagStage"].sockets[0] == ("queue", "MIGA_QUEUE", False)
+
+
+def test_every_workflow_file_parses_and_the_four_workflows_ship():
+    files = ui_files() + api_files()
+    assert all(isinstance(load(p), dict) for p in files)
+    assert sorted(p.stem for p in ui_files()) == sorted(NAMES)
+
+
+def test_every_ui_workflow_has_an_api_twin_and_vice_versa():
+    assert sorted(p.name for p in api_files()) == sorted(p.stem + ".api.json" for p in ui_files())
+    for path in ui_files():
+        assert "nodes" in load(path) and load(path)["version"] == 0.4, f"{path.name} is not a UI-format workflow"
+    for path in api_files():
+        assert all(set(n) <= {"class_type", "inputs", "_meta"} for n in load(path).values()), f"{path.name} is not API format"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_twins_have_the_same_node_ids_and_class_types(name):
+    workflow, prompt = ui(name), api(name)
+    real = {str(n["id"]): n["type"] for n in workflow["nodes"] if n["type"] not in VIRTUAL}
+    assert real == {k: v["class_type"] for k, v in prompt.items()}
+    ids = [n["id"] for n in workflow["nodes"]]
+    assert len(ids) == len(set(ids)) and all(isinstance(i, int) and 0 < i < 100 for i in ids)
+    assert workflow["last_node_id"] >= max(ids)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_ui_link_joins_existing_nodes_and_slots_of_one_type(name):
+    workflow = ui(name)
+    by_id = {n["id"]: n for n in workflow["nodes"]}
+    link_ids = [link[0] for link in workflow["links"]]
+    assert len(link_ids) == len(set(link_ids)) and workflow["last_link_id"] >= max(link_ids)
+    for link_id, src, src_slot, dst, dst_slot, kind in workflow["links"]:
+        assert src in by_id and dst in by_id, (name, link_id)
+        out, inp = by_id[src]["outputs"][src_slot], by_id[dst]["inputs"][dst_slot]
+        assert link_id in out["links"] and inp["link"] == link_id, (name, link_id)
+        assert out["type"] == kind and inp["type"] in (kind, "*"), (name, link_id, out["type"], inp["type"], kind)
+        assert spec_of(by_id[src]["type"]).outputs[src_slot] == kind, (name, link_id)
+    for node in workflow["nodes"]:
+        for inp in node["inputs"]:
+            assert inp["link"] is None or inp["link"] in link_ids, (name, node["id"], inp["name"])
+        for out in node["outputs"]:
+            assert all(i in link_ids for i in out["links"] or []), (name, node["id"], out["name"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_sockets_and_outputs_follow_the_node_schemas(name):
+    for node in ui(name)["nodes"]:
+        spec = spec_of(node["type"])
+        assert [(i["name"], i["type"]) for i in node["inputs"]] == [(n, t) for n, t, _ in spec.sockets], (name, node["id"])
+        assert [o["type"] for o in node["outputs"]] == spec.outputs, (name, node["id"])
+        for inp, (_, _, optional) in zip(node["inputs"], spec.sockets):
+            assert optional or inp["link"] is not None, f"{name}: required input {inp['name']} of node {node['id']} is unconnected"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_links_match_the_api_links(name):
+    workflow, prompt = ui(name), api(name)
+    by_id = {n["id"]: n for n in workflow["nodes"]}
+    expected: dict[tuple[str, str], list] = {}
+    for _, src, src_slot, dst, dst_slot, _ in workflow["links"]:
+        expected[(str(dst), by_id[dst]["inputs"][dst_slot]["name"])] = [str(src), src_slot]
+    found = {(k, i): v for k, node in prompt.items() for i, v in node["inputs"].items() if isinstance(v, list)}
+    assert found == expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_miga_class_type_is_a_declared_node(name):
+    used = {n["type"] for n in ui(name)["nodes"]} | {n["class_type"] for n in api(name).values()}
+    assert {t for t in used if t.startswith("Miga")} <= set(MIGA)
+    assert {t for t in used if not t.startswith("Miga")} <= set(CORE)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_widget_values_line_up_with_the_schemas_and_match_the_api_twin(name):
+    workflow, prompt = ui(name), api(name)
+    for node in workflow["nodes"]:
+        spec, values = spec_of(node["type"]), ui_widgets(node)
+        for widget in spec.widgets:
+            value = values[widget.name]
+            if widget.kind == "INT":
+                assert isinstance(value, int) and not isinstance(value, bool), (name, node["id"], widget.name, value)
+            elif widget.kind == "FLOAT":
+                assert isinstance(value, (int, float)) and not isinstance(value, bool), (name, node["id"], widget.name, value)
+            elif widget.kind in ("STRING", "COMBO"):
+                assert isinstance(value, str), (name, node["id"], widget.name, value)
+            if widget.options is not None:
+                assert value in widget.options, (name, node["id"], widget.name, value)
+            if widget.low is not None:
+                assert value >= widget.low, (name, node["id"], widget.name, value)
+            if widget.high is not None:
+                assert value <= widget.high, (name, node["id"], widget.name, value)
+            if widget.control:
+                assert values[widget.name + ".control"] in ("fixed", "increment", "decrement", "randomize")
+        if node["type"] in VIRTUAL:
+            continue
+        api_widgets = {k: v for k, v in prompt[str(node["id"])]["inputs"].items() if not isinstance(v, list)}
+        assert api_widgets == {w.name: values[w.name] for w in spec.widgets}, (name, node["id"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_inputs_name_only_declared_inputs_and_every_required_one(name):
+    for node_id, node in api(name).items():
+        spec = spec_of(node["class_type"])
+        assert set(node["inputs"]) <= spec.input_names(), (name, node_id, set(node["inputs"]) - spec.input_names())
+        required = {n for n, _, optional in spec.sockets if not optional} | {w.name for w in spec.widgets}
+        if node["class_type"] == "CLIPLoader":
+            required.discard("device")  # optional in core
+        assert required <= set(node["inputs"]), (name, node_id, required - set(node["inputs"]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_workflows_load_the_standard_wan21_files_and_save_16_fps_video(name):
+    prompt = api(name)
+    for class_type, filename in MODEL_FILES.items():
+        loaders = [n["inputs"] for n in prompt.values() if n["class_type"] == class_type]
+        assert loaders and all(filename in inputs.values() for inputs in loaders), (name, class_type)
+    assert [n["inputs"]["type"] for n in prompt.values() if n["class_type"] == "CLIPLoader"] == ["wan"]
+    assert [n["inputs"]["shift"] for n in prompt.values() if n["class_type"] == "ModelSamplingSD3"] == [8.0]
+    assert [n["inputs"]["fps"] for n in prompt.values() if n["class_type"] == "CreateVideo"] == [16.0]
+    assert len([n for n in prompt.values() if n["class_type"] == "SaveVideo"]) == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_ui_workflow_explains_itself_in_a_note(name):
+    notes = [n for n in ui(name)["nodes"] if n["type"] in VIRTUAL]
+    assert notes and all(len(n["widgets_values"][0]) > 200 for n in notes)
+    text = notes[0]["widgets_values"][0]
+    assert all(filename in text for filename in MODEL_FILES.values()), name
+
+
+@pytest.mark.parametrize("name", LONG_VIDEO)
+def test_long_video_workflows_ask_for_at_least_481_frames_of_the_form_4n_plus_1(name):
+    sampler = ui_widgets(the(ui(name), "MigaSampler"))
+    assert sampler["num_pixel_frames"] >= 481 and (sampler["num_pixel_frames"] - 1) % 4 == 0
+
+
+def test_the_long_video_uses_the_paper_defaults_with_guidance_and_reflection():
+    workflow = ui("miga_wan21_t2v_long")
+    node = the(workflow, "MigaSampler")
+    sampler = ui_widgets(node)
+    assert (sampler["mode"], sampler["steps"], sampler["window_length"], sampler["zigzag_width"], sampler["unified_steps"]) == \
+        ("miga", 54, 21, 7, 9)
+    assert upstream(workflow, node, "guidance")["type"] == "MigaGuidanceOptions"
+    assert upstream(workflow, node, "reflection")["type"] == "MigaReflectionOptions"
+    assert ui_widgets(the(workflow, "MigaGuidanceOptions"))["num_guidance"] == 4
+    assert ui_widgets(the(workflow, "MigaReflectionOptions"))["threshold"] == 0.01
+
+
+def test_the_fifo_baseline_differs_from_the_long_video_only_in_mode_and_options():
+    miga, fifo = ui("miga_wan21_t2v_long"), ui("miga_wan21_fifo_baseline")
+    a, b = ui_widgets(the(miga, "MigaSampler")), ui_widgets(the(fifo, "MigaSampler"))
+    assert b["mode"] == "fifo" and a["mode"] == "miga"
+    assert {k: v for k, v in a.items() if k != "mode"} == {k: v for k, v in b.items() if k != "mode"}
+    fifo_sampler = the(fifo, "MigaSampler")
+    assert upstream(fifo, fifo_sampler, "guidance") is None and upstream(fifo, fifo_sampler, "reflection") is None
+    texts = [sorted(ui_widgets(n)["text"] for n in nodes_of(w, "CLIPTextEncode")) for w in (miga, fifo)]
+    assert texts[0] == texts[1]
+
+
+def test_the_story_schedules_three_prompts_inside_the_video():
+    workflow = ui("miga_wan21_story")
+    node = the(workflow, "MigaSampler")
+    frames = ui_widgets(node)["num_pixel_frames"]
+    schedule = upstream(workflow, node, "prompts")
+    assert schedule["type"] == "MigaPromptSchedule"
+    keyframes = json.loads(ui_widgets(schedule)["keyframes"])
+    starts = sorted(int(k) for k in keyframes)
+    assert len(keyframes) == 3 and starts[0] == 0 and starts[-1] < frames
+    assert all(isinstance(text, str) and text.strip() for text in keyframes.values())
+    assert upstream(workflow, schedule, "clip")["type"] == "CLIPLoader"
+
+
+def test_the_continuation_feeds_an_81_frame_ksampler_clip_through_the_composable_chain():
+    workflow = ui("miga_wan21_continue_clip")
+    init, zigzag, unified = (the(workflow, t) for t in ("MigaQueueInit", "MigaZigzagStage", "MigaUnifiedStage"))
+    ksampler = upstream(workflow, init, "initial_clip")
+    assert ksampler["type"] == "KSampler"
+    empty = upstream(workflow, ksampler, "latent_image")
+    size = ui_widgets(empty)
+    settings = ui_widgets(init)
+    assert (size["width"], size["height"], size["length"]) == (settings["width"], settings["height"], 81)
+    assert (size["length"] - 1) // 4 + 1 == settings["window_length"] == 21
+    assert upstream(workflow, zigzag, "queue") is init and upstream(workflow, unified, "queue") is zigzag
+    assert upstream(workflow, zigzag, "reflection")["type"] == "MigaReflectionOptions"
+    assert upstream(workflow, the(workflow, "VAEDecode"), "samples") is unified
+    assert settings["num_pixel_frames"] >= 481
+
+
+# --- web extensions -------------------------------------------------------------------------------------------------------
+
+def web_files() -> list[pathlib.Path]:
+    return sorted(WEB.glob("*.js"))
+
+
+def test_web_extensions_register_under_the_miga_prefix():
+    names = [m for p in web_files() for m in re.findall(r"registerExtension\(\s*\{\s*name:\s*\"([^\"]+)\"", p.read_text())]
+    assert len(names) >= 2 and len(set(names)) == len(names)
+    assert all(re.fullmatch(r"Miga\.[A-Z]\w+", n) for n in names), names
+    for path in web_files():
+        calls = path.read_text().count("registerExtension(")
+        assert calls <= 1, f"{path.name}: one concern (extension) per file"
+
+
+def test_web_extensions_import_only_the_app_and_their_siblings():
+    for path in web_files():
+        for target in re.findall(r"^import .* from \"([^\"]+)\";", path.read_text(), re.M):
+            assert target == "../../scripts/app.js" or (target.startswith("./") and (WEB / target[2:]).exists()), (path.name, target)
+
+
+def test_web_extensions_reference_only_existing_node_types_widgets_and_options():
+    text = "\n".join(p.read_text() for p in web_files())
+    node_types = set(re.findall(r"\"(Miga[A-Z]\w*)\"", text))
+    assert node_types == {"MigaSampler", "MigaQueueInit"}
+    widgets = set(re.findall(r"findWidget\(\s*\w+\s*,\s*\"(\w+)\"\s*\)", text))
+    assert {"num_pixel_frames", "mode", "zigzag_width", "unified_steps"} <= widgets
+    for node_type in node_types:
+        assert widgets <= {w.name for w in MIGA[node_type].widgets}, (node_type, widgets)
+        mode = next(w for w in MIGA[node_type].widgets if w.name == "mode")
+        assert set(re.findall(r"===\s*\"(\w+)\"", text)) <= set(mode.options)

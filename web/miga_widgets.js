@@ -1,0 +1,48 @@
+// Shared helpers of the Miga frontend extensions (no extension of its own): find widgets defensively and
+// re-run a view update when a widget changes or a saved workflow is loaded. No sampling logic lives here.
+
+// Nodes that carry the queue widgets (nodes/widgets.py: model_inputs() + queue_inputs()).
+export const QUEUE_NODE_TYPES = ["MigaSampler", "MigaQueueInit"];
+
+export function isQueueNode(node) {
+  return QUEUE_NODE_TYPES.includes(node?.comfyClass ?? node?.type);
+}
+
+export function findWidget(node, name) {
+  return Array.isArray(node?.widgets) ? node.widgets.find((widget) => widget?.name === name) : undefined;
+}
+
+export function redraw(node) {
+  node?.setDirtyCanvas?.(true, true);
+}
+
+// Calls `update(node)` now, after every user edit of one of `widgets` (their callbacks keep running first)
+// and again when a saved workflow restores the values (see onLoaded). Installed once per node and key.
+export function watch(node, key, widgets, update) {
+  const present = widgets.filter(Boolean);
+  if (present.length === 0) return;
+  node.__miga ??= {};
+  if (node.__miga[key]) return;
+  const run = () => {
+    try {
+      update(node);
+    } catch (error) {
+      console.warn(`[miga] ${key}:`, error);
+    }
+    redraw(node);
+  };
+  node.__miga[key] = run;
+  for (const widget of present) {
+    const original = widget.callback;
+    widget.callback = function (...args) {
+      const result = original?.apply(this, args);
+      run();
+      return result;
+    };
+  }
+  run();
+}
+
+export function onLoaded(node, key) {
+  node?.__miga?.[key]?.();
+}
