@@ -1,4 +1,4 @@
-"""Regenerate BENCHMARKS.md from the JSON files in benchmarks/results/ (no hand-typed figures).
+"""Regenerate BENCHMARKS.md (and the README's GPU numbers) from the JSON files in benchmarks/results/ (no hand-typed figures).
 
     python benchmarks/report.py            # rewrite BENCHMARKS.md
     python benchmarks/report.py --check    # exit 1 if BENCHMARKS.md is stale
@@ -56,18 +56,46 @@ def render() -> str:
     return "\n".join(parts)
 
 
+GPU_BEGIN, GPU_END = "<!-- gpu-numbers -->", "<!-- /gpu-numbers -->"
+
+
+def gpu_numbers() -> str:
+    """The README's VRAM/time lines, from benchmarks/results/wan_node_cuda.json."""
+    data = json.loads((RESULTS / "wan_node_cuda.json").read_text())
+    full, long = data["rows"][0], data["rows"][1]
+    meta = data["meta"]
+    return (f"{GPU_BEGIN}\n"
+            f"- Peak VRAM {full['peak_vram_gib']} GiB ({meta['weights_gib']} GiB of it bf16 weights) for {full['num_pixel_frames']} frames, "
+            f"and {long['peak_vram_gib']} GiB in a {long['num_pixel_frames']}-frame run (stopped after {long['model_calls']} windows): "
+            "GPU memory holds the weights and one window, whatever the length.\n"
+            f"- {full['s_per_model_call']} s per window (CFG batch of 2) on one {meta['device']}; "
+            f"{full['model_calls_per_latent']} windows per latent at {full['steps']} steps, i.e. {full['s_per_pixel_frame']} s per frame; "
+            "more steps cost proportionally more (SPEC \"Cost\").\n"
+            "- From `benchmarks/wan_node_gpu.py` (random weights of the real architecture); see BENCHMARKS.md.\n"
+            f"{GPU_END}")
+
+
+def readme_with_numbers(readme: str) -> str:
+    head, sep, rest = readme.partition(GPU_BEGIN)
+    if not sep:
+        raise SystemExit(f"README.md lacks the {GPU_BEGIN} marker")
+    _, sep_end, tail = rest.partition(GPU_END)
+    return head + gpu_numbers() + (tail if sep_end else rest)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
-    text = render()
-    target = ROOT / "BENCHMARKS.md"
+    outputs = {ROOT / "BENCHMARKS.md": render(), ROOT / "README.md": readme_with_numbers((ROOT / "README.md").read_text())}
     if args.check:
-        if not target.exists() or target.read_text() != text:
-            print("BENCHMARKS.md is stale: run python benchmarks/report.py", file=sys.stderr)
+        stale = [p.name for p, text in outputs.items() if not p.exists() or p.read_text() != text]
+        if stale:
+            print(f"{', '.join(stale)} stale: run python benchmarks/report.py", file=sys.stderr)
             return 1
         return 0
-    target.write_text(text)
+    for path, text in outputs.items():
+        path.write_text(text)
     return 0
 
 
