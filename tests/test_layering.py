@@ -27,3 +27,11 @@ def test_no_module_of_miga_core_names_a_host_package():
     pattern = re.compile(r"^\s*(import|from)\s+(comfy|comfy_api|folder_paths|nodes|server)\b", re.M)
     offenders = [p.name for p in (ROOT / "miga_core").glob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_only_the_host_adapter_imports_comfy_internals():
+    """nodes/host.py is the one module that imports comfy.* (STYLE.md); node modules use comfy_api only."""
+    internals = re.compile(r"^\s*(import|from)\s+(comfy|latent_preview|folder_paths|server|nodes|execution)\b", re.M)
+    importers = sorted(p.name for p in (ROOT / "nodes").glob("*.py") if internals.search(p.read_text()))
+    assert importers == ["host.py"]
+    assert not internals.search((ROOT / "__init__.py").read_text())

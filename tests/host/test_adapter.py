@@ -279,3 +279,46 @@ def test_an_initial_clip_from_ksampler_starts_the_video(env):
     assert (staged - fresh).abs().max() > 1e-3
     with pytest.raises(ValueError, match="window_length=6"):
         composable(env, initial_clip={"samples": clip["samples"][:, :, :5]})
+
+
+def test_block_patches_and_model_function_wrappers_keep_working(env):
+    plain, _ = run_node(env)
+    calls = {"wrapper": 0, "block": 0}
+
+    def wrapper(apply_model, args):  # ComfyUI's model_function_wrapper contract
+        calls["wrapper"] += 1
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    def block(args, extra):  # a "dit" block replacement that scales block 0's output
+        calls["block"] += 1
+        out = extra["original_block"](args)
+        out["img"] = out["img"] * 1.5
+        return out
+
+    wrapped = env["model"].clone()
+    wrapped.set_model_unet_function_wrapper(wrapper)
+    same, _ = run_node(env, wrapped)
+    patched = env["model"].clone()
+    patched.set_model_patch_replace(block, "dit", "double_block", 0)
+    changed, _ = run_node(env, patched)
+    assert calls["wrapper"] > 0 and calls["block"] > 0
+    assert torch.equal(same, plain)
+    assert (changed - plain).abs().max() > 1e-3
+
+
+def test_progress_counts_windows_of_the_whole_run_and_sends_latent_previews(env, monkeypatch):
+    import comfy.utils
+    import latent_preview
+    from comfy.cli_args import LatentPreviewMethod, args
+
+    events = []
+    monkeypatch.setattr(args, "preview_method", LatentPreviewMethod.Latent2RGB)
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", lambda value, total, preview, node_id=None, prompt_id=None:
+                        events.append((value, total, preview)))
+    assert latent_preview.get_previewer("cpu", env["model"].model.latent_format) is not None
+    _, report = run_node(env)
+    calls = __import__("json").loads(report)["model_calls"]
+    assert [e[0] for e in events] == list(range(1, calls + 1))
+    assert events[-1][1] == calls
+    fmt, image, _ = events[-1][2]
+    assert fmt == "JPEG" and image.size[0] > 0
