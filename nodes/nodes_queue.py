@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import runner
-from .widgets import CATEGORY, GUIDANCE, PROMPTS, QUEUE, REFLECTION, check_pixel_frames, config_from, model_inputs, queue_inputs
+from .widgets import CATEGORY, QUEUE, REFLECTION, check_pixel_frames, config_from, start_inputs
 
 __all__ = ["MigaQueueInit", "MigaZigzagStage", "MigaUnifiedStage"]
 
@@ -19,12 +19,7 @@ class MigaQueueInit(io.ComfyNode):
             category=CATEGORY,
             description="Builds the stage-1 queue (paper Alg. 4; FIFO's queue in fifo mode) from an initial clip: the one you "
                         "connect (e.g. a KSampler result, for a continuation) or one sampled here.",
-            inputs=model_inputs() + queue_inputs() + [
-                io.Latent.Input("initial_clip", optional=True,
-                                tooltip="A clip of exactly window_length latents (81 frames for Wan2.1) to start from; its size wins over width/height/batch."),
-                PROMPTS.Input("prompts", optional=True, tooltip="A MIGA prompt schedule; replaces positive."),
-                GUIDANCE.Input("guidance", optional=True, tooltip="Long-range frame guidance (also used by the zigzag stage)."),
-            ],
+            inputs=start_inputs("Long-range frame guidance (also used by the zigzag stage)."),
             outputs=[QUEUE.Output(display_name="queue")],
         )
 
@@ -38,7 +33,8 @@ class MigaQueueInit(io.ComfyNode):
                 initial_clip=None, prompts=None, guidance=None) -> io.NodeOutput:
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
         config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
-        return io.NodeOutput(runner.start_queue(run, config, num_pixel_frames, batch_size, height // 8, width // 8, initial_clip, guidance))
+        return io.NodeOutput(runner.start_queue(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),
+                                                guidance))
 
 
 class MigaZigzagStage(io.ComfyNode):

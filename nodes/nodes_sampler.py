@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import runner
-from .widgets import CATEGORY, GUIDANCE, PROMPTS, REFLECTION, check_pixel_frames, config_from, model_inputs, queue_inputs
+from .widgets import CATEGORY, REFLECTION, check_pixel_frames, config_from, start_inputs
 
 __all__ = ["MigaSampler"]
 
@@ -19,11 +19,7 @@ class MigaSampler(io.ComfyNode):
             category=CATEGORY,
             description="Generates a long video with MIGA (or FIFO-Diffusion in fifo mode) from a short-clip Wan2.1 model, "
                         "in constant GPU memory. Outputs a LATENT for VAE Decode and a JSON report (model calls, time, reflection).",
-            inputs=model_inputs() + queue_inputs() + [
-                io.Latent.Input("initial_clip", optional=True,
-                                tooltip="A clip of exactly window_length latents (81 frames for Wan2.1) to continue; its size wins over width/height/batch."),
-                PROMPTS.Input("prompts", optional=True, tooltip="A MIGA prompt schedule; replaces positive."),
-                GUIDANCE.Input("guidance", optional=True, tooltip="Long-range frame guidance (miga mode)."),
+            inputs=start_inputs("Long-range frame guidance (miga mode).") + [
                 REFLECTION.Input("reflection", optional=True, tooltip="Self-reflection (miga mode)."),
             ],
             outputs=[io.Latent.Output(display_name="latent"), io.String.Output(display_name="report")],
@@ -39,5 +35,5 @@ class MigaSampler(io.ComfyNode):
                 initial_clip=None, prompts=None, guidance=None, reflection=None) -> io.NodeOutput:
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
         config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
-        return io.NodeOutput(*runner.sample(run, config, num_pixel_frames, batch_size, height // 8, width // 8, initial_clip,
+        return io.NodeOutput(*runner.sample(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),
                                             guidance, reflection))

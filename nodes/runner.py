@@ -22,7 +22,7 @@ from ..miga_core.protocols import Progress
 from ..miga_core.stages import check_num_frames, init_windows, planned_windows
 from . import host
 
-__all__ = ["PromptInput", "QueueHandle", "start_queue", "run_zigzag", "run_unified", "sample"]
+__all__ = ["PromptInput", "QueueHandle", "VideoRequest", "start_queue", "run_zigzag", "run_unified", "sample"]
 
 
 @dataclass(frozen=True)
@@ -67,41 +67,63 @@ def _progress(run: host.ModelRun, total: int) -> Progress:
     return Progress(total, host.HostProgress(run.model, total))
 
 
-def _config_for(config: MigaConfig, run: host.ModelRun) -> MigaConfig:
-    return config.with_(parameterization=run.parameterization)
+@dataclass(frozen=True)
+class VideoRequest:
+    """What the user asked for: ``num_pixel_frames`` (4n+1) of ``batch`` videos of ``height`` x ``width`` pixels,
+    optionally continuing ``initial_clip`` (a LATENT of exactly ``window_length`` latents, VAE space)."""
+
+    num_pixel_frames: int
+    batch: int
+    height: int
+    width: int
+    initial_clip: dict | None = None
 
 
-def start_queue(run: host.ModelRun, config: MigaConfig, num_pixel_frames: int, batch: int, height: int, width: int,
-                initial_clip: dict | None = None, guidance: GuidanceOptions | None = None) -> QueueHandle:
+@dataclass(frozen=True)
+class _Prepared:
+    config: MigaConfig
+    num_frames: int
+    clip: torch.Tensor | None  # [B, 16, f0, h, w] in model space
+    latent_shape: tuple[int, int, int, int]  # (B, 16, h, w)
+    window_shape: tuple[int, ...]
+
+
+def _prepare(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidance: GuidanceOptions | None,
+             reflection: ReflectionOptions | None = None) -> _Prepared:
+    """Check everything before the first model call; convert frames and the initial clip [D4]."""
+    config = config.with_(parameterization=run.parameterization)
+    N = check_num_frames(host.latent_frames(video.num_pixel_frames))
+    validate_run(config, num_steps(run.sigmas), guidance=guidance, reflection=reflection)
+    clip, shape = None, (video.batch, 16, video.height // 8, video.width // 8)
+    if video.initial_clip is not None:
+        samples = host.check_latent(video.initial_clip, "initial_clip")
+        clip = host.to_model_space(run.model, samples.float().to(host.storage_device()))
+        shape = (clip.shape[0], 16, clip.shape[3], clip.shape[4])
+    window_shape = (shape[0] * config.window_batch, 16, config.window_length, shape[2], shape[3])
+    return _Prepared(config, N, clip, shape, window_shape)
+
+
+def _initialize(denoiser, device, run: host.ModelRun, p: _Prepared, guidance: GuidanceOptions | None, progress: Progress) -> MigaQueue:
+    return initialize_queue(denoiser, run.sigmas, p.num_frames, p.config.with_(compute_device=host.compute_device(device)),
+                            initial_clip=p.clip, latent_shape=p.latent_shape, device=host.storage_device(), guidance=guidance,
+                            prompts=run.schedule, progress=progress)
+
+
+def start_queue(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidance: GuidanceOptions | None = None) -> QueueHandle:
     """Queue initialization node: Alg. 4 (MIGA) or FIFO's queue, optionally from an initial clip [D4].
 
-    Args:
-        num_pixel_frames: video frames (4n+1); height, width: latent pixels / 8.
-        initial_clip: a LATENT of exactly ``window_length`` latent frames (VAE space), or None.
     Raises:
         MigaValueError subclasses, before any model call.
     """
-    config = _config_for(config, run)
-    N = check_num_frames(host.latent_frames(num_pixel_frames))
-    T = num_steps(run.sigmas)
-    validate_run(config, T, guidance=guidance)
-    clip = None
-    if initial_clip is not None:
-        samples = host.check_latent(initial_clip, "initial_clip")
-        clip = host.to_model_space(run.model, samples.float().to(host.storage_device()))
-        batch, height, width = clip.shape[0], clip.shape[3], clip.shape[4]
-    window_shape = (batch * config.window_batch, 16, config.window_length, height, width)
-    total = init_windows(config, T, has_initial_clip=clip is not None)
+    p = _prepare(run, config, video, guidance)
+    total = init_windows(p.config, num_steps(run.sigmas), has_initial_clip=p.clip is not None)
     t0 = time.perf_counter()
 
     def work(denoiser, device):
-        cfg = config.with_(compute_device=host.compute_device(device))
-        return initialize_queue(denoiser, run.sigmas, N, cfg, initial_clip=clip, latent_shape=(batch, 16, height, width),
-                                device=host.storage_device(), guidance=guidance, prompts=run.schedule, progress=_progress(run, total))
+        return _initialize(denoiser, device, run, p, guidance, _progress(run, total))
 
-    state = host.run_on_model(run, window_shape, work) if total else initialize_queue(
-        None, run.sigmas, N, config, initial_clip=clip, latent_shape=(batch, 16, height, width), device=host.storage_device())
-    return QueueHandle(run, state, guidance, window_shape, time.perf_counter() - t0)
+    state = host.run_on_model(run, p.window_shape, work) if total else _initialize(None, host.storage_device(), run, p, guidance, None)
+    return QueueHandle(run, state, guidance, p.window_shape, time.perf_counter() - t0)
 
 
 def run_zigzag(handle: QueueHandle, reflection: ReflectionOptions | None = None) -> QueueHandle:
@@ -142,33 +164,21 @@ def run_unified(handle: QueueHandle) -> tuple[dict, str]:
     return _finish(replace(handle, state=new, seconds=handle.seconds + time.perf_counter() - t0))
 
 
-def sample(run: host.ModelRun, config: MigaConfig, num_pixel_frames: int, batch: int, height: int, width: int,
-           initial_clip: dict | None = None, guidance: GuidanceOptions | None = None,
+def sample(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidance: GuidanceOptions | None = None,
            reflection: ReflectionOptions | None = None) -> tuple[dict, str]:
     """The all-in-one sampler: initialization, zigzag and unified stages in one model session."""
-    config = _config_for(config, run)
-    N = check_num_frames(host.latent_frames(num_pixel_frames))
-    T = num_steps(run.sigmas)
-    validate_run(config, T, guidance=guidance, reflection=reflection)
-    clip = None
-    if initial_clip is not None:
-        samples = host.check_latent(initial_clip, "initial_clip")
-        clip = host.to_model_space(run.model, samples.float().to(host.storage_device()))
-        batch, height, width = clip.shape[0], clip.shape[3], clip.shape[4]
-    window_shape = (batch * config.window_batch, 16, config.window_length, height, width)
-    total = planned_windows(config, T, N, has_initial_clip=clip is not None)
+    p = _prepare(run, config, video, guidance, reflection)
+    total = planned_windows(p.config, num_steps(run.sigmas), p.num_frames, has_initial_clip=p.clip is not None)
     t0 = time.perf_counter()
 
     def work(denoiser, device):
-        cfg = config.with_(compute_device=host.compute_device(device))
         progress = _progress(run, total)
-        state = initialize_queue(denoiser, run.sigmas, N, cfg, initial_clip=clip, latent_shape=(batch, 16, height, width),
-                                 device=host.storage_device(), guidance=guidance, prompts=run.schedule, progress=progress)
+        state = _initialize(denoiser, device, run, p, guidance, progress)
         state = zigzag_stage(denoiser, state, guidance=guidance, reflection=reflection, prompts=run.schedule, progress=progress)
         return unified_stage(denoiser, state, prompts=run.schedule, progress=progress)
 
-    state = host.run_on_model(run, window_shape, work)
-    return _finish(QueueHandle(run, state, guidance, window_shape, time.perf_counter() - t0))
+    state = host.run_on_model(run, p.window_shape, work)
+    return _finish(QueueHandle(run, state, guidance, p.window_shape, time.perf_counter() - t0))
 
 
 def _finish(handle: QueueHandle) -> tuple[dict, str]:

@@ -13,8 +13,7 @@ from comfy_api.latest import io
 from ..miga_core import MigaConfig, preset
 from . import host
 
-__all__ = ["QUEUE", "PROMPTS", "GUIDANCE", "REFLECTION", "CATEGORY", "model_inputs", "queue_inputs", "config_from",
-           "check_pixel_frames"]
+__all__ = ["QUEUE", "PROMPTS", "GUIDANCE", "REFLECTION", "CATEGORY", "start_inputs", "config_from", "check_pixel_frames"]
 
 CATEGORY = "sampling/miga"
 QUEUE = io.Custom("MIGA_QUEUE")
@@ -64,6 +63,17 @@ def queue_inputs() -> list[io.Input]:
                        tooltip="Where a window's updated latents sit: lookahead (FIFO's, middle-late) or former (head) [D1]."),
         io.Int.Input("window_batch", default=1, min=1, max=64,
                      tooltip="Windows per model call; same result, more speed if VRAM allows."),
+    ]
+
+
+def start_inputs(guidance_tooltip: str) -> list[io.Input]:
+    """Every input of a node that starts a run (MigaQueueInit, MigaSampler), in frozen order."""
+    return model_inputs() + queue_inputs() + [
+        io.Latent.Input("initial_clip", optional=True,
+                        tooltip="A clip of exactly window_length latents (81 frames for Wan2.1) to start from, e.g. a KSampler "
+                                "result to continue; its size wins over width/height/batch."),
+        PROMPTS.Input("prompts", optional=True, tooltip="A MIGA prompt schedule; replaces positive."),
+        GUIDANCE.Input("guidance", optional=True, tooltip=guidance_tooltip),
     ]
 
 

@@ -2,7 +2,7 @@
 
 The node modules import ``comfy_api``, so their schemas are read with :mod:`ast`: each
 ``io.Schema(node_id=..., inputs=..., outputs=...)`` call, with the list-returning helpers of
-``nodes/widgets.py`` (``model_inputs() + queue_inputs()``) expanded. Core ComfyUI nodes are
+``nodes/widgets.py`` (``start_inputs(...)`` = ``model_inputs() + queue_inputs() + [...]``) expanded. Core ComfyUI nodes are
 described by the small ``CORE`` table below (ComfyUI v0.8.0).
 """
 
@@ -104,14 +104,14 @@ def _keywords(call: ast.Call) -> dict[str, ast.AST]:
 
 
 def _parse_nodes() -> dict[str, Spec]:
-    helpers: dict[str, ast.List] = {}  # function name -> the list literal it returns
+    helpers: dict[str, ast.AST] = {}  # function name -> the list expression it returns
     customs: dict[str, str] = {}  # QUEUE -> "MIGA_QUEUE"
     schemas: list[ast.Call] = []
     for path in sorted((ROOT / "nodes").glob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
         for stmt in tree.body:
             if isinstance(stmt, ast.FunctionDef):
-                returns = [r.value for r in ast.walk(stmt) if isinstance(r, ast.Return) and isinstance(r.value, ast.List)]
+                returns = [r.value for r in ast.walk(stmt) if isinstance(r, ast.Return) and isinstance(r.value, (ast.List, ast.BinOp))]
                 if returns:
                     helpers[stmt.name] = returns[0]
             elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call) and _dotted(stmt.value.func) == "io.Custom":
@@ -124,7 +124,7 @@ def _parse_nodes() -> dict[str, Spec]:
         if isinstance(expr, ast.List):
             return list(expr.elts)
         if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in helpers:
-            return list(helpers[expr.func.id].elts)
+            return items(helpers[expr.func.id])
         raise AssertionError(f"cannot read schema list {ast.dump(expr)[:200]}: keep inputs as literals and helper calls")
 
     def type_of(call: ast.Call) -> tuple[str, str]:  # ("widget" | "socket", type)
