@@ -20,8 +20,8 @@ def test_ci_fails_when_pytest_collects_no_tests():
 
 def test_readme_main_job_command_names_an_existing_module():
     readme = (ROOT / "README.md").read_text()
-    assert "python -m miga_core.demo" in readme
-    assert (ROOT / "miga_core" / "demo.py").exists()
+    assert "python -m toyworld.demo --num-frames 256" in readme
+    assert (ROOT / "toyworld" / "demo.py").exists() and (ROOT / "toyworld" / "weights" / "toy_dit.safetensors").exists()
 
 
 def test_readme_api_example_runs_as_written_at_a_small_latent_size():
