@@ -16,39 +16,43 @@ from .latents import LatentRun, fresh_latents
 from .noise import Stream, mix_key
 from .passes import PassContext, queue_pass
 
-__all__ = ["consistency_score", "ReflectionStats", "ReflectionGeometry", "reflection_geometry", "reflect"]
+__all__ = ["consistency_score", "consistency_scores", "ReflectionStats", "ReflectionGeometry", "reflection_geometry", "reflect"]
 
 
-def consistency_score(reference: torch.Tensor, evaluated: torch.Tensor) -> float:
-    """C_score of paper Eq. 5-7 [D5a].
+def consistency_scores(reference: torch.Tensor, evaluated: torch.Tensor) -> torch.Tensor:
+    """C_score of paper Eq. 5-7 per video [D5a]: ``[B]`` floats in ``[-1, 1]``.
 
-    Each frame is averaged over channels into an ``H*W`` map, L2-normalised; the score is the
-    mean of the ``[f_eval, f_ref]`` cosine matrix (and of the batch).
+    Each frame is averaged over channels into an ``H*W`` map, L2-normalised; a video's score is
+    the mean of its ``[f_eval, f_ref]`` cosine matrix.
 
     Args:
         reference: ``[B, C, f_ref, H, W]``.
         evaluated: ``[B, C, f_eval, H, W]``.
-    Returns:
-        A float in ``[-1, 1]``; 1 when every evaluated map is parallel to every reference map.
     """
     ref = torch.nn.functional.normalize(reduce(reference.float(), "b c f h w -> b f (h w)", "mean"), dim=-1)
     ev = torch.nn.functional.normalize(reduce(evaluated.float(), "b c f h w -> b f (h w)", "mean"), dim=-1)
-    return float(torch.einsum("bed,brd->ber", ev, ref).mean())
+    return torch.einsum("bed,brd->ber", ev, ref).mean(dim=(1, 2))
+
+
+def consistency_score(reference: torch.Tensor, evaluated: torch.Tensor) -> float:
+    """The batch mean of :func:`consistency_scores`; 1 when every evaluated map is parallel to every reference map."""
+    return float(consistency_scores(reference, evaluated).mean())
 
 
 @dataclass(frozen=True)
 class ReflectionStats:
-    """Counters of paper Fig. 5: checks ``n_all``, anomalies searched ``n_eval``, corrections ``n_corr``.
+    """Counters of paper Fig. 5, per video: checks ``n_all``, anomalies searched ``n_eval``, corrections ``n_corr``.
 
-    ``last_score`` is C_prev for the next check (the previous check's score or the accepted
-    candidate's); ``scores`` lists every check's C.
+    A check of a batch of B videos counts B checks: each video is judged, searched and corrected
+    on its own [D5]. ``last_score`` is C_prev of each video for the next check (the previous
+    check's score or the accepted candidate's); ``scores`` lists every check's C per video.
     """
 
     n_all: int = 0
     n_eval: int = 0
     n_corr: int = 0
-    last_score: float | None = None
-    scores: tuple[float, ...] = ()
+    last_score: tuple[float, ...] | None = None
+    scores: tuple[tuple[float, ...], ...] = ()
 
     @property
     def r_corr(self) -> float:
@@ -146,21 +150,24 @@ def reflect(
     cfg = ctx.config
     j = queue.level.index(geometry.judge_level)
     ref = _score_frames(queue.frames(slice(j - options.num_ref, j)), options.score_on)
-    score = consistency_score(ref, _score_frames(queue.frames(slice(j, j + options.num_eval)), options.score_on))
-    stats = replace(stats, n_all=stats.n_all + 1, scores=stats.scores + (score,))
-    if stats.last_score is None or stats.last_score - score <= options.threshold:
-        return queue, replace(stats, last_score=score)
-    stats = replace(stats, n_eval=stats.n_eval + 1)
+    score = consistency_scores(ref, _score_frames(queue.frames(slice(j, j + options.num_eval)), options.score_on))  # [B]
+    B = score.shape[0]
+    stats = replace(stats, n_all=stats.n_all + B, scores=stats.scores + (tuple(score.tolist()),))
+    if stats.last_score is None:
+        return queue, replace(stats, last_score=tuple(score.tolist()))
+    trigger = torch.as_tensor(stats.last_score, dtype=score.dtype, device=score.device) - score > options.threshold  # [B]
+    if not bool(trigger.any()):
+        return queue, replace(stats, last_score=tuple(score.tolist()))
+    stats = replace(stats, n_eval=stats.n_eval + int(trigger.sum()))
     tail = queue.frames(slice(j, None))
     guide = queue.frames(slice(j - geometry.num_guide, j))
     groups = tail.groups()  # (level, count), lowest level first; every count is L_zig
-    B, C, _, H, W = queue.x.shape
     s = cfg.stride
     lengths = [sum(c for _, c in groups[: g + 1]) for g in range(len(groups) - 1)]
     ctx.progress.add_planned(options.num_candidates * sum(-(-n // s) for n in lengths))
     check_id = queue.index[j]
-    best: tuple[float, LatentRun] | None = None
-    for k in range(options.num_candidates):
+    best_score, best = torch.full_like(score, -math.inf), None
+    for k in range(options.num_candidates):  # candidates run for the whole batch; each video keeps its own best
         stream = mix_key(Stream.CANDIDATE, check_id, k)
         cctx = replace(ctx, stage="reflection", ancestral_stream=mix_key(stream, Stream.ANCESTRAL))
         start = 0
@@ -171,10 +178,24 @@ def reflect(
             cand = cand + fresh_latents(cfg.seed, stream, idx, ctx.sigmas, queue.x)
             if g < len(groups) - 1:
                 cand = queue_pass(cctx, cand, guide, num_guidance=num_guidance, frames_done=frames_done)
-        c_score = consistency_score(ref, _score_frames(cand.frames(slice(0, options.num_eval)), options.score_on))
-        if best is None or c_score > best[0]:
-            best = (c_score, cand)
-    assert best is not None and best[1].level == tail.level, "candidate levels must match the tail's [D5b]"
-    if best[0] > score:
-        return queue.frames(slice(0, j)) + best[1], replace(stats, n_corr=stats.n_corr + 1, last_score=best[0])
-    return queue, replace(stats, last_score=score)
+        c_score = consistency_scores(ref, _score_frames(cand.frames(slice(0, options.num_eval)), options.score_on))
+        better = c_score > best_score
+        best = cand if best is None else _pick(better, cand, best)
+        best_score = torch.where(better, c_score, best_score)
+    assert best is not None and best.level == tail.level, "candidate levels must match the tail's [D5b]"
+    accept = trigger & (best_score > score)  # [B]
+    new_score = tuple(torch.where(accept, best_score, score).tolist())
+    if not bool(accept.any()):
+        return queue, replace(stats, last_score=new_score)
+    new_tail = best if bool(accept.all()) else _pick(accept, best, tail)
+    return queue.frames(slice(0, j)) + new_tail, replace(stats, n_corr=stats.n_corr + int(accept.sum()), last_score=new_score)
+
+
+def _pick(mask: torch.Tensor, a: LatentRun, b: LatentRun) -> LatentRun:
+    """Per video (``mask [B]``), the frames of ``a`` where True, else ``b`` (same levels and indices).
+
+    A frame keeps its x0 prediction only where both runs have one (``has_denoised`` is per frame).
+    """
+    m = mask.to(a.x.device).view(-1, 1, 1, 1, 1)
+    has = tuple(p and q for p, q in zip(a.has_denoised, b.has_denoised))
+    return replace(b, x=torch.where(m, a.x, b.x), denoised=torch.where(m, a.denoised, b.denoised), has_denoised=has)

@@ -181,3 +181,26 @@ def test_a_prompt_change_fires_reflection_near_the_boundary_but_a_single_prompt_
     assert single.reflection.n_all == story.reflection.n_all == 30
     assert single.reflection.n_eval == 0
     assert story.reflection.n_eval >= 1
+
+
+def test_in_a_batch_each_video_is_judged_searched_and_corrected_on_its_own():
+    smooth, geometry, j = _queue(P)
+    planted, _, _ = _queue(Q)
+    both_smooth = LatentRun.fresh(torch.cat([smooth.x, smooth.x]), smooth.level, smooth.index)
+    mixed = LatentRun.fresh(torch.cat([planted.x, smooth.x]), smooth.level, smooth.index)  # video 0 drops, video 1 does not
+    _, stats = reflect(_ctx(_constant(P, [])), both_smooth, OPTS, geometry, ReflectionStats())
+    fixed, stats = reflect(_ctx(_constant(P, [])), mixed, OPTS, geometry, stats)
+    assert (stats.n_all, stats.n_eval, stats.n_corr) == (4, 1, 1)  # two checks of two videos
+    assert not torch.allclose(fixed.x[0, :, j:], mixed.x[0, :, j:])  # video 0's tail regenerated
+    assert torch.equal(fixed.x[1], mixed.x[1])  # video 1 untouched
+    assert len(stats.last_score) == 2 and stats.last_score[0] > stats.scores[-1][0]
+
+
+def test_a_batched_run_with_reflection_equals_the_first_video_run_alone():
+    """Video 0 of a batch draws the same noise as a batch of one; per-video decisions keep it independent."""
+    sig = torch.linspace(1, 0, T + 1)
+    opts = ReflectionOptions(threshold=0.0, num_candidates=2)  # search at every drop
+    alone = generate(ToyDenoiser(), sig, 24, CFG, latent_shape=(1, 2, 4, 4), reflection=opts)
+    batch = generate(ToyDenoiser(), sig, 24, CFG, latent_shape=(2, 2, 4, 4), reflection=opts)
+    assert alone.reflection.n_eval >= 1
+    assert torch.equal(batch.latents[:1], alone.latents)
