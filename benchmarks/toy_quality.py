@@ -171,9 +171,11 @@ def _run(args: argparse.Namespace, device: torch.device) -> int:
     results = []
     out = ROOT / args.out if not pathlib.Path(args.out).is_absolute() else pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    done: dict[str, dict] = {}  # rows with identical options are measured once
     for group, name, changes in selected:
-        row = run_row(model, name, changes, args, device)
-        results.append({"group": group, **row})
+        key = repr((options(changes), changes.get("multi", False)))
+        row = done[key] = {**done[key], "row": name} if key in done else run_row(model, name, changes, args, device)
+        results.append({"group": group, **row, "reflection_decided": "per video"})
         out.write_text(json.dumps({"benchmark": "toy_quality", "meta": meta, "rows": results}, indent=1) + "\n")
     return 0
 
