@@ -148,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-frames", type=int, default=256)
     ap.add_argument("--steps", type=int, default=24)
     ap.add_argument("--window-batch", type=int, default=8, help="windows per model call (results are identical for any value)")
-    ap.add_argument("--reduced", action="store_true", help="CI size: 2 prompts, 1 seed, 32 frames, 16 steps, 3 rows")
+    ap.add_argument("--reduced", action="store_true", help="CI size: 2 prompts, 1 seed, 24 frames, 16 steps, 3 rows")
     ap.add_argument("--only", default=None, help="comma-separated row groups to run")
     ap.add_argument("--skip-rows", default="", help="comma-separated row names to skip (already measured)")
     args = ap.parse_args(argv)
     if args.reduced:
-        args.prompts, args.seeds, args.num_frames, args.steps, args.window_batch = 2, 1, 32, 16, 4
+        args.prompts, args.seeds, args.num_frames, args.steps, args.window_batch = 2, 1, 24, 16, 4
     with torch.no_grad():
         return _run(args, torch.device(args.device))
 
