@@ -337,8 +337,9 @@ def run_on_model(run: ModelRun, window_shape: Sequence[int], work: Callable[[Cal
 
 
 def _warn_about_caches(model: Any) -> None:
-    wrappers = model.model_options.get("transformer_options", {}).get("wrappers", {})
-    keys = [k for kind in wrappers.values() for k in kind]
+    """Warn about EasyCache/TeaCache-style wrappers (on the ModelPatcher or in its model options)."""
+    sources = (getattr(model, "wrappers", {}), model.model_options.get("transformer_options", {}).get("wrappers", {}))
+    keys = [k for wrappers in sources for kind in wrappers.values() for k in kind]
     caches = [k for k in keys if "cache" in k.lower()]
     if caches:
         log.warning("MIGA: the model has caching wrappers %s; they assume consecutive calls see the same frames, which the "

@@ -322,3 +322,16 @@ def test_progress_counts_windows_of_the_whole_run_and_sends_latent_previews(env,
     assert events[-1][1] == calls
     fmt, image, _ = events[-1][2]
     assert fmt == "JPEG" and image.size[0] > 0
+
+
+def test_caching_wrappers_get_a_warning_because_windows_change_between_calls(env, caplog):
+    import comfy.patcher_extension
+
+    cached = env["model"].clone()
+    cached.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "easycache",
+                                lambda executor, *args, **kwargs: executor(*args, **kwargs))
+    with caplog.at_level("WARNING", logger="miga"):
+        out, _ = run_node(env, cached)
+    assert any("easycache" in record.getMessage() for record in caplog.records)
+    plain, _ = run_node(env)
+    assert torch.equal(out, plain)  # a pass-through wrapper changes nothing
