@@ -24,7 +24,7 @@ from .reflection import ReflectionStats, reflect, reflection_geometry
 from .windows import history_needed
 
 __all__ = ["MigaQueue", "initialize_queue", "zigzag_stage", "unified_stage", "sample_initial_clip", "check_num_frames",
-           "init_windows", "stage1_windows", "planned_windows"]
+           "init_windows", "stage1_windows", "unified_windows", "planned_windows"]
 
 
 @dataclass(frozen=True)
@@ -323,6 +323,11 @@ def init_windows(config: MigaConfig, T: int, *, has_initial_clip: bool = False) 
     return calls + sum(math.ceil((f0 + (r + 1) * Lz) / s) for r in range(T - n_zig - (u + 1)))
 
 
+def unified_windows(config: MigaConfig, num_frames: int) -> int:
+    """Model calls of :func:`unified_stage`: u passes over the N outputs (FIFO mode has no unified stage) [D4]."""
+    return 0 if config.mode == "fifo" else config.unified_steps * math.ceil(num_frames / config.stride)
+
+
 def planned_windows(config: MigaConfig, T: int, num_frames: int, *, has_initial_clip: bool = False) -> int:
     """Model calls (windows) of a whole run, without self-reflection's extra search.
 
@@ -331,9 +336,9 @@ def planned_windows(config: MigaConfig, T: int, num_frames: int, *, has_initial_
     f0, Lz, u, s, N = config.window_length, config.zigzag_width, config.unified_steps, config.stride, num_frames
     calls = init_windows(config, T, has_initial_clip=has_initial_clip)
     if config.mode == "miga" and u == T:
-        return T * math.ceil(N / s)
+        return unified_windows(config, N)
     if config.mode == "fifo":
         return calls + (N + T - f0) * math.ceil(T / s)
     n_zig = math.ceil(f0 / Lz)
     groups = [(u + 1 + g, min(Lz, f0 - g * Lz)) for g in range(n_zig)] + [(k, Lz) for k in range(u + 1 + n_zig, T + 1)]
-    return calls + stage1_windows(config, groups, 0, N) + u * math.ceil(N / s)
+    return calls + stage1_windows(config, groups, 0, N) + unified_windows(config, N)

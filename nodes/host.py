@@ -43,7 +43,7 @@ from ..miga_core.errors import bad_value
 
 __all__ = [
     "SCHEDULER_NAMES", "UnsupportedModelError", "ModelRun", "check_model", "model_parameterization", "ladder",
-    "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "latent_frames", "HostProgress", "memory_estimate_shape",
+    "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "latent_frames", "HostProgress",
 ]
 
 log = logging.getLogger("miga")
@@ -266,11 +266,6 @@ def storage_device() -> torch.device:
 def compute_device(device: torch.device | str) -> str | None:
     """``MigaConfig.compute_device`` for windows computed on ``device`` (None when it is the storage device)."""
     return None if torch.device(device) == storage_device() else str(device)
-
-
-def memory_estimate_shape(batch: int, window_frames: int, height: int, width: int, channels: int = 16) -> list[int]:
-    """The latent shape ComfyUI sizes VRAM for in a MIGA run: one window ``[B, C, f0, H, W]``."""
-    return [batch, channels, window_frames, height, width]
 
 
 @dataclass

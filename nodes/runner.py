@@ -19,7 +19,7 @@ from ..miga_core import GuidanceOptions, MigaConfig, MigaQueue, ReflectionOption
 from ..miga_core.ladder import num_steps
 from ..miga_core.prompts import PromptSchedule
 from ..miga_core.protocols import Progress
-from ..miga_core.stages import check_num_frames, init_windows, planned_windows
+from ..miga_core.stages import check_num_frames, init_windows, planned_windows, unified_windows
 from . import host
 
 __all__ = ["PromptInput", "QueueHandle", "VideoRequest", "start_queue", "run_zigzag", "run_unified", "sample"]
@@ -130,7 +130,7 @@ def run_zigzag(handle: QueueHandle, reflection: ReflectionOptions | None = None)
     """Zigzag stage node: stage 1 until every latent left the queue at level u [D4], with DCE [D3, D5]."""
     state = handle.state
     validate_run(state.config, state.num_steps, guidance=handle.guidance, reflection=reflection)
-    total = planned_windows(state.config, state.num_steps, state.num_frames) - init_windows(state.config, state.num_steps) - _unified_calls(state)
+    total = planned_windows(state.config, state.num_steps, state.num_frames) - init_windows(state.config, state.num_steps) - unified_windows(state.config, state.num_frames)
     t0 = time.perf_counter()
 
     def work(denoiser, device):
@@ -141,13 +141,6 @@ def run_zigzag(handle: QueueHandle, reflection: ReflectionOptions | None = None)
     return replace(handle, state=new, seconds=handle.seconds + time.perf_counter() - t0)
 
 
-def _unified_calls(state: MigaQueue) -> int:
-    c = state.config
-    if c.mode == "fifo":
-        return 0
-    return c.unified_steps * -(-state.num_frames // c.stride)
-
-
 def run_unified(handle: QueueHandle) -> tuple[dict, str]:
     """Unified stage node: all frames from level u to 0 together (Eq. 4) [D4].
 
@@ -155,12 +148,13 @@ def run_unified(handle: QueueHandle) -> tuple[dict, str]:
         ``({"samples": [B, 16, N, H, W]}, report JSON)``; samples in VAE space for VAE Decode.
     """
     state = handle.state
+    calls = unified_windows(state.config, state.num_frames)
     t0 = time.perf_counter()
 
     def work(denoiser, device):
-        return unified_stage(denoiser, state, prompts=handle.run.schedule, progress=_progress(handle.run, _unified_calls(state)))
+        return unified_stage(denoiser, state, prompts=handle.run.schedule, progress=_progress(handle.run, calls))
 
-    new = host.run_on_model(handle.run, handle.window_shape, work) if _unified_calls(state) else state
+    new = host.run_on_model(handle.run, handle.window_shape, work) if calls else state
     return _finish(replace(handle, state=new, seconds=handle.seconds + time.perf_counter() - t0))
 
 
