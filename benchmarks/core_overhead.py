@@ -14,15 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import sys
 import time
 
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from benchmarks import record  # noqa: E402
 from miga_core import generate, preset  # noqa: E402
 
+SCRIPT = "benchmarks/core_overhead.py"
 
 
 class Elementwise:
@@ -58,23 +61,25 @@ def run(num_frames: int, device: str, steps: int, reflection: bool, storage: str
         "steps": steps,
         "reflection": reflection,
         "windows": res.num_windows,
-        "seconds": round(seconds, 3),
-        "ms_per_window": round(1000 * seconds / res.num_windows, 3),
         "windows_per_latent": round(res.num_windows / num_frames, 3),
         "n_corr": res.reflection.n_corr,
+        "timing": {"seconds": round(seconds, 3), "ms_per_window": round(1000 * seconds / res.num_windows, 3)},
     }
     if device == "cuda":
         row["peak_mib_over_base"] = round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)
     return row, res.latents
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--frames", type=int, nargs="+", default=[41, 161])
+    ap.add_argument("--frames", type=int, nargs="+", default=[41, 161, 641])
     ap.add_argument("--steps", type=int, default=54)
-    ap.add_argument("--out", type=pathlib.Path, required=True)
-    args = ap.parse_args()
+    ap.add_argument("--out", default="benchmarks/results/core_overhead_cuda.json")
+    args = ap.parse_args(argv)
+    head = record.header(SCRIPT, {k: v for k, v in vars(args).items() if k != "out"}, args.device,
+                         code=("miga_core", "benchmarks/record.py"), argv=sys.argv[1:] if argv is None else argv)
+    t0, date = time.perf_counter(), record.now()
     rows = []
     storages = [None, "cpu"] if args.device != "cpu" else [None]
     for storage in storages:
@@ -86,11 +91,10 @@ def main() -> None:
                     row["max_abs_diff_vs_cpu"] = float((latents.cpu() - cpu_latents).abs().max())
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"torch": torch.__version__, "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-    args.out.write_text(json.dumps({"benchmark": "core_overhead", "meta": meta, "rows": rows}, indent=2) + "\n")
+                record.write(record.resolve_out(args.out), "core_overhead", head, rows,
+                             {"date": date, "seconds": round(time.perf_counter() - t0, 1)})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,23 +1,34 @@
-"""Regenerate BENCHMARKS.md (and the README's GPU numbers) from the JSON files in benchmarks/results/ (no hand-typed figures).
+"""Regenerate BENCHMARKS.md (and the README's GPU numbers) from the JSON files in benchmarks/results/.
 
-    python benchmarks/report.py            # rewrite BENCHMARKS.md
-    python benchmarks/report.py --check    # exit 1 if BENCHMARKS.md is stale
+    python benchmarks/report.py            # rewrite BENCHMARKS.md and the README's gpu-numbers block
+    python benchmarks/report.py --check    # exit 1 if either is stale
+
+Every figure and every verdict below is computed here from the JSON the benchmark scripts wrote
+(``benchmarks/record.py``); a JSON without a script's ``record`` is refused. The verdict rule
+(:func:`compare`): two runs of the toy benchmark generate the same videos (same prompts, same noise
+seeds), so they are compared video by video. With d_i the difference of a metric on video i and n
+videos, a difference is called one only when |mean(d)| > 2 * sd(d) / sqrt(n) (two standard errors
+of the paired mean: about a 95% two-sided test); otherwise the runs are "within spread".
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+K_SE = 2.0  # standard errors a paired mean difference must exceed to count
+METRICS = ("subject_consistency", "background_consistency", "motion_smoothness", "temporal_flicker", "identity_accuracy")
+SHORT = {"subject_consistency": "subject", "background_consistency": "background", "motion_smoothness": "smoothness",
+         "temporal_flicker": "flicker", "identity_accuracy": "identity"}
 
 INTRO = {
     "core_overhead": (
         "## miga_core's own cost\n\n"
-        "`python benchmarks/core_overhead.py --device cuda --out benchmarks/results/core_overhead_cuda.json`\n\n"
         "The paper's Wan2.1 preset (f0=21, L_zig=7, u=9, m_guid=4) at 480x832 (latent 16x60x104), T=54, with a\n"
         "trivial elementwise denoiser: the time is the queue's bookkeeping, noise and sampler steps per window,\n"
         "to set beside a real model's forward pass; the memory is what the queue holds on the GPU.\n"
@@ -26,86 +37,105 @@ INTRO = {
     ),
     "wan_node": (
         "## The MigaSampler node on Wan2.1-1.3B (ComfyUI)\n\n"
-        "`python benchmarks/wan_node_gpu.py --comfyui /path/to/ComfyUI --out benchmarks/results/wan_node_cuda.json`\n\n"
         "The real Wan2.1-T2V-1.3B architecture with random bf16 weights (the release cannot be downloaded here),\n"
         "driven through the node path exactly as in ComfyUI: host adapter, CFGGuider, per-frame timesteps, wan21\n"
-        "preset with long-range guidance and self-reflection. `model_calls` count windows; with CFG each is one\n"
-        "forward of batch 2. The second row is a 4x longer video stopped through ComfyUI's interrupt after\n"
-        "30 windows: its peak VRAM equals the first row's (weights + one window; latents stay in host memory).\n"
-        "Time scales with the calls: stage 1 makes about ceil((T-u)*L_zig/s)/L_zig calls per latent, stage 2 about u/s\n"
-        "(SPEC \"Cost\"), so the paper's T=54 costs more per frame than this T=20 run.\n"
+        "preset with long-range guidance and self-reflection. The second row is a 4x longer video stopped through\n"
+        "ComfyUI's interrupt after a fixed number of windows, to compare its peak VRAM with the first row's.\n"
     ),
     "toy_clips": (
         "## The toy model's own clips\n\n"
-        "`python benchmarks/toy_clips.py` (CPU): the shipped ToyDiT (`toyworld/train.py`, log in `toyworld/weights/`)\n"
-        "sampling single 16-frame windows, every frame at one level as in training, for prompts it never saw in\n"
-        "training. Contact sheet (rows: clips, columns: frames 0..15): ![toy clips](docs/toy_clips.png)\n"
+        "The shipped ToyDiT (`toyworld/train.py`, log in `toyworld/weights/`) sampling single 16-frame windows,\n"
+        "every frame at one level as in training, for prompts it never saw in training.\n"
+        "Contact sheet (rows: clips, columns: frames): ![toy clips](docs/toy_clips.png)\n"
     ),
     "toy_quality": (
         "## FIFO-Diffusion vs MIGA on the toy world\n\n"
-        "`python benchmarks/toy_quality.py --device cuda` (reduced CI form: `--reduced`). Each row: 16 prompts x 2 seeds x\n"
-        "256 frames from the shipped ToyDiT, T=24, CFG 3; metrics from `toyworld/metrics.py` (VBench-style, in [0, 1],\n"
-        "mean ± std over the 32 videos); `model_calls_per_frame` counts windows (each a CFG batch of 2). Ablation rows\n"
-        "follow the paper; the other groups sweep one option of full MIGA (toy preset: f0=16, L_zig=4, u=6, m_guid=4,\n"
-        "delta=0.01, update=lookahead, score_on=latent, judge at the level nearest 0.8T). The videos of a row run as\n"
-        "one latent batch (see `reflection_decided`). `2 prompts` rows switch the object's colour at\n"
-        "frame 128 and report where the switch is detected.\n"
+        "Each run generates the same videos (the record's `videos`) with the shipped ToyDiT, CFG 3, and scores\n"
+        "each with `toyworld/metrics.py` (VBench-style, in [0, 1], higher is better); cells are mean ± std over\n"
+        "the videos. `windows/frame` counts model windows (each a CFG batch of 2) per frame of one video,\n"
+        "self-reflection's candidate windows included. Rows with equal options are one run: `labels` lists\n"
+        "every row name that denotes it. The sweeps of zigzag_width, unified_steps, num_guidance and update\n"
+        "vary full MIGA with self-reflection off; threshold, score_on and judge_position vary full MIGA.\n"
+    ),
+    "progress_eta": (
+        "## Progress and ETA on the toy model (self-reflection on)\n\n"
+        "The callback's `window`/`total_windows`/`eta_seconds` recorded at every window of one run; the ETA\n"
+        "error is |ETA - real remaining| / real remaining at the first window past 10% of the total.\n"
     ),
 }
 
 
-def _num(cell: str) -> float:
-    return float(str(cell).split(" ")[0])
+class StaleRecord(SystemExit):
+    pass
 
 
-def toy_findings(data: dict) -> str:
-    """What the toy benchmark says, with every number read from its JSON (no hand-typed figures)."""
-    r = {row["row"]: row for row in data["rows"]}
-    fifo, miga, zig, tta, dce = (r[k] for k in ("FIFO-Diffusion", "full MIGA", "+zigzag stage", "+unified stage (TTA)", "DCE only"))
-    u_best = max((k for k in r if k.startswith("u=")), key=lambda k: _num(r[k]["identity_accuracy"]))
-    m_rows = {k: _num(r[k]["identity_accuracy"]) for k in r if k.startswith("m_guid=")}
-    d0, d1, d3, d10 = (r[f"delta={d}"] for d in ("0.0", "0.01", "0.03", "0.1"))
-    lines = [
-        "### What was chosen and why\n",
-        "`reflection_decided`: rows marked `per video` ran after self-reflection became a per-video decision (as in the "
-        "paper: each video is judged, searched and corrected on its own); rows marked `per batch (never searched)` ran "
-        "before, when a batch of 16 videos shared one averaged score, which never dropped by delta, so those rows are "
-        "MIGA with long-range guidance and without self-reflection. `model_calls_per_frame` counts batched calls: "
-        "a search runs candidates for all 16 videos when any one of them needs it.\n",
-        f"- **The two-stage alignment is what beats FIFO here**: identity accuracy {tta['identity_accuracy']} (+unified stage) "
-        f"and {zig['identity_accuracy']} (+zigzag stage) vs {fifo['identity_accuracy']} for FIFO-Diffusion, subject consistency "
-        f"{tta['subject_consistency']} vs {fifo['subject_consistency']}, at {tta['model_calls_per_frame']} vs "
-        f"{fifo['model_calls_per_frame']} calls per frame.",
-        f"- **Where MIGA does not beat FIFO**: motion smoothness ({tta['motion_smoothness']} vs {fifo['motion_smoothness']}) and "
-        f"temporal flicker ({tta['temporal_flicker']} vs {fifo['temporal_flicker']}) are slightly worse; DCE on FIFO's queue "
-        f"does not help (identity {dce['identity_accuracy']}); long-range guidance shows no consistent effect (identity "
-        + ", ".join(f"{k} {v:.4f}" for k, v in m_rows.items()) + "): objects never leave this world's frame, so a 16-frame "
-        f"window already holds the context guidance would bring; and full MIGA with self-reflection at the paper's "
-        f"delta=0.01 scores below the two stages alone ({miga['identity_accuracy']} vs {tta['identity_accuracy']}).",
-        f"- **Self-reflection [D5], delta**: per video at delta=0.01 it searched often (R_corr {d1['R_corr']}) and almost always "
-        f"found a candidate with a higher score (R_succ {d1['R_succ']}), yet identity fell to {d1['identity_accuracy']}; at "
-        f"delta=0 to {d0['identity_accuracy']}. The latent consistency score rewards tails that resemble the frames before them, "
-        f"not tails that follow the prompt. delta=0.03 rarely searches (R_corr {d3['R_corr']}, identity {d3['identity_accuracy']}, "
-        f"{d3['model_calls_per_frame']} calls per frame) and delta=0.1 never ({d10['identity_accuracy']}). The presets keep the "
-        "paper's 0.01 as SPEC D5 specifies; on this world we recommend 0.03 or no reflection (see the closing note).",
-        f"- **score_on [D5]**: `denoised` is worse ({r['score_on=denoised']['identity_accuracy']} vs "
-        f"{r['score_on=latent']['identity_accuracy']} for `latent`). Kept: `latent` (the paper's).",
-        f"- **Judge position [D5]**: the default (first position at the level nearest 0.8T) and position 48 judge the same "
-        f"level ({r['judge=48']['identity_accuracy']}); judging nearer the head (24) is much worse "
-        f"({r['judge=24']['identity_accuracy']} at {r['judge=24']['model_calls_per_frame']} calls per frame). Kept: the default.",
-        f"- **update [D1]** (measured without searches): `former` was marginally better (identity "
-        f"{r['update=former']['identity_accuracy']} vs {r['update=lookahead']['identity_accuracy']}, smoothness "
-        f"{r['update=former']['motion_smoothness']} vs {r['update=lookahead']['motion_smoothness']}) at equal cost, by far less "
-        "than the spread over videos. Kept: `lookahead`, FIFO-Diffusion's rule, which keeps FIFO mode equal to the official "
-        "loop; `former` is one option away.",
-        f"- **zigzag_width / unified_steps** (without searches): L_zig=4 (f0/4, the paper's VC2 ratio) was best of 2/4/8; more "
-        f"unified steps helped (best {u_best}: identity {r[u_best]['identity_accuracy']}, {r[u_best]['model_calls_per_frame']} "
-        "calls per frame). The Wan2.1/VC2 presets keep the paper's u=9; the toy preset keeps u=6 as measured.",
-        f"- **Multi-prompt [D6]**: the colour switch landed in {r['full MIGA (2 prompts)']['switch_landed']} MIGA videos, "
-        f"{r['full MIGA (2 prompts)']['switch_error_frames']} frames from the scheduled frame, vs "
-        f"{r['FIFO-Diffusion (2 prompts)']['switch_landed']} for FIFO ({r['FIFO-Diffusion (2 prompts)']['switch_error_frames']}).\n",
-    ]
-    return "\n".join(lines)
+def load(path: pathlib.Path) -> dict:
+    data = json.loads(path.read_text())
+    rec = data.get("record")
+    if not isinstance(rec, dict) or not {"script", "command", "options", "code", "machine"} <= set(rec):
+        raise StaleRecord(f"{path.relative_to(ROOT)} has no record written by a benchmark script (benchmarks/record.py): "
+                          "re-run the script that produces it; results are never edited by hand")
+    return data
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population std of ``values`` (NaN for none)."""
+    if not values:
+        return math.nan, math.nan
+    m = sum(values) / len(values)
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / len(values))
+
+
+def fmt(values: list[float], digits: int = 4) -> str:
+    m, s = mean_std(values)
+    return "n/a" if math.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def compare(a: list[float], b: list[float]) -> dict:
+    """Paired comparison of ``b`` against ``a`` (same videos): mean difference, 2 SE and the verdict.
+
+    verdict: "higher" / "lower" when |mean(d)| > K_SE * sd(d) / sqrt(n) (sd with n - 1), "within spread"
+    otherwise, "identical" when every d is 0, "n/a" for fewer than 2 pairs.
+    """
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+    n = len(pairs)
+    if n < 2:
+        return {"n": n, "diff": math.nan, "bound": math.nan, "verdict": "n/a"}
+    d = [y - x for x, y in pairs]
+    m = sum(d) / n
+    sd = math.sqrt(sum((v - m) ** 2 for v in d) / (n - 1))
+    bound = K_SE * sd / math.sqrt(n)
+    if all(v == 0 for v in d):
+        verdict = "identical"
+    elif abs(m) > bound:
+        verdict = "higher" if m > 0 else "lower"
+    else:
+        verdict = "within spread"
+    return {"n": n, "diff": m, "bound": bound, "verdict": verdict}
+
+
+def cell(c: dict) -> str:
+    if c["verdict"] in ("n/a", "identical"):
+        return c["verdict"]
+    return f"{c['diff']:+.4f} (±{c['bound']:.4f}) {c['verdict']}"
+
+
+# ---------------------------------------------------------------- generic tables
+
+
+def flat_row(row: dict) -> dict:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out.update({f"{kk}" if k == "timing" else f"{k}.{kk}": vv for kk, vv in v.items()})
+        elif isinstance(v, list):
+            out[k] = fmt([x for x in v if isinstance(x, (int, float))]) if v and isinstance(v[0], (int, float)) else ", ".join(map(str, v))
+        else:
+            out[k] = v
+    return out
 
 
 def table(rows: list[dict]) -> str:
@@ -115,34 +145,205 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def source_line(path: pathlib.Path, data: dict) -> str:
+    rec = data["record"]
+    code, machine = rec["code"], rec["machine"]
+    commit = code.get("commit") or "unknown (no git checkout; set MIGA_COMMIT)"
+    commit = f"{commit}{' + uncommitted changes' if code.get('dirty') else ''}"
+    env = ", ".join(f"{k} {v}" for k, v in machine.items())
+    date = data.get("timing", {}).get("date", "?")
+    return (f"Source: `{path.relative_to(ROOT)}`, written by `{rec['command']}` on {date} "
+            f"from code {commit} ({env}).\n")
+
+
+# ---------------------------------------------------------------- toy quality
+
+
+def _label(run: dict, group: str | None = None) -> str:
+    names = [lab["label"] for lab in run["labels"] if group is None or lab["group"] == group]
+    return names[0] if names else run["labels"][0]["label"]
+
+
+def _find(runs: list[dict], label: str) -> dict | None:
+    return next((r for r in runs if any(lab["label"] == label for lab in r["labels"])), None)
+
+
+def _videos(data: dict) -> int:
+    return len(data["record"]["videos"]["prompt_seeds"]) * len(data["record"]["videos"]["noise_seeds"])
+
+
+def _switch(run: dict) -> tuple[str, str]:
+    errors = run.get("switch_error_frames")
+    if errors is None:
+        return "", ""
+    landed = [abs(e) for e in errors if e is not None]
+    return f"{len(landed)}/{len(errors)}", fmt(landed, 2) if landed else "never"
+
+
+def toy_table(data: dict) -> str:
+    opts = data["record"]["options"]
+    frames = opts["num_frames"]
+    rows = []
+    for run in data["rows"]:
+        row = {"run": _label(run), "labels": ", ".join(lab["label"] for lab in run["labels"][1:])}
+        row.update({SHORT[k]: fmt(run["per_video"][k]) for k in METRICS})
+        row["windows/frame"] = round(run["num_windows"] / (len(data["record"]["videos"]["noise_seeds"]) * frames), 3)
+        n_all, n_eval, n_corr = run["reflection_n_all"], run["reflection_n_eval"], run["reflection_n_corr"]
+        row["R_corr"] = round(n_corr / n_all, 3) if n_all else "-"
+        row["R_succ"] = round(n_corr / n_eval, 3) if n_eval else "-"
+        landed, err = _switch(run)
+        row["switch landed"], row["|switch error| (frames)"] = landed, err
+        row["s/frame"] = run["timing"]["seconds_per_frame"]
+        rows.append(row)
+    return table(rows)
+
+
+def comparisons(data: dict, pairs: list[tuple[str, str]], title: str) -> str:
+    """A table of paired verdicts, one row per (reference, other) pair present in the data."""
+    runs = data["rows"]
+    rows = []
+    for ref_label, other_label in pairs:
+        ref, other = _find(runs, ref_label), _find(runs, other_label)
+        if ref is None or other is None:
+            continue
+        row = {"run": other_label, "vs": ref_label}
+        if ref is other:
+            row.update({SHORT[k]: "same run" for k in METRICS})
+        else:
+            row.update({SHORT[k]: cell(compare(ref["per_video"][k], other["per_video"][k])) for k in METRICS})
+        rows.append(row)
+    return f"{title}\n\n{table(rows)}\n" if rows else ""
+
+
+def _sweep_groups(data: dict) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for run in data["rows"]:
+        for lab in run["labels"]:
+            groups.setdefault(lab["group"], []).append(lab["label"])
+    rank = {label: i for i, (_, label) in enumerate(data["record"]["row_order"])}  # the script's row order
+    order = sorted(groups, key=lambda g: min(rank.get(x, 0) for x in groups[g]))
+    return {g: sorted(groups[g], key=lambda x: rank.get(x, 0)) for g in order}
+
+
+def findings(data: dict) -> str:
+    """Verdicts computed from the per-video values; nothing here is typed about the results."""
+    runs = data["rows"]
+    n = _videos(data)
+    out = [f"### Verdicts\n\nEach cell: mean paired difference (run minus reference) over the {n} videos, (± two standard "
+           "errors of that mean), and the verdict: `higher`/`lower` when the difference exceeds two standard errors, "
+           "`within spread` otherwise (all metrics: higher is better).\n"]
+    groups = _sweep_groups(data)
+    ablation = groups.get("ablation", [])
+    if "FIFO-Diffusion" in ablation:
+        out.append(comparisons(data, [("FIFO-Diffusion", x) for x in ablation if x != "FIFO-Diffusion"],
+                               "**Ablation** (each row against FIFO-Diffusion):"))
+    steps = [("+zigzag stage", "+unified stage (TTA)"), ("+unified stage (TTA)", "full MIGA without reflection"),
+             ("full MIGA without reflection", "full MIGA"), ("DCE only", "full MIGA")]
+    out.append(comparisons(data, steps, "**What each addition changes** (row against the row without it):"))
+    for group, base in data["record"]["sweep_base"].items():
+        labels = groups.get(group, [])
+        if base in labels:
+            out.append(comparisons(data, [(base, x) for x in labels if x != base], f"**{group}** (against the preset's `{base}`):"))
+    if {"FIFO-Diffusion (2 prompts)", "full MIGA (2 prompts)"} <= set(groups.get("multi_prompt", [])):
+        out.append(comparisons(data, [("FIFO-Diffusion (2 prompts)", "full MIGA (2 prompts)")], "**Two prompts**:"))
+        a, b = _find(runs, "FIFO-Diffusion (2 prompts)"), _find(runs, "full MIGA (2 prompts)")
+        ea = [abs(e) if e is not None else None for e in a["switch_error_frames"]]
+        eb = [abs(e) if e is not None else None for e in b["switch_error_frames"]]
+        c = compare(ea, eb)
+        verdict = {"lower": "closer to the scheduled frame", "higher": "further from the scheduled frame"}.get(c["verdict"], c["verdict"])
+        out.append(f"Colour switch: landed in {_switch(b)[0]} MIGA videos and {_switch(a)[0]} FIFO-Diffusion videos; "
+                   f"over the {c['n']} videos where both landed, MIGA's |error| differs by "
+                   + (f"{c['diff']:+.2f} frames (±{c['bound']:.2f}): {verdict}.\n" if c["n"] >= 2 else "n/a (fewer than 2 videos).\n"))
+    out.append(summary(data, groups))
+    return "\n".join(x for x in out if x)
+
+
+def summary(data: dict, groups: dict[str, list[str]]) -> str:
+    """Per sweep: is the preset's value measurably beaten on identity accuracy? (computed)."""
+    runs = data["rows"]
+    lines = ["### The presets' choices on identity accuracy\n"]
+    for group, base in data["record"]["sweep_base"].items():
+        labels = [x for x in groups.get(group, []) if x != base]
+        ref = _find(runs, base)
+        if ref is None or not labels:
+            continue
+        better, worse = [], []
+        for x in labels:
+            other = _find(runs, x)
+            c = compare(ref["per_video"]["identity_accuracy"], other["per_video"]["identity_accuracy"])
+            (better if c["verdict"] == "higher" else worse if c["verdict"] == "lower" else []).append(f"`{x}` ({c['diff']:+.4f})")
+        if better:
+            text = "measurably beaten by " + ", ".join(better)
+        else:
+            text = "not measurably beaten by any other value"
+        if worse:
+            text += "; measurably better than " + ", ".join(worse)
+        lines.append(f"- {group}: the preset's `{base}` is {text}.")
+    ref, refl = _find(runs, "full MIGA without reflection"), _find(runs, "full MIGA")
+    if ref is not None and refl is not None and ref is not refl:
+        c = compare(ref["per_video"]["identity_accuracy"], refl["per_video"]["identity_accuracy"])
+        word = {"higher": "raises", "lower": "lowers"}.get(c["verdict"], "does not measurably change")
+        lines.append(f"- Self-reflection at the preset's threshold {word} identity accuracy "
+                     f"({cell(c)}), at {refl['num_windows'] / max(ref['num_windows'], 1):.2f}x the windows.")
+    return "\n".join(lines) + "\n"
+
+
+def commits_line(datas: list[tuple[pathlib.Path, dict]]) -> str:
+    commits = {(d["record"]["code"].get("commit"), bool(d["record"]["code"].get("dirty"))) for _, d in datas}
+    if not datas:
+        return "No benchmark results are present.\n"
+    if len(commits) == 1:
+        commit, dirty = next(iter(commits))
+        return f"All results below come from one commit of the code: {commit or 'unknown'}{' (with uncommitted changes)' if dirty else ''}.\n"
+    listed = "; ".join(f"`{p.name}`: {d['record']['code'].get('commit')}" for p, d in datas)
+    return f"The results below come from different code commits ({listed}); re-run the older ones.\n"
+
+
 def render() -> str:
-    parts = ["# Benchmarks\n", "Generated by `python benchmarks/report.py` from `benchmarks/results/*.json`; do not edit by hand.\n"]
-    for path in sorted(RESULTS.glob("*.json")):
-        data = json.loads(path.read_text())
-        meta = ", ".join(f"{k} {v}" for k, v in data.get("meta", {}).items() if v)
+    datas = [(path, load(path)) for path in sorted(RESULTS.glob("*.json"))]
+    parts = ["# Benchmarks\n", "Generated by `python benchmarks/report.py` from `benchmarks/results/*.json`, which only the "
+             "benchmark scripts write; do not edit by hand.\n", commits_line(datas)]
+    for path, data in datas:
         parts.append(INTRO.get(data["benchmark"], f"## {data['benchmark']}\n"))
-        parts.append(f"Source: `{path.relative_to(ROOT)}` ({meta}).\n")
-        parts.append(table(data["rows"]) + "\n")
-        if data["benchmark"] == "toy_quality" and "full MIGA" in {row["row"] for row in data["rows"]}:
-            parts.append(toy_findings(data))
+        parts.append(source_line(path, data))
+        if data["benchmark"] == "toy_quality":
+            parts.append(toy_table(data) + "\n")
+            parts.append(findings(data))
+        elif data["benchmark"] == "progress_eta":
+            parts.append(progress_text(data))
+        else:
+            parts.append(table([flat_row(r) for r in data["rows"]]) + "\n")
     return "\n".join(parts)
+
+
+def progress_text(data: dict) -> str:
+    rows = []
+    for row in data["rows"]:
+        flat = {k: v for k, v in row.items() if not isinstance(v, (list, dict))}
+        flat.update({k: v for k, v in row.get("timing", {}).items() if not isinstance(v, (list, dict))})
+        rows.append(flat)
+    return table(rows) + "\n"
 
 
 GPU_BEGIN, GPU_END = "<!-- gpu-numbers -->", "<!-- /gpu-numbers -->"
 
 
 def gpu_numbers() -> str:
-    """The README's VRAM/time lines, from benchmarks/results/wan_node_cuda.json."""
-    data = json.loads((RESULTS / "wan_node_cuda.json").read_text())
+    """The README's VRAM/time lines, from benchmarks/results/wan_node_cuda.json (or a note that it is absent)."""
+    path = RESULTS / "wan_node_cuda.json"
+    if not path.exists():
+        return (f"{GPU_BEGIN}\n- No GPU measurement of the node at this commit: `benchmarks/wan_node_gpu.py` writes it "
+                f"(see BENCHMARKS.md).\n{GPU_END}")
+    data = load(path)
     full, long = data["rows"][0], data["rows"][1]
-    meta = data["meta"]
+    machine = data["record"]["machine"]
     return (f"{GPU_BEGIN}\n"
-            f"- Peak VRAM {full['peak_vram_gib']} GiB ({meta['weights_gib']} GiB of it bf16 weights) for {full['num_pixel_frames']} frames, "
-            f"and {long['peak_vram_gib']} GiB in a {long['num_pixel_frames']}-frame run (stopped after {long['model_calls']} windows): "
-            "GPU memory holds the weights and one window, whatever the length.\n"
-            f"- {full['s_per_model_call']} s per window (CFG batch of 2) on one {meta['device']}; "
-            f"{full['model_calls_per_latent']} windows per latent at {full['steps']} steps, i.e. {full['s_per_pixel_frame']} s per frame; "
-            "more steps cost proportionally more (SPEC \"Cost\").\n"
+            f"- Peak VRAM {full['peak_vram_gib']} GiB ({data['record']['weights_gib']} GiB of it {machine.get('dtype', '')} weights) "
+            f"for {full['num_pixel_frames']} frames, and {long['peak_vram_gib']} GiB in a {long['num_pixel_frames']}-frame run "
+            f"(stopped after {long['model_calls']} model calls).\n"
+            f"- {full['timing']['s_per_model_call']} s per model call (CFG batch of 2) on one {machine['device']}; "
+            f"{full['model_calls_per_latent']} calls per latent at {full['steps']} steps, i.e. {full['timing']['s_per_pixel_frame']} s "
+            "per frame.\n"
             "- From `benchmarks/wan_node_gpu.py` (random weights of the real architecture); see BENCHMARKS.md.\n"
             f"{GPU_END}")
 
@@ -155,10 +356,10 @@ def readme_with_numbers(readme: str) -> str:
     return head + gpu_numbers() + (tail if sep_end else rest)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     outputs = {ROOT / "BENCHMARKS.md": render(), ROOT / "README.md": readme_with_numbers((ROOT / "README.md").read_text())}
     if args.check:
         stale = [p.name for p, text in outputs.items() if not p.exists() or p.read_text() != text]

@@ -1,6 +1,7 @@
 """The shipped ToyDiT's own 16-frame clips: identity accuracy and the other metrics, plus a contact sheet.
 
-    python benchmarks/toy_clips.py --out benchmarks/results/toy_clips_cpu.json --sheet docs/toy_clips.png
+    python benchmarks/toy_clips.py                      # CPU: benchmarks/results/toy_clips_cpu.json and docs/toy_clips.png
+    python benchmarks/toy_clips.py --device cuda        # GPU (bf16): benchmarks/results/toy_clips_cuda.json
 
 Plain sampling of one window (``unified_steps = T``: every frame at one level, as in training),
 prompts from evaluation seeds never used in training. This shows the model itself follows its
@@ -12,57 +13,65 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import sys
 import time
 
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import record  # noqa: E402
 
 from toyworld.demo import WEIGHTS  # noqa: E402
-from toyworld.metrics import evaluate_batch  # noqa: E402
+from toyworld.metrics import evaluate  # noqa: E402
 from toyworld.model import load_model  # noqa: E402
 from toyworld.sampling import TOY_STEPS, generate_videos, toy_preset  # noqa: E402
 from toyworld.train import EVAL_SEED_BASE  # noqa: E402
 from toyworld.video import contact_sheet  # noqa: E402
 from toyworld.world import sample_spec  # noqa: E402
 
+SCRIPT = "benchmarks/toy_clips.py"
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--seeds", type=int, default=1)
-    ap.add_argument("--out", default="benchmarks/results/toy_clips_cpu.json")
-    ap.add_argument("--sheet", default="docs/toy_clips.png")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/toy_clips_<device type>.json")
+    ap.add_argument("--sheet", default="docs/toy_clips.png", help="contact sheet of the first 8 clips ('' for none)")
     args = ap.parse_args(argv)
     with torch.no_grad():
-        return _run(args)
+        return _run(args, sys.argv[1:] if argv is None else argv)
 
 
-def _run(args: argparse.Namespace) -> int:
-    model = load_model(str(WEIGHTS))
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = load_model(str(WEIGHTS), device=device, dtype=dtype)
+    head = record.header(SCRIPT, {k: v for k, v in vars(args).items() if k != "out"}, device, dtype=dtype, argv=argv)
+    head["steps"] = TOY_STEPS
     config, _, _ = toy_preset()
     one_window = config.with_(unified_steps=TOY_STEPS, zigzag_width=1)
     specs = [sample_spec(EVAL_SEED_BASE + 1000 + p) for p in range(args.prompts)]
-    videos, t0 = [], time.perf_counter()
+    videos, t0, date = [], time.perf_counter(), record.now()
     for seed in range(args.seeds):
-        videos.append(generate_videos(model, [[s] for s in specs], 16, one_window.with_(seed=seed)).video)
+        videos.append(generate_videos(model, [[s] for s in specs], 16, one_window.with_(seed=seed), device=device).video)
     seconds = time.perf_counter() - t0
     video = torch.cat(videos)
-    scores = evaluate_batch(video, specs * args.seeds)
+    scores = [evaluate(v, s) for v, s in zip(video, specs * args.seeds)]
     row = {"clips": f"{args.prompts} prompts x {args.seeds} seeds x 16 frames"}
-    row.update({k: f"{scores['mean'][k]:.4f} ± {scores['std'][k]:.4f}" for k in scores["mean"]})
-    row["seconds_per_clip"] = round(seconds / len(video), 2)
-    meta = {"device": platform.processor() or "cpu", "torch": torch.__version__, "steps": TOY_STEPS,
-            "sheet": args.sheet, "model": "toyworld/weights/toy_dit.safetensors"}
-    out = ROOT / args.out
-    out.write_text(json.dumps({"benchmark": "toy_clips", "meta": meta, "rows": [row]}, indent=1) + "\n")
-    sheet = ROOT / args.sheet
-    sheet.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(video[:8], str(sheet), frames=8, scale=2)
-    print(json.dumps(row))
+    row.update({k: [round(sc[k], 6) for sc in scores] for k in scores[0]})
+    row["timing"] = {"seconds_per_clip": round(seconds / len(video), 3)}
+    out = record.resolve_out(args.out or f"benchmarks/results/toy_clips_{device.type}.json")
+    record.write(out, "toy_clips", head, [row], {"date": date, "seconds": round(time.perf_counter() - t0, 1)})
+    if args.sheet:
+        sheet = record.resolve_out(args.sheet)
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        contact_sheet(video[:8], str(sheet), frames=8, scale=2)
+    print(json.dumps({k: v for k, v in row.items()}))
     return 0
 
 

@@ -1,34 +1,42 @@
-"""FIFO-Diffusion vs MIGA on the toy world: the paper's ablation rows, sweeps and the SPEC's open choices.
+"""FIFO-Diffusion vs MIGA on the toy world: the paper's ablation rows, sweeps of one option each, and the open choices.
 
-    python benchmarks/toy_quality.py --device cuda --out benchmarks/results/toy_quality_cuda.json      # full (GPU)
-    python benchmarks/toy_quality.py --reduced --out /tmp/toy_quality_ci.json                         # CI size (CPU)
+    python benchmarks/toy_quality.py --device cuda --out benchmarks/results/toy_quality_cuda.json   # full (GPU, one command)
+    python benchmarks/toy_quality.py --reduced --out /tmp/toy_quality_ci.json                      # CI size (CPU)
 
-The full run was split by row group over three device commands (``--only``), merged in row order.
-
-Every row generates the same videos (``--prompts`` prompts x ``--seeds`` seeds, ``--num-frames``
+Every run generates the same videos (``--prompts`` prompts x ``--seeds`` noise seeds, ``--num-frames``
 frames, prompts drawn from evaluation seeds never used in training) with the shipped ToyDiT and
-scores them with ``toyworld.metrics`` (mean and std over videos). A row's videos run as one latent
-batch, so self-reflection decides per batch (its score averages the batch's videos) — a
-simplification of the paper's per-video search. ``multi_prompt`` rows switch the object's colour
-at the middle frame and report how far from the scheduled frame the switch lands.
+scores each video with ``toyworld.metrics``; the JSON keeps every video's value, so the report can
+compare two runs video by video (they share prompts and seeds). A run's videos form one latent batch;
+self-reflection still judges, searches and corrects each video on its own [D5].
+
+Rows are labels of option sets: rows whose resolved options (config, guidance, reflection, prompts)
+are equal are generated once and stored once, with every label that names them. The sweeps of
+``zigzag_width``, ``unified_steps``, ``num_guidance`` and ``update`` vary one option of full MIGA
+with self-reflection off (its searches would add their own spread); the ``threshold``, ``score_on``
+and ``judge_position`` sweeps vary full MIGA. ``multi_prompt`` rows switch the object's colour at the
+middle frame and record, per video, how far from the scheduled frame the switch lands.
+
+``--resume`` keeps the runs already in ``--out`` when its record (options, code) equals this one's,
+so a stopped command can be given again and goes on where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import math
+import os
 import pathlib
-import platform
 import sys
 import time
-from dataclasses import replace
 
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+from benchmarks import record  # noqa: E402
 from miga_core import GuidanceOptions, ReflectionOptions  # noqa: E402
 from toyworld.demo import WEIGHTS  # noqa: E402
 from toyworld.metrics import evaluate, switch_error  # noqa: E402
@@ -37,25 +45,36 @@ from toyworld.sampling import generate_videos, toy_preset  # noqa: E402
 from toyworld.train import EVAL_SEED_BASE  # noqa: E402
 from toyworld.world import COLOURS, sample_spec  # noqa: E402
 
+SCRIPT = "benchmarks/toy_quality.py"
 METRICS = ("subject_consistency", "background_consistency", "motion_smoothness", "temporal_flicker", "identity_accuracy")
+PROMPT_SEED_BASE = EVAL_SEED_BASE + 1000  # prompt p of every run is sample_spec(PROMPT_SEED_BASE + p)
+DIGITS = 6  # per-video metric values are rounded to this many decimals
+
+# each sweep's base row: the reference a value is compared with (the preset's value)
+SWEEP_BASE = {
+    "zigzag_width": "L_zig=4", "unified_steps": "u=6", "num_guidance": "m_guid=4", "update": "update=lookahead",
+    "threshold": "delta=0.01", "score_on": "score_on=latent", "judge_position": "judge=None",
+}
 
 
 def rows() -> list[tuple[str, str, dict]]:
-    """(group, name, changes) for every row; changes apply to the toy preset (full MIGA)."""
+    """(group, label, changes) of every row; changes apply to the toy preset (full MIGA)."""
     off = {"guidance": None, "reflection": None}
     fifo = {"mode": "fifo", "zigzag_width": 1, "unified_steps": 0, **off}
+    no_refl = {"reflection": None}
     out = [
         ("ablation", "FIFO-Diffusion", fifo),
         ("ablation", "+zigzag stage", {"unified_steps": 0, **off}),
         ("ablation", "+unified stage (TTA)", off),
         ("ablation", "DCE only", {"zigzag_width": 1, "unified_steps": 0}),
+        ("ablation", "full MIGA without reflection", no_refl),
         ("ablation", "full MIGA", {}),
     ]
-    out += [("zigzag_width", f"L_zig={w}", {"zigzag_width": w}) for w in (2, 4, 8)]
-    out += [("unified_steps", f"u={u}", {"unified_steps": u}) for u in (0, 3, 6, 12)]
-    out += [("num_guidance", f"m_guid={m}", {"num_guidance": m}) for m in (0, 2, 4, 6)]
+    out += [("zigzag_width", f"L_zig={w}", {**no_refl, "zigzag_width": w}) for w in (2, 4, 8)]
+    out += [("unified_steps", f"u={u}", {**no_refl, "unified_steps": u}) for u in (0, 3, 6, 12)]
+    out += [("num_guidance", f"m_guid={m}", {**no_refl, "num_guidance": m}) for m in (0, 2, 4, 6)]
+    out += [("update", f"update={u}", {**no_refl, "update": u}) for u in ("lookahead", "former")]
     out += [("threshold", f"delta={d}", {"threshold": d}) for d in (0.0, 0.01, 0.03, 0.1)]
-    out += [("update", f"update={u}", {"update": u}) for u in ("lookahead", "former")]
     out += [("score_on", f"score_on={s}", {"score_on": s}) for s in ("latent", "denoised")]
     out += [("judge_position", f"judge={j}", {"judge_position": j}) for j in (None, 24, 48)]
     out += [("multi_prompt", "FIFO-Diffusion (2 prompts)", {**fifo, "multi": True}),
@@ -82,29 +101,35 @@ def options(changes: dict):
         guidance = GuidanceOptions(num_guidance=m) if m else None
     for key in ("threshold", "score_on", "judge_position"):
         if key in changes:
-            reflection = replace(reflection or ReflectionOptions(), **{key: changes.pop(key)})
+            reflection = dataclasses.replace(reflection or ReflectionOptions(), **{key: changes.pop(key)})
     return config.with_(**changes), guidance, reflection
 
 
-def mean_std(values: list[float]) -> str:
-    t = torch.tensor([v for v in values if v is not None and math.isfinite(v)], dtype=torch.float64)
-    if not len(t):
-        return "n/a"
-    return f"{t.mean():.4f} ± {t.std(unbiased=False):.4f}"
+def resolved(changes: dict, args: argparse.Namespace) -> dict:
+    """Every option a run uses, JSON-ready: equal dicts mean equal runs (the dedup key)."""
+    config, guidance, reflection = options(changes)
+    config = config.with_(window_batch=args.window_batch, compute_device=None)
+
+    def plain(obj):
+        return None if obj is None else {k: v for k, v in dataclasses.asdict(obj).items() if k != "seed"}
+
+    return {"config": plain(config), "guidance": plain(guidance), "reflection": plain(reflection),
+            "prompts_per_video": 2 if changes.get("multi") else 1}
 
 
-def run_row(model, name: str, changes: dict, args, device) -> dict:
+def run_row(model, changes: dict, args: argparse.Namespace, device: torch.device) -> dict:
+    """Generate and score one option set's videos; every value but ``timing`` is a pure function of the options."""
     config, guidance, reflection = options(changes)
     config = config.with_(window_batch=args.window_batch, compute_device=None)
     multi = changes.get("multi", False)
-    scores: dict[str, list[float]] = {k: [] for k in METRICS}
-    switch: list[float] = []
-    calls = seconds = 0.0
-    r_all = r_eval = r_corr = 0
+    mid = args.num_frames // 2
+    per_video: dict[str, list[float]] = {k: [] for k in METRICS}
+    switch: list[int | None] = []
+    counts = {"num_windows": 0, "model_calls": 0, "reflection_n_all": 0, "reflection_n_eval": 0, "reflection_n_corr": 0}
+    seconds = 0.0
     for seed in range(args.seeds):
-        specs = [sample_spec(EVAL_SEED_BASE + 1000 + p) for p in range(args.prompts)]
+        specs = [sample_spec(PROMPT_SEED_BASE + p) for p in range(args.prompts)]
         prompts = [[s, s.with_(colour=COLOURS[(COLOURS.index(s.colour) + 2) % len(COLOURS)])] if multi else [s] for s in specs]
-        mid = args.num_frames // 2
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -113,33 +138,27 @@ def run_row(model, name: str, changes: dict, args, device) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t0
-        calls += run.result.num_windows
         stats = run.result.reflection
-        r_all, r_eval, r_corr = r_all + stats.n_all, r_eval + stats.n_eval, r_corr + stats.n_corr
-        for video, row in zip(run.video.to(device), prompts):  # metrics on the GPU too: they dominate otherwise
+        counts["num_windows"] += run.result.num_windows
+        counts["model_calls"] += int(getattr(run.result, "model_calls", run.model_calls))
+        counts["reflection_n_all"] += stats.n_all
+        counts["reflection_n_eval"] += stats.n_eval
+        counts["reflection_n_corr"] += stats.n_corr
+        for video, row in zip(run.video.to(device), prompts):  # metrics on the GPU too
             segments = [(video[:mid], row[0]), (video[mid:], row[1])] if multi else [(video, row[0])]
             for key in METRICS:
-                scores[key].append(sum(evaluate(v, s)[key] for v, s in segments) / len(segments))
+                per_video[key].append(round(sum(evaluate(v, s)[key] for v, s in segments) / len(segments), DIGITS))
             if multi:
-                err = switch_error(video, row, [0, mid])
-                switch.append(abs(err["errors"][0]) if err["errors"][0] is not None else float("inf"))
-    videos = args.prompts * args.seeds
-    out = {"row": name, **{k: mean_std(v) for k, v in scores.items()}}
+                switch.append(switch_error(video, row, [0, mid])["errors"][0])
+    out = {"options": resolved(changes, args), **counts, "per_video": per_video}
     if multi:
-        landed = [e for e in switch if math.isfinite(e)]
-        out["switch_error_frames"] = mean_std(landed) if landed else "never"
-        out["switch_landed"] = f"{len(landed)}/{len(switch)}"
-    out.update({
-        "model_calls_per_frame": round(calls / (args.seeds * args.num_frames), 3),
-        "seconds_per_frame": round(seconds / (videos * args.num_frames), 5),
-        "R_corr": round(r_corr / r_all, 3) if r_all else "-",
-        "R_succ": round(r_corr / r_eval, 3) if r_eval else "-",
-    })
-    print(json.dumps(out), flush=True)
+        out["switch_error_frames"] = switch  # detected - scheduled frame per video; None: the switch never showed
+    out["timing"] = {"seconds": round(seconds, 3),
+                     "seconds_per_frame": round(seconds / (args.prompts * args.seeds * args.num_frames), 6)}
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="benchmarks/results/toy_quality_cuda.json")
@@ -149,34 +168,54 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=24)
     ap.add_argument("--window-batch", type=int, default=8, help="windows per model call (results are identical for any value)")
     ap.add_argument("--reduced", action="store_true", help="CI size: 2 prompts, 1 seed, 24 frames, 16 steps, 3 rows")
-    ap.add_argument("--only", default=None, help="comma-separated row groups to run")
-    ap.add_argument("--skip-rows", default="", help="comma-separated row names to skip (already measured)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--only", default=None, help="comma-separated row labels to run (default: all)")
+    ap.add_argument("--resume", action="store_true", help="keep the runs already in --out when its record matches")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.reduced:
         args.prompts, args.seeds, args.num_frames, args.steps, args.window_batch = 2, 1, 24, 16, 4
+    device = torch.device(args.device)
+    if device.type == "cuda":  # same seed, same numbers: deterministic cuBLAS and kernels
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     with torch.no_grad():
-        return _run(args, torch.device(args.device))
+        return _run(args, device, sys.argv[1:] if argv is None else argv)
 
 
-def _run(args: argparse.Namespace, device: torch.device) -> int:
+def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = load_model(str(WEIGHTS), device=device, dtype=dtype)
     selected = reduced_rows() if args.reduced else rows()
     if args.only:
-        selected = [r for r in selected if r[0] in args.only.split(",")]
-    selected = [r for r in selected if r[1] not in args.skip_rows.split(",")]
-    meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu", "torch": torch.__version__,
-            "dtype": str(dtype).split(".")[-1], "videos_per_row": f"{args.prompts} prompts x {args.seeds} seeds",
-            "num_frames": args.num_frames, "steps": args.steps, "preset": "toy (f0=16, L_zig=4, u=6, m_guid=4, delta=0.01)"}
-    results = []
-    out = ROOT / args.out if not pathlib.Path(args.out).is_absolute() else pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done: dict[str, dict] = {}  # rows with identical options are measured once
-    for group, name, changes in selected:
-        key = repr((options(changes), changes.get("multi", False)))
-        row = done[key] = {**done[key], "row": name} if key in done else run_row(model, name, changes, args, device)
-        results.append({"group": group, **row, "reflection_decided": "per video"})
-        out.write_text(json.dumps({"benchmark": "toy_quality", "meta": meta, "rows": results}, indent=1) + "\n")
+        wanted = set(args.only.split(","))
+        selected = [r for r in selected if r[1] in wanted]
+    opts = {k: v for k, v in vars(args).items() if k not in ("out", "resume")}
+    head = record.header(SCRIPT, opts, device, dtype=dtype, argv=argv)
+    head["videos"] = {"prompt_seeds": [PROMPT_SEED_BASE + p for p in range(args.prompts)], "noise_seeds": list(range(args.seeds)),
+                      "order": "seed-major: video i has noise seed i // prompts and prompt i % prompts"}
+    head["row_order"] = [[group, label] for group, label, _ in selected]
+    head["sweep_base"] = SWEEP_BASE
+    out = record.resolve_out(args.out)
+    results: list[dict] = []
+    if args.resume and out.exists():
+        old = json.loads(out.read_text())
+        if record.strip_timing(old.get("record")) == record.strip_timing(head):
+            results = old["rows"]
+    t_start = time.perf_counter()
+    date = record.now()
+    for group, label, changes in selected:
+        key = resolved(changes, args)
+        found = next((r for r in results if r["options"] == key), None)
+        if found is None:
+            found = {"labels": [], **run_row(model, changes, args, device)}
+            results.append(found)
+            print(json.dumps({"label": label, **{k: v for k, v in found.items() if k not in ("options", "per_video")}}), flush=True)
+        if {"group": group, "label": label} not in found["labels"]:
+            found["labels"].append({"group": group, "label": label})
+        record.write(out, "toy_quality", head, results, {"date": date, "seconds": round(time.perf_counter() - t_start, 1)})
     return 0
 
 

@@ -1,7 +1,7 @@
 """The MigaSampler node on the real Wan2.1-T2V-1.3B architecture (random bf16 weights) in ComfyUI.
 
-    python benchmarks/wan_node_gpu.py --comfyui /path/to/ComfyUI --out benchmarks/results/wan_node_cuda.json
-    python benchmarks/wan_node_gpu.py --comfyui /path/to/ComfyUI --tiny --device cpu   # smoke test, tiny dims
+    python benchmarks/wan_node_gpu.py --comfyui /path/to/ComfyUI                         # benchmarks/results/wan_node_cuda.json
+    python benchmarks/wan_node_gpu.py --comfyui /path/to/ComfyUI --tiny --device cpu --out /tmp/wan_tiny.json   # smoke test
 
 Weights are random (the real ones cannot be downloaded here), so the video is noise-like; what is
 measured is the node path's cost: seconds per pixel frame, model calls per latent and peak VRAM.
@@ -16,13 +16,19 @@ import argparse
 import importlib.util
 import json
 import pathlib
-import platform
+import re
 import sys
 import time
 
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import record  # noqa: E402
+
+SCRIPT = "benchmarks/wan_node_gpu.py"
 
 WAN_1_3B = dict(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30)  # Wan2.1-T2V-1.3B (config.json of the release)
 TINY = dict(dim=128, ffn_dim=256, num_heads=1, num_layers=2)
@@ -55,7 +61,7 @@ def random_wan(dims: dict, dtype: torch.dtype, device: str, seed: int = 0) -> di
     return sd
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--comfyui", required=True, help="a ComfyUI v0.8.0 checkout")
     ap.add_argument("--out", default="benchmarks/results/wan_node_cuda.json")
@@ -68,7 +74,9 @@ def main() -> int:
     ap.add_argument("--cfg", type=float, default=6.0)
     ap.add_argument("--long-frames", type=int, default=641)
     ap.add_argument("--long-windows", type=int, default=40, help="windows before the long run is interrupted")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    t_start, date = time.perf_counter(), record.now()
 
     sys.path.insert(0, str(pathlib.Path(args.comfyui).resolve()))
     from comfy.cli_args import args as comfy_args
@@ -119,30 +127,41 @@ def main() -> int:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         row = {"num_pixel_frames": frames, "num_latents": (frames - 1) // 4 + 1, "steps": args.steps, "cfg": args.cfg,
-               "completed": report is not None, "wall_s": round(seconds, 1)}
+               "completed": report is not None}
+        timing = {"wall_s": round(seconds, 1)}
         if report is not None:
             row.update({"model_calls": report["model_calls"], "model_calls_per_latent": report["model_calls_per_latent"],
-                        "s_per_model_call": round(seconds / report["model_calls"], 3),
-                        "s_per_pixel_frame": round(seconds / frames, 3),
                         "reflection_n_all": report["reflection"]["n_all"], "reflection_n_corr": report["reflection"]["n_corr"]})
+            timing.update({"s_per_model_call": round(seconds / report["model_calls"], 3), "s_per_pixel_frame": round(seconds / frames, 3)})
         else:
             row["model_calls"] = stop_after
         if cuda:
             row["peak_vram_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        row["timing"] = timing
         print(json.dumps(row), flush=True)
         return row
 
-    meta = {"device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu", "torch": torch.__version__,
-            "model": "Wan2.1-T2V-1.3B architecture, random weights" if not args.tiny else "tiny Wan", "dtype": str(dtype).split(".")[-1],
-            "size": f"{args.width}x{args.height}", "preset": "wan21 (f0=21, L_zig=7, u=9, m_guid=4, reflection delta=0.01)",
-            "weights_gib": round(sum(p.numel() * p.element_size() for p in model.model.diffusion_model.parameters()) / 2**30, 2)}
-    out = ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
+    head = record.header(SCRIPT, {k: v for k, v in vars(args).items() if k not in ("out", "comfyui")}, args.device, dtype=dtype,
+                         code=("miga_core", "nodes", "__init__.py", "benchmarks/record.py"), argv=argv)
+    head.update({"model": "Wan2.1-T2V-1.3B architecture, random weights" if not args.tiny else "tiny Wan",
+                 "preset": "wan21 (f0=21, L_zig=7, u=9, m_guid=4, reflection delta=0.01)",
+                 "comfyui": comfyui_version(args.comfyui),
+                 "weights_gib": round(sum(p.numel() * p.element_size() for p in model.model.diffusion_model.parameters()) / 2**30, 2)})
+    out = record.resolve_out(args.out)
     rows = []
     for frames, stop_after in ((args.frames, None), (args.long_frames, args.long_windows)):
         rows.append(run(frames, stop_after))
-        out.write_text(json.dumps({"benchmark": "wan_node", "meta": meta, "rows": rows}, indent=1) + "\n")  # after each row
+        record.write(out, "wan_node", head, rows, {"date": date, "seconds": round(time.perf_counter() - t_start, 1)})  # after each row
     return 0
+
+
+def comfyui_version(path: str) -> str | None:
+    """``__version__`` of the ComfyUI checkout (its comfyui_version.py), None if absent."""
+    f = pathlib.Path(path) / "comfyui_version.py"
+    if not f.exists():
+        return None
+    found = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", f.read_text())
+    return found.group(1) if found else None
 
 
 if __name__ == "__main__":

@@ -1,12 +1,116 @@
-"""BENCHMARKS.md is generated from the committed JSON, never typed by hand."""
+"""Benchmark records are written by their scripts, equal options are one run, verdicts follow the numbers."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
+from benchmarks import progress_eta, record, report, toy_quality
+from toyworld.model import ToyDiT, ToyDiTConfig
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_model(path, device="cpu", dtype=torch.float32):
+    """A small random ToyDiT: the record's plumbing, not the model's quality, is under test."""
+    torch.manual_seed(0)
+    return ToyDiT(ToyDiTConfig(size=16, dim=16, depth=1, heads=1)).to(device=device, dtype=dtype).eval()
 
 
 def test_benchmarks_md_matches_its_json():
     out = subprocess.run([sys.executable, "benchmarks/report.py", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_every_committed_result_carries_its_scripts_record():
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+        rec = report.load(path)["record"]
+        assert (ROOT / rec["script"]).exists() and rec["command"].startswith(f"python {rec['script']}"), path.name
+        assert rec["code"]["sha256"] and rec["machine"]["device"], path.name
+
+
+def test_report_refuses_a_result_without_a_record(tmp_path, monkeypatch):
+    (tmp_path / "edited.json").write_text(json.dumps({"benchmark": "toy_quality", "meta": {}, "rows": []}))
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    with pytest.raises(report.StaleRecord, match="edited.json has no record"):
+        report.render()
+
+
+def test_rows_with_equal_options_resolve_to_one_run():
+    args = toy_quality.parser().parse_args([])
+    key = {label: json.dumps(toy_quality.resolved(changes, args), sort_keys=True) for _, label, changes in toy_quality.rows()}
+    for alias in ("L_zig=4", "u=6", "m_guid=4", "update=lookahead"):
+        assert key[alias] == key["full MIGA without reflection"], alias
+    for alias in ("delta=0.01", "score_on=latent", "judge=None"):
+        assert key[alias] == key["full MIGA"], alias
+    assert key["m_guid=0"] == key["+unified stage (TTA)"]
+    assert key["full MIGA"] != key["full MIGA without reflection"] != key["+unified stage (TTA)"]
+    assert key["full MIGA (2 prompts)"] != key["full MIGA"]
+    assert len(set(key.values())) == len(key) - 8
+
+
+def test_same_seed_rerun_changes_only_timing_and_equal_rows_run_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(toy_quality, "load_model", tiny_model)
+    argv = ["--prompts", "2", "--seeds", "1", "--num-frames", "20", "--steps", "16", "--window-batch", "4",
+            "--only", "FIFO-Diffusion,full MIGA without reflection,L_zig=4"]
+    runs = []
+    for _ in range(2):  # the same command twice, as a re-run of a committed benchmark
+        assert toy_quality.main([*argv, "--out", str(tmp_path / "toy.json")]) == 0
+        runs.append(json.loads((tmp_path / "toy.json").read_text()))
+    a, b = runs
+    assert [[lab["label"] for lab in r["labels"]] for r in a["rows"]] == [["FIFO-Diffusion"], ["full MIGA without reflection", "L_zig=4"]]
+    assert len(a["rows"][1]["per_video"]["identity_accuracy"]) == 2
+    assert a["record"]["options"]["num_frames"] == 20 and a["record"]["machine"]["dtype"] == "float32"
+    assert "seconds" in a["rows"][0]["timing"] and "date" in a["timing"]
+    assert record.strip_timing(a) == record.strip_timing(b)
+
+
+def test_paired_verdicts_follow_the_numbers():
+    base = [0.5, 0.7, 0.9, 0.6, 0.8, 0.75]
+    up = [x + 0.02 + 0.001 * (-1) ** i for i, x in enumerate(base)]
+    noisy = [x + (0.05 if i % 2 else -0.04) for i, x in enumerate(base)]  # mean +0.005, 2 SE about 0.04
+    assert report.compare(base, up)["verdict"] == "higher"
+    assert report.compare(up, base)["verdict"] == "lower"
+    assert report.compare(base, noisy)["verdict"] == "within spread"
+    assert report.compare(base, list(base))["verdict"] == "identical"
+    assert report.compare(base[:1], up[:1])["verdict"] == "n/a"
+
+
+def _fake_toy(values: dict[str, list[float]]) -> dict:
+    """A toy_quality record whose runs carry the given identity accuracies (other metrics constant)."""
+    labels = {"full MIGA without reflection": "ablation", "L_zig=2": "zigzag_width"}
+    rows = []
+    for label, ident in values.items():
+        per_video = {k: [0.9] * len(ident) for k in report.METRICS}
+        per_video["identity_accuracy"] = ident
+        names = [{"group": labels[label], "label": label}] + ([{"group": "zigzag_width", "label": "L_zig=4"}]
+                                                                if label == "full MIGA without reflection" else [])
+        rows.append({"labels": names, "num_windows": 10, "reflection_n_all": 0, "reflection_n_eval": 0, "reflection_n_corr": 0,
+                     "per_video": per_video, "timing": {"seconds_per_frame": 0.1}})
+    return {"record": {"options": {"num_frames": 8}, "videos": {"prompt_seeds": [1, 2, 3, 4], "noise_seeds": [0]},
+                       "row_order": [["ablation", "full MIGA without reflection"], ["zigzag_width", "L_zig=2"], ["zigzag_width", "L_zig=4"]],
+                       "sweep_base": {"zigzag_width": "L_zig=4"}}, "rows": rows}
+
+
+def test_findings_change_when_the_numbers_do():
+    low, high = [0.5, 0.6, 0.7, 0.8], [0.6, 0.72, 0.79, 0.9]
+    beaten = report.findings(_fake_toy({"full MIGA without reflection": low, "L_zig=2": high}))
+    kept = report.findings(_fake_toy({"full MIGA without reflection": high, "L_zig=2": low}))
+    assert "`L_zig=4` is measurably beaten by `L_zig=2`" in beaten
+    assert "`L_zig=4` is not measurably beaten by any other value; measurably better than `L_zig=2`" in kept
+
+
+def test_progress_eta_records_every_window(tmp_path, monkeypatch):
+    monkeypatch.setattr(progress_eta, "load_model", tiny_model)
+    out = tmp_path / "p.json"
+    assert progress_eta.main(["--num-frames", "20", "--steps", "16", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["callbacks"] == row["window_first_last"][1] and row["window_first_last"][0] == 1
+    assert row["window_monotone"] is True
+    ten = row["timing"]["eta"]["10%"]
+    assert ten["window"] >= 0.1 * ten["total_windows"] and ten["eta_bar_error"] >= 0
+    assert ten["real_remaining_s"] == pytest.approx(row["timing"]["seconds"] - ten["elapsed_s"], abs=2e-3)
