@@ -53,8 +53,8 @@ INTRO = {
         "Each run generates the same videos (the record's `videos`) with the shipped ToyDiT, CFG 3, and scores\n"
         "each with `toyworld/metrics.py` (VBench-style, in [0, 1], higher is better); cells are mean ± std over\n"
         "the videos. `windows/frame` counts model windows (each a CFG batch of 2) per frame of one video,\n"
-        "self-reflection's candidate windows included. Rows with equal options are one run: `labels` lists\n"
-        "every row name that denotes it. The sweeps of zigzag_width, unified_steps, num_guidance and update\n"
+        "self-reflection's candidate windows included. Rows with equal options are one run: `same run as`\n"
+        "lists the other row names that denote it. The sweeps of zigzag_width, unified_steps, num_guidance and update\n"
         "vary full MIGA with self-reflection off; threshold, score_on and judge_position vary full MIGA.\n"
     ),
     "progress_eta": (
@@ -185,7 +185,7 @@ def toy_table(data: dict) -> str:
     frames = opts["num_frames"]
     rows = []
     for run in data["rows"]:
-        row = {"run": _label(run), "labels": ", ".join(lab["label"] for lab in run["labels"][1:])}
+        row = {"run": _label(run), "same run as": ", ".join(lab["label"] for lab in run["labels"][1:])}
         row.update({SHORT[k]: fmt(run["per_video"][k]) for k in METRICS})
         row["windows/frame"] = round(run["num_windows"] / (len(data["record"]["videos"]["noise_seeds"]) * frames), 3)
         n_all, n_eval, n_corr = run["reflection_n_all"], run["reflection_n_eval"], run["reflection_n_corr"]
@@ -285,7 +285,7 @@ def summary(data: dict, groups: dict[str, list[str]]) -> str:
         word = {"higher": "raises", "lower": "lowers"}.get(c["verdict"], "does not measurably change")
         lines.append(f"- Self-reflection at the preset's threshold {word} identity accuracy "
                      f"({cell(c)}), at {refl['num_windows'] / max(ref['num_windows'], 1):.2f}x the windows.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" if len(lines) > 1 else ""
 
 
 def commits_line(datas: list[tuple[pathlib.Path, dict]]) -> str:
@@ -316,13 +316,38 @@ def render() -> str:
     return "\n".join(parts)
 
 
+ETA_TOLERANCE = 0.25  # issue 8: the ETA shown after 10% of a run within 25% of the real remaining time
+
+
 def progress_text(data: dict) -> str:
-    rows = []
+    """The progress benchmark's table and, computed, whether each ETA met the tolerance at 10%."""
+    rows, lines = [], []
     for row in data["rows"]:
         flat = {k: v for k, v in row.items() if not isinstance(v, (list, dict))}
-        flat.update({k: v for k, v in row.get("timing", {}).items() if not isinstance(v, (list, dict))})
+        flat["total_windows first/last"] = "/".join(map(str, row["total_windows_first_last"]))
+        flat["seconds"] = row["timing"]["seconds"]
+        for frac, e in row["timing"]["eta"].items():
+            for kind in ("core", "bar"):
+                err = e[f"eta_{kind}_error"]
+                flat[f"ETA {kind} error at {frac}"] = "n/a" if err is None else f"{100 * err:.1f}%"
         rows.append(flat)
-    return table(rows) + "\n"
+        ten = row["timing"]["eta"].get("10%")
+        if ten is None:
+            continue
+        verdicts = []
+        for kind, name in (("core", "the core's `eta_seconds`"), ("bar", "a bar's window/total rate")):
+            err = ten[f"eta_{kind}_error"]
+            if err is None:
+                verdicts.append(f"{name}: not reported")
+            else:
+                ok = "within" if err <= ETA_TOLERANCE else "NOT within"
+                verdicts.append(f"{name}: {ten[f'eta_{kind}_s']:.1f} s vs {ten['real_remaining_s']:.1f} s real, "
+                                f"error {100 * err:.1f}%, {ok} {100 * ETA_TOLERANCE:.0f}%")
+        moves = "never changed" if not row["total_windows_changed"] else f"changed {row['total_windows_increases']} times"
+        lines.append(f"- {row['videos']} video(s): at window {ten['window']}/{ten['total_windows']} (first past 10%): "
+                     + "; ".join(verdicts) + f". `total_windows` {moves}; `window` "
+                     + ("only grew." if row["window_monotone"] else "went backwards."))
+    return table(rows) + "\n\n" + "\n".join(lines) + "\n"
 
 
 GPU_BEGIN, GPU_END = "<!-- gpu-numbers -->", "<!-- /gpu-numbers -->"

@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
     with torch.no_grad():
-        return _run(args, device, sys.argv[1:] if argv is None else argv)
+        argv = sys.argv[1:] if argv is None else argv
+        return _run(args, device, [a for a in argv if a != "--resume"])  # a resumed run records the command it completes
 
 
 def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int:

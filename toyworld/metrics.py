@@ -12,6 +12,11 @@ the toy world makes reliable (saturated object colours, dark desaturated backgro
 - temporal flicker: 1 - mean absolute change of static pixels between consecutive frames
   (VBench on static videos). Only meaningful for ``pan == 0``: a pan moves the texture and counts;
 - identity accuracy: the fraction of frames whose detected object has the prompted colour and shape.
+
+Everything is plain torch: binary dilation is one 3 x 3 max-pool, colours are compared as RGB
+distances to a saturated palette, pooling is ``adaptive_avg_pool2d``. An image library (kornia's
+morphology, Lab conversion, SSIM) would compute the same values slower or change what the metrics
+mean, so none is used.
 """
 
 from __future__ import annotations
