@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=0, help="also run this many videos in one batch (0: the demo's single video only)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
+    record.deterministic(device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     t0, date = time.perf_counter(), record.now()
     with torch.no_grad():

@@ -42,6 +42,16 @@ def device_name(device: str | torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def deterministic(device: str | torch.device) -> None:
+    """Same seed, same numbers on CUDA: deterministic cuBLAS workspace and kernels (warn where none exists).
+
+    Call before the first CUDA operation (cuBLAS reads ``CUBLAS_WORKSPACE_CONFIG`` when it starts).
+    """
+    if torch.device(device).type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def tree_sha256(paths: Iterable[str]) -> dict[str, str]:
     """sha256 per path (a file, or a folder's ``*.py`` and ``*.safetensors`` files in sorted order), relative to the repo root."""
     out = {}

@@ -2,6 +2,7 @@
 
     python benchmarks/report.py            # rewrite BENCHMARKS.md and the README's gpu-numbers block
     python benchmarks/report.py --check    # exit 1 if either is stale
+    python benchmarks/report.py --verify-code   # exit 1 if a result was measured on other code than this checkout's
 
 Every figure and every verdict below is computed here from the JSON the benchmark scripts wrote
 (``benchmarks/record.py``); a JSON without a script's ``record`` is refused. The verdict rule
@@ -231,7 +232,8 @@ def findings(data: dict) -> str:
     n = _videos(data)
     out = [f"### Verdicts\n\nEach cell: mean paired difference (run minus reference) over the {n} videos, (± two standard "
            "errors of that mean), and the verdict: `higher`/`lower` when the difference exceeds two standard errors, "
-           "`within spread` otherwise (all metrics: higher is better).\n"]
+           "`within spread` otherwise (all metrics: higher is better). About 1 in 20 comparisons of runs that do not truly "
+           "differ is still called a difference by this rule; a verdict that matters should hold on more videos.\n"]
     groups = _sweep_groups(data)
     ablation = groups.get("ablation", [])
     if "FIFO-Diffusion" in ablation:
@@ -363,8 +365,8 @@ def gpu_numbers() -> str:
     full, long = data["rows"][0], data["rows"][1]
     machine = data["record"]["machine"]
     return (f"{GPU_BEGIN}\n"
-            f"- Peak VRAM {full['peak_vram_gib']} GiB ({data['record']['weights_gib']} GiB of it {machine.get('dtype', '')} weights) "
-            f"for {full['num_pixel_frames']} frames, and {long['peak_vram_gib']} GiB in a {long['num_pixel_frames']}-frame run "
+            f"- Peak VRAM {full.get('peak_vram_gib', 'n/a')} GiB ({data['record']['weights_gib']} GiB of it {machine.get('dtype', '')} weights) "
+            f"for {full['num_pixel_frames']} frames, and {long.get('peak_vram_gib', 'n/a')} GiB in a {long['num_pixel_frames']}-frame run "
             f"(stopped after {long['model_calls']} model calls).\n"
             f"- {full['timing']['s_per_model_call']} s per model call (CFG batch of 2) on one {machine['device']}; "
             f"{full['model_calls_per_latent']} calls per latent at {full['steps']} steps, i.e. {full['timing']['s_per_pixel_frame']} s "
@@ -381,10 +383,32 @@ def readme_with_numbers(readme: str) -> str:
     return head + gpu_numbers() + (tail if sep_end else rest)
 
 
+def verify_code() -> list[str]:
+    """Records whose code sha256 differs from this checkout's (they were measured on other code)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.record import tree_sha256
+
+    stale = []
+    for path in sorted(RESULTS.glob("*.json")):
+        recorded = load(path)["record"]["code"]["sha256"]
+        now = tree_sha256(recorded)
+        changed = [k for k in recorded if recorded[k] != now[k]]
+        if changed:
+            stale.append(f"{path.name}: {', '.join(changed)} changed since it ran")
+    return stale
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--check", action="store_true", help="exit 1 if BENCHMARKS.md or the README's block is stale")
+    ap.add_argument("--verify-code", action="store_true",
+                    help="exit 1 if any result was measured on code other than this checkout's (sha256 of its code folders)")
     args = ap.parse_args(argv)
+    if args.verify_code:
+        stale = verify_code()
+        print("\n".join(stale) or "every result was measured on this checkout's code", file=sys.stderr if stale else sys.stdout)
+        return 1 if stale else 0
     outputs = {ROOT / "BENCHMARKS.md": render(), ROOT / "README.md": readme_with_numbers((ROOT / "README.md").read_text())}
     if args.check:
         stale = [p.name for p, text in outputs.items() if not p.exists() or p.read_text() != text]

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     device = torch.device(args.device)
+    record.deterministic(device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = load_model(str(WEIGHTS), device=device, dtype=dtype)
     head = record.header(SCRIPT, {k: v for k, v in vars(args).items() if k != "out"}, device, dtype=dtype, argv=argv)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import pathlib
 import sys
 import time
@@ -178,9 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reduced:
         args.prompts, args.seeds, args.num_frames, args.steps, args.window_batch = 2, 1, 24, 16, 4
     device = torch.device(args.device)
-    if device.type == "cuda":  # same seed, same numbers: deterministic cuBLAS and kernels
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    record.deterministic(device)
     with torch.no_grad():
         argv = sys.argv[1:] if argv is None else argv
         return _run(args, device, [a for a in argv if a != "--resume"])  # a resumed run records the command it completes

@@ -114,3 +114,19 @@ def test_progress_eta_records_every_window(tmp_path, monkeypatch):
     ten = row["timing"]["eta"]["10%"]
     assert ten["window"] >= 0.1 * ten["total_windows"] and ten["eta_bar_error"] >= 0
     assert ten["real_remaining_s"] == pytest.approx(row["timing"]["seconds"] - ten["elapsed_s"], abs=2e-3)
+
+
+def test_verify_code_flags_results_measured_on_other_code(tmp_path, monkeypatch):
+    (tmp_path / "miga_core").mkdir()
+    (tmp_path / "miga_core" / "a.py").write_text("x = 1\n")
+    (tmp_path / "bench.py").write_text("")
+    monkeypatch.setattr(record, "ROOT", tmp_path)
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
+    monkeypatch.setenv("MIGA_COMMIT", "abc123")
+    head = record.header("bench.py", {"n": 1}, "cpu", code=("miga_core",), argv=["--n", "1"])
+    assert head["code"]["commit"] == "abc123" and head["command"] == "python bench.py --n 1"  # no git checkout there
+    record.write(tmp_path / "results" / "x.json", "x", head, [{"v": 1, "timing": {"s": 0.1}}], {"date": record.now()})
+    assert report.verify_code() == []
+    (tmp_path / "miga_core" / "a.py").write_text("x = 2\n")
+    assert report.verify_code() == ["x.json: miga_core changed since it ran"]
