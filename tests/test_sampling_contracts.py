@@ -58,7 +58,11 @@ def test_results_are_bitwise_identical_when_windows_run_in_reverse_order(name, m
 
 @pytest.mark.parametrize("name", RUNS)
 def test_same_seed_same_video_other_seed_other_video(name):
-    a, b, c = _run(name, seed=3), _run(name, seed=3), _run(name, seed=4)
+    """Noise comes from the config's seed alone [D1b]: the global RNG, reseeded between runs, changes nothing."""
+    torch.manual_seed(100)
+    a = _run(name, seed=3)
+    torch.manual_seed(200)
+    b, c = _run(name, seed=3), _run(name, seed=4)
     assert torch.equal(a.latents, b.latents)
     assert not torch.allclose(a.latents, c.latents)
     assert torch.isfinite(a.latents).all()
