@@ -105,11 +105,14 @@ def test_window_count_of_a_pass_is_ceil_L_over_s_and_regions_tile_the_queue():
             covered = [p for w in ws for p in range(*w.region)]
             assert covered == list(range(h, h + L))
             for w in ws:
-                assert len(w.positions) <= f0
-                assert len(w.positions) == min(f0, h + L) or w.num_guidance == 0 and len(w.positions) == min(f0, h + L)
+                assert len(w.positions) == min(f0, h + L)  # shorter than f0 only when X is
+                assert w.num_guidance in (0, m)
                 lo, hi = w.local
                 assert lo <= w.region[0] and w.region[1] <= hi
                 assert list(w.positions[w.num_guidance:]) == list(range(lo, hi))
+                guide = w.positions[:w.num_guidance]  # before the local part, at most m * L_zig back [D3]
+                assert all(lo - m * lz <= p < lo for p in guide) and len(set(guide)) == len(guide)
+                assert not guide or guide[-1] == lo - 1  # the nearest latent is always a guide
 
 
 def test_lookahead_puts_the_region_at_the_end_and_former_at_the_start():
