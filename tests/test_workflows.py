@@ -379,7 +379,9 @@ def test_the_fifo_baseline_differs_from_the_long_video_only_in_mode_and_options(
     miga, fifo = ui("miga_wan21_t2v_long"), ui("miga_wan21_fifo_baseline")
     a, b = ui_widgets(the(miga, "MigaSampler")), ui_widgets(the(fifo, "MigaSampler"))
     assert b["mode"] == "fifo" and a["mode"] == "miga"
-    assert {k: v for k, v in a.items() if k != "mode"} == {k: v for k, v in b.items() if k != "mode"}
+    assert (b["zigzag_width"], b["unified_steps"]) == (1, 0)  # what fifo mode needs (never overwritten silently)
+    fifo_only = {"mode", "zigzag_width", "unified_steps"}
+    assert {k: v for k, v in a.items() if k not in fifo_only} == {k: v for k, v in b.items() if k not in fifo_only}
     fifo_sampler = the(fifo, "MigaSampler")
     assert upstream(fifo, fifo_sampler, "guidance") is None and upstream(fifo, fifo_sampler, "reflection") is None
     texts = [sorted(ui_widgets(n)["text"] for n in nodes_of(w, "CLIPTextEncode")) for w in (miga, fifo)]
