@@ -5,7 +5,7 @@ input, and drops its own min/max/option checks for every named input): the start
 ``num_pixel_frames``, the zigzag stage ``reflection``. Everything else is read from the submitted
 prompt (:mod:`.graph`), after ComfyUI has checked and converted the node's own widgets; the
 options of linked option nodes are rebuilt from their widgets. What cannot be known before
-execution is checked by the same :func:`.widgets.check_run` when the node runs.
+execution is checked by the same :func:`.runner.plan_video` when the node runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from ..miga_core import MigaError
 from . import graph
 from .nodes_options import BUILDERS as OPTION_BUILDERS
 from .nodes_prompts import BUILDERS as PROMPT_BUILDERS
-from .widgets import START_WIDGETS, check_ranges, check_run, check_size, config_from
+from .runner import plan_video
+from .widgets import START_WIDGETS, check_ranges, check_size, config_from
 
 __all__ = ["validate_start"]
 
@@ -56,7 +57,7 @@ def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _
                              v["update"], v["window_batch"], v["seed"])
         # The model (flow or eps) is known only at execution; assume the one the sampler needs.
         config = config.with_(parameterization="eps" if v["sampler"] == "euler_ancestral" else "flow")
-        check_run(config, v["steps"], v["num_pixel_frames"], has_initial_clip="initial_clip" in inputs,
+        plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip="initial_clip" in inputs,
                   guidance=_known(graph.linked_option("guidance", OPTION_BUILDERS, node_id)),
                   reflection=_known(reflection),
                   prompts=_known(graph.linked_option("prompts", PROMPT_BUILDERS, node_id)))

@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from . import checks, runner
 from .nodes_sampler import LATENT_TOOLTIP, REPORT_TOOLTIP
-from .widgets import CATEGORY, QUEUE, REFLECTION, check_initial_clip, check_pixel_frames, check_size, config_from, start_inputs
+from .widgets import CATEGORY, QUEUE, REFLECTION, check_pixel_frames, check_size, config_from, start_inputs
 
 __all__ = ["MigaQueueInit", "MigaZigzagStage", "MigaUnifiedStage"]
 
@@ -37,7 +37,6 @@ class MigaQueueInit(io.ComfyNode):
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
                 initial_clip=None, prompts=None, guidance=None) -> io.NodeOutput:
         check_size(width, height)
-        check_initial_clip(initial_clip, width, height, batch_size)
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
         config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
         return io.NodeOutput(runner.start_queue(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),

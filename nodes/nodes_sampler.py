@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import checks, runner
-from .widgets import CATEGORY, REFLECTION, check_initial_clip, check_pixel_frames, check_size, config_from, start_inputs
+from .widgets import CATEGORY, REFLECTION, check_pixel_frames, check_size, config_from, start_inputs
 
 __all__ = ["MigaSampler", "LATENT_TOOLTIP", "REPORT_TOOLTIP"]
 
@@ -40,7 +40,6 @@ class MigaSampler(io.ComfyNode):
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
                 initial_clip=None, prompts=None, guidance=None, reflection=None) -> io.NodeOutput:
         check_size(width, height)
-        check_initial_clip(initial_clip, width, height, batch_size)
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
         config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
         return io.NodeOutput(*runner.sample(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),

@@ -10,13 +10,13 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..miga_core import MigaConfig, MigaValueError, preset, validate_run
+from ..miga_core import MigaConfig, MigaValueError, preset
 from ..miga_core.errors import bad_value
-from ..miga_core.stages import check_num_frames
+from ..miga_core.frames import num_latent_frames
 from . import host
 
 __all__ = ["QUEUE", "PROMPTS", "GUIDANCE", "REFLECTION", "CATEGORY", "START_WIDGETS", "start_inputs", "config_from",
-           "check_pixel_frames", "check_ranges", "check_size", "check_initial_clip", "check_run"]
+           "check_pixel_frames", "check_ranges", "check_size"]
 
 CATEGORY = "sampling/miga"
 QUEUE = io.Custom("MIGA_QUEUE")
@@ -26,7 +26,6 @@ REFLECTION = io.Custom("MIGA_REFLECTION")
 
 WAN, _, _ = preset("wan21")
 MAX_FRAMES = 100_001  # pixel frames; memory is constant, time grows linearly
-PIXELS_PER_LATENT = 8  # Wan2.1 VAE: 8x8 pixels per latent
 SIZE_MULTIPLE = 16  # and the DiT patches 2x2 latents: width/height a multiple of 16 pixels
 
 #: The widgets of a node that starts a run (MigaSampler, MigaQueueInit), as validate_inputs receives them.
@@ -100,7 +99,7 @@ def check_pixel_frames(num_pixel_frames: Any) -> bool | str:
     if not isinstance(num_pixel_frames, int) or not 1 <= num_pixel_frames <= MAX_FRAMES:
         return f"num_pixel_frames={num_pixel_frames!r}: allowed is an integer 1..{MAX_FRAMES} of the form 4n+1. Fix: use 481."
     try:
-        host.latent_frames(num_pixel_frames)
+        num_latent_frames(num_pixel_frames, "wan21")
     except ValueError as exc:
         return str(exc)
     return True
@@ -138,30 +137,3 @@ def check_size(width: int, height: int) -> None:
             lower = max(SIZE_MULTIPLE, value // SIZE_MULTIPLE * SIZE_MULTIPLE)
             raise MigaValueError(bad_value(name, value, f"a multiple of {SIZE_MULTIPLE} pixels (Wan2.1: 8 pixels per latent, 2x2 "
                                                         "latent patches)", f"use {lower} or {lower + SIZE_MULTIPLE}"))
-
-
-def check_initial_clip(initial_clip: dict | None, width: int, height: int, batch_size: int) -> None:
-    """Refuse an ``initial_clip`` whose size or batch differs from the widgets (they are never overridden).
-
-    Raises:
-        MigaValueError: naming the clip's size, the widgets' values and the fix.
-    """
-    if initial_clip is None:
-        return
-    samples = host.check_latent(initial_clip, "initial_clip")
-    b, h, w = int(samples.shape[0]), int(samples.shape[3]) * PIXELS_PER_LATENT, int(samples.shape[4]) * PIXELS_PER_LATENT
-    if (b, h, w) != (batch_size, height, width):
-        raise MigaValueError(bad_value("initial_clip", f"{b} video(s) of {w}x{h} pixels",
-                                       f"the size of the widgets: {batch_size} video(s) of {width}x{height} pixels",
-                                       f"set width={w}, height={h}, batch_size={b}, or connect a clip of {width}x{height}"))
-
-
-def check_run(config: MigaConfig, steps: int, num_pixel_frames: int, *, guidance=None, reflection=None, prompts=None,
-              has_initial_clip: bool = False) -> None:
-    """THE cross-input check of a run, shared by validation (before queueing) and execution.
-
-    Raises:
-        MigaError subclasses with the house message (argument, value, allowed range, fix).
-    """
-    check_num_frames(host.latent_frames(num_pixel_frames))
-    validate_run(config, steps, guidance=guidance, reflection=reflection)

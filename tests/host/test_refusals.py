@@ -58,15 +58,15 @@ CASES = [
     ("window_vs_guidance_fix_works", _set(LONG, "7", window_length=4), "7", ["window_length=4", "window_length to 9"]),
     ("window_vs_stride", _set(LONG, "7", window_stride=21), "7", ["window_length=21", "window_stride"]),
     ("steps_vs_unified", _set(LONG, "7", steps=10), "7", ["unified_steps"]),
-    ("fifo_zigzag_width", _set(FIFO, "7", zigzag_width=7), "7", ["zigzag_width=7", "mode='fifo'", "zigzag_width=1"]),
-    ("fifo_unified_steps", _set(FIFO, "7", unified_steps=9), "7", ["unified_steps=9", "mode='fifo'", "unified_steps=0"]),
+    ("fifo_zigzag_width", _set(FIFO, "7", zigzag_width=7), "7", ["zigzag_width=7", "mode 'fifo'", "set zigzag_width to 1"]),
+    ("fifo_unified_steps", _set(FIFO, "7", unified_steps=9), "7", ["unified_steps=9", "mode 'fifo'", "set unified_steps to 0"]),
     ("fifo_guidance", _fifo_with("guidance"), "7", ["fifo", "guidance"]),
     ("fifo_reflection", _fifo_with("reflection"), "7", ["fifo", "reflection"]),
     ("zigzag_reflection_position", _set(CONTINUE, "13", judge_position=5000), "18", ["judge_position"]),
-    ("keyframe_past_the_end", _set(STORY, "7", num_pixel_frames=241), "7", ["480", "241", "keyframe"]),
+    ("keyframe_past_the_end", _set(STORY, "7", num_pixel_frames=241), "7", ["keyframe=480", "61 latents", "make the video longer"]),
     ("keyframes_bad_json", _set(STORY, "14", keyframes='{"0": "a fox", "240": }'), "14", ["keyframes", "JSON"]),
     ("start_frames_count", _conditioning_schedule("0, 240, 480"), "14", ["start_frames", "2 non-negative pixel frames"]),
-    ("conditioning_past_the_end", _conditioning_schedule("0, 800"), "7", ["800", "721"]),
+    ("conditioning_past_the_end", _conditioning_schedule("0, 800"), "7", ["keyframe=800", "181 latents"]),
     ("option_widget_range", _set(LONG, "12", num_guidance=65), "12", ["num_guidance"]),
 ]
 
@@ -123,7 +123,7 @@ def test_a_connected_initial_clip_of_another_size_is_refused_at_execution(comfy)
     with pytest.raises(harness.PromptExecutionError) as info:
         comfy.execute(prompt)
     message = info.value.error.get("exception_message", "")
-    assert "initial_clip" in message and "32x32" in message and "48x32" in message and "width=32" in message, message
+    assert "initial_clip" in message and "32x32" in message and "width=48" in message and "width=32" in message, message
 
 
 def test_progress_with_reflection_searching_never_goes_backwards(comfy):
