@@ -448,3 +448,19 @@ def test_web_extensions_reference_only_existing_node_types_widgets_and_options()
         assert widgets <= {w.name for w in MIGA[node_type].widgets}, (node_type, widgets)
         mode = next(w for w in MIGA[node_type].widgets if w.name == "mode")
         assert set(re.findall(r"===\s*\"(\w+)\"", text)) <= set(mode.options)
+
+
+def test_every_node_input_and_output_has_a_tooltip():
+    """Every io.<Type>.Input(...) / .Output(...) in the node modules passes a non-empty tooltip (issue 8)."""
+    missing = []
+    for path in sorted((ROOT / "nodes").glob("*.py")):
+        for call in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in ("Input", "Output")):
+                continue
+            tooltip = next((k.value for k in call.keywords if k.arg == "tooltip"), None)
+            empty = isinstance(tooltip, ast.Constant) and not str(tooltip.value).strip()
+            if tooltip is None or empty:
+                name = call.args[0].value if call.args and isinstance(call.args[0], ast.Constant) else \
+                    next((k.value.value for k in call.keywords if k.arg == "display_name"), "?")
+                missing.append(f"{path.name}:{call.lineno} {name}")
+    assert not missing, missing
