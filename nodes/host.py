@@ -44,6 +44,7 @@ from ..miga_core.errors import bad_value
 __all__ = [
     "SCHEDULER_NAMES", "UnsupportedModelError", "ModelRun", "check_model", "model_parameterization", "ladder",
     "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "HostProgress",
+    "on_prompt", "executing_node",
 ]
 
 log = logging.getLogger("miga")
@@ -373,3 +374,30 @@ def check_latent(latent: Any, name: str) -> torch.Tensor:
         raise MigaValueError(bad_value(name, "a LATENT with a noise mask / nested latents", "a plain video LATENT",
                                        "remove Set Latent Noise Mask before the MIGA node"))
     return samples
+
+
+# --------------------------------------------------------------------------- validation-time context
+# ComfyUI v0.8.0 calls a node's ``validate_inputs`` with ``None`` for every LINKED input (execution.py
+# ``get_input_data`` without an execution list) and never hands it the prompt. Two public hooks give a
+# node what it needs to check values that come from other nodes' widgets before the prompt is queued:
+# ``PromptServer.add_on_prompt_handler`` (runs in the POST /prompt request, just before validation) and
+# ``comfy_execution.utils.get_executing_context`` (prompt id and node id, set around validate_inputs).
+
+
+def on_prompt(handler: Callable[[dict], dict]) -> bool:
+    """Register ``handler`` as a PromptServer on-prompt handler; False when no server exists (a bare import)."""
+    import server
+
+    instance = getattr(server.PromptServer, "instance", None)
+    if instance is None:
+        return False
+    instance.add_on_prompt_handler(handler)
+    return True
+
+
+def executing_node() -> tuple[str, str] | None:
+    """``(prompt_id, node_id)`` of the node whose validate_inputs / execute is running, or None."""
+    from comfy_execution.utils import get_executing_context
+
+    context = get_executing_context()
+    return None if context is None else (str(context.prompt_id), str(context.node_id))
