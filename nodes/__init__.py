@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from . import graph
 from .nodes_options import MigaGuidanceOptions, MigaReflectionOptions
 from .nodes_prompts import MigaPromptSchedule, MigaPromptScheduleConditioning
 from .nodes_queue import MigaQueueInit, MigaUnifiedStage, MigaZigzagStage
@@ -16,6 +17,10 @@ NODES: list[type[io.ComfyNode]] = [
     MigaSampler, MigaQueueInit, MigaZigzagStage, MigaUnifiedStage, MigaGuidanceOptions, MigaReflectionOptions,
     MigaPromptSchedule, MigaPromptScheduleConditioning,
 ]
+
+
+# Lets validate_inputs see the option nodes linked into a MIGA node (ComfyUI passes None for links).
+graph.install()
 
 
 class MigaExtension(ComfyExtension):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..miga_core import GuidanceOptions, ReflectionOptions, preset
+from .graph import literal
 from .widgets import CATEGORY, GUIDANCE, REFLECTION
 
-__all__ = ["MigaGuidanceOptions", "MigaReflectionOptions"]
+__all__ = ["MigaGuidanceOptions", "MigaReflectionOptions", "guidance_options", "reflection_options", "BUILDERS"]
 
 _, WAN_GUIDANCE, WAN_REFLECTION = preset("wan21")
 
@@ -23,14 +24,13 @@ class MigaGuidanceOptions(io.ComfyNode):
                         "(paper Sec. 3.3, Eq. 8).",
             inputs=[io.Int.Input("num_guidance", default=WAN_GUIDANCE.num_guidance, min=0, max=64,
                                  tooltip="m_guid, guidance latents per window (paper: 4 for Wan2.1); 0 = off.")],
-            outputs=[GUIDANCE.Output(display_name="guidance")],
+            outputs=[GUIDANCE.Output(display_name="guidance", tooltip="Long-range guidance options for a MIGA sampler or queue "
+                                                                   "initialization (miga mode; refused in fifo mode).")],
         )
 
     @classmethod
     def execute(cls, num_guidance) -> io.NodeOutput:
-        options = GuidanceOptions(num_guidance=num_guidance)
-        options.validate()
-        return io.NodeOutput(options)
+        return io.NodeOutput(guidance_options(num_guidance))
 
 
 class MigaReflectionOptions(io.ComfyNode):
@@ -55,13 +55,36 @@ class MigaReflectionOptions(io.ComfyNode):
                 io.Int.Input("judge_position", default=-1, min=-1, max=10_000,
                              tooltip="f_judg, queue position judged; -1 = first position at the level nearest 0.8*steps."),
             ],
-            outputs=[REFLECTION.Output(display_name="reflection")],
+            outputs=[REFLECTION.Output(display_name="reflection", tooltip="Self-reflection options for a MIGA sampler or zigzag "
+                                                                       "stage (miga mode; refused in fifo mode).")],
         )
 
     @classmethod
     def execute(cls, threshold, num_eval, num_ref, num_candidates, score_on, num_guide, judge_position) -> io.NodeOutput:
-        options = ReflectionOptions(threshold=threshold, num_eval=num_eval, num_ref=num_ref, num_candidates=num_candidates,
-                                    num_guide=None if num_guide < 0 else num_guide,
-                                    judge_position=None if judge_position < 0 else judge_position, score_on=score_on)
-        options.validate()
-        return io.NodeOutput(options)
+        return io.NodeOutput(reflection_options(threshold, num_eval, num_ref, num_candidates, score_on, num_guide, judge_position))
+
+
+def guidance_options(num_guidance: int) -> GuidanceOptions:
+    """MigaGuidanceOptions' output for its widget value. Raises InvalidConfigError / MigaTypeError."""
+    options = GuidanceOptions(num_guidance=num_guidance)
+    options.validate()
+    return options
+
+
+def reflection_options(threshold: float, num_eval: int, num_ref: int, num_candidates: int, score_on: str, num_guide: int,
+                       judge_position: int) -> ReflectionOptions:
+    """MigaReflectionOptions' output for its widget values (-1 = the default position). Raises InvalidConfigError."""
+    options = ReflectionOptions(threshold=threshold, num_eval=num_eval, num_ref=num_ref, num_candidates=num_candidates,
+                                num_guide=None if num_guide < 0 else num_guide,
+                                judge_position=None if judge_position < 0 else judge_position, score_on=score_on)
+    options.validate()
+    return options
+
+
+_REFLECTION_WIDGETS = ("threshold", "num_eval", "num_ref", "num_candidates", "score_on", "num_guide", "judge_position")
+
+#: class_type -> the option value a node of that class outputs, from its prompt inputs (graph.option).
+BUILDERS = {
+    "MigaGuidanceOptions": lambda inputs: guidance_options(literal(inputs, "num_guidance")),
+    "MigaReflectionOptions": lambda inputs: reflection_options(*(literal(inputs, name) for name in _REFLECTION_WIDGETS)),
+}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from . import runner
-from .widgets import CATEGORY, QUEUE, REFLECTION, check_pixel_frames, config_from, start_inputs
+from . import checks, runner
+from .nodes_sampler import LATENT_TOOLTIP, REPORT_TOOLTIP
+from .widgets import CATEGORY, QUEUE, REFLECTION, check_pixel_frames, check_size, config_from, start_inputs
 
 __all__ = ["MigaQueueInit", "MigaZigzagStage", "MigaUnifiedStage"]
+
+QUEUE_IN = "The queue from {}: latents, model, conditioning and options of the run so far."
 
 
 class MigaQueueInit(io.ComfyNode):
@@ -20,17 +23,20 @@ class MigaQueueInit(io.ComfyNode):
             description="Builds the stage-1 queue (paper Alg. 4; FIFO's queue in fifo mode) from an initial clip: the one you "
                         "connect (e.g. a KSampler result, for a continuation) or one sampled here.",
             inputs=start_inputs("Long-range frame guidance (also used by the zigzag stage)."),
-            outputs=[QUEUE.Output(display_name="queue")],
+            outputs=[QUEUE.Output(display_name="queue", tooltip="The initialized queue, for MIGA Zigzag Stage.")],
         )
 
     @classmethod
     def validate_inputs(cls, num_pixel_frames) -> bool | str:
-        return check_pixel_frames(num_pixel_frames)
+        """Every cross-input check before the prompt is queued (HTTP 400 with node_errors); see :mod:`.checks`."""
+        frames = check_pixel_frames(num_pixel_frames)
+        return frames if frames is not True else checks.validate_start(cls)
 
     @classmethod
     def execute(cls, model, positive, negative, width, height, num_pixel_frames, batch_size, seed, steps, cfg, scheduler, mode,
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
                 initial_clip=None, prompts=None, guidance=None) -> io.NodeOutput:
+        check_size(width, height)
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
         config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
         return io.NodeOutput(runner.start_queue(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),
@@ -47,11 +53,16 @@ class MigaZigzagStage(io.ComfyNode):
             description="Stage 1: slides the queue through the model window by window until every frame has left it at the "
                         "unified level (paper Alg. 5; FIFO-Diffusion's loop in fifo mode), with optional self-reflection.",
             inputs=[
-                QUEUE.Input("queue"),
+                QUEUE.Input("queue", tooltip=QUEUE_IN.format("MIGA Queue Initialization")),
                 REFLECTION.Input("reflection", optional=True, tooltip="Self-reflection options (off when not connected)."),
             ],
-            outputs=[QUEUE.Output(display_name="queue")],
+            outputs=[QUEUE.Output(display_name="queue", tooltip="The queue after stage 1, for MIGA Unified Stage.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, reflection=None) -> bool | str:
+        """The reflection options against the run the queue comes from, before queueing; see :mod:`.checks`."""
+        return checks.validate_zigzag()
 
     @classmethod
     def execute(cls, queue, reflection=None) -> io.NodeOutput:
@@ -67,8 +78,9 @@ class MigaUnifiedStage(io.ComfyNode):
             category=CATEGORY,
             description="Stage 2: finishes all frames together at one shared noise level, as the model was trained (paper Eq. 4). "
                         "Outputs a LATENT for VAE Decode.",
-            inputs=[QUEUE.Input("queue")],
-            outputs=[io.Latent.Output(display_name="latent"), io.String.Output(display_name="report")],
+            inputs=[QUEUE.Input("queue", tooltip=QUEUE_IN.format("MIGA Zigzag Stage"))],
+            outputs=[io.Latent.Output(display_name="latent", tooltip=LATENT_TOOLTIP),
+                     io.String.Output(display_name="report", tooltip=REPORT_TOOLTIP)],
         )
 
     @classmethod

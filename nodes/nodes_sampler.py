@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from . import runner
-from .widgets import CATEGORY, REFLECTION, check_pixel_frames, config_from, start_inputs
+from . import checks, runner
+from .widgets import CATEGORY, REFLECTION, check_pixel_frames, check_size, config_from, start_inputs
 
-__all__ = ["MigaSampler"]
+__all__ = ["MigaSampler", "LATENT_TOOLTIP", "REPORT_TOOLTIP"]
+
+LATENT_TOOLTIP = "The video latent [batch, 16, (num_pixel_frames - 1) / 4 + 1, height / 8, width / 8] for VAE Decode."
+REPORT_TOOLTIP = "JSON: mode, frames, steps, model calls, seconds and self-reflection counts of the run."
 
 
 class MigaSampler(io.ComfyNode):
@@ -22,17 +25,21 @@ class MigaSampler(io.ComfyNode):
             inputs=start_inputs("Long-range frame guidance (miga mode).") + [
                 REFLECTION.Input("reflection", optional=True, tooltip="Self-reflection (miga mode)."),
             ],
-            outputs=[io.Latent.Output(display_name="latent"), io.String.Output(display_name="report")],
+            outputs=[io.Latent.Output(display_name="latent", tooltip=LATENT_TOOLTIP),
+                     io.String.Output(display_name="report", tooltip=REPORT_TOOLTIP)],
         )
 
     @classmethod
     def validate_inputs(cls, num_pixel_frames) -> bool | str:
-        return check_pixel_frames(num_pixel_frames)
+        """Every cross-input check before the prompt is queued (HTTP 400 with node_errors); see :mod:`.checks`."""
+        frames = check_pixel_frames(num_pixel_frames)
+        return frames if frames is not True else checks.validate_start(cls)
 
     @classmethod
     def execute(cls, model, positive, negative, width, height, num_pixel_frames, batch_size, seed, steps, cfg, scheduler, mode,
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
                 initial_clip=None, prompts=None, guidance=None, reflection=None) -> io.NodeOutput:
+        check_size(width, height)
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
         config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
         return io.NodeOutput(*runner.sample(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),

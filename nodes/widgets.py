@@ -10,10 +10,13 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ..miga_core import MigaConfig, preset
+from ..miga_core import MigaConfig, MigaValueError, preset
+from ..miga_core.errors import bad_value
+from ..miga_core.frames import num_latent_frames
 from . import host
 
-__all__ = ["QUEUE", "PROMPTS", "GUIDANCE", "REFLECTION", "CATEGORY", "start_inputs", "config_from", "check_pixel_frames"]
+__all__ = ["QUEUE", "PROMPTS", "GUIDANCE", "REFLECTION", "CATEGORY", "START_WIDGETS", "start_inputs", "config_from",
+           "check_pixel_frames", "check_ranges", "check_size"]
 
 CATEGORY = "sampling/miga"
 QUEUE = io.Custom("MIGA_QUEUE")
@@ -23,6 +26,11 @@ REFLECTION = io.Custom("MIGA_REFLECTION")
 
 WAN, _, _ = preset("wan21")
 MAX_FRAMES = 100_001  # pixel frames; memory is constant, time grows linearly
+SIZE_MULTIPLE = 16  # and the DiT patches 2x2 latents: width/height a multiple of 16 pixels
+
+#: The widgets of a node that starts a run (MigaSampler, MigaQueueInit), as validate_inputs receives them.
+START_WIDGETS = ("width", "height", "num_pixel_frames", "batch_size", "seed", "steps", "cfg", "scheduler", "mode",
+                 "window_length", "zigzag_width", "unified_steps", "sampler", "window_stride", "update", "window_batch")
 
 
 def model_inputs() -> list[io.Input]:
@@ -31,8 +39,8 @@ def model_inputs() -> list[io.Input]:
         io.Model.Input("model", tooltip="A Wan2.1 text-to-video model (UNETLoader), with any LoRA / ModelSamplingSD3 shift applied."),
         io.Conditioning.Input("positive", tooltip="Prompt for the whole video (a connected prompt schedule replaces it)."),
         io.Conditioning.Input("negative", tooltip="Negative prompt for CFG."),
-        io.Int.Input("width", default=832, min=16, max=8192, step=16, tooltip="Video width in pixels."),
-        io.Int.Input("height", default=480, min=16, max=8192, step=16, tooltip="Video height in pixels."),
+        io.Int.Input("width", default=832, min=16, max=8192, step=16, tooltip="Video width in pixels, a multiple of 16."),
+        io.Int.Input("height", default=480, min=16, max=8192, step=16, tooltip="Video height in pixels, a multiple of 16."),
         io.Int.Input("num_pixel_frames", default=481, min=1, max=MAX_FRAMES, step=4,
                      tooltip="Video frames to generate, 4n+1 (Wan2.1 packs 4 frames per latent after the first): 481 = 121 latents."),
         io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Videos generated side by side."),
@@ -49,13 +57,14 @@ def queue_inputs() -> list[io.Input]:
     return [
         io.Combo.Input("mode", options=["miga", "fifo"], default="miga",
                        tooltip="miga: zigzag queue + unified stage (the paper). fifo: FIFO-Diffusion's diagonal queue for A/B "
-                               "(zigzag_width and unified_steps are then 1 and 0; guidance and reflection are refused)."),
+                               "(needs zigzag_width 1 and unified_steps 0, which the editor sets when you pick fifo; guidance "
+                               "and reflection are refused)."),
         io.Int.Input("window_length", default=WAN.window_length, min=2, max=256,
                      tooltip="f0, latent frames per model call: the model's clip length (Wan2.1: 21 latents = 81 frames)."),
         io.Int.Input("zigzag_width", default=WAN.zigzag_width, min=1, max=256,
-                     tooltip="L_zig, latents per noise level in the queue (paper: 7 for Wan2.1; 1 = FIFO's queue). miga mode only."),
+                     tooltip="L_zig, latents per noise level in the queue (paper: 7 for Wan2.1; 1 = FIFO's queue, required in fifo mode)."),
         io.Int.Input("unified_steps", default=WAN.unified_steps, min=0, max=1000,
-                     tooltip="u, steps finished by the unified stage at one shared level (paper: 9; = steps for unified only). miga mode only."),
+                     tooltip="u, steps finished by the unified stage at one shared level (paper: 9; = steps for unified only; 0 in fifo mode)."),
         io.Combo.Input("sampler", options=["euler", "dpmpp_2m", "euler_ancestral"], default="euler",
                        tooltip="Per-frame step [D2]. euler_ancestral needs an eps model."),
         io.Int.Input("window_stride", default=0, min=0, max=256, tooltip="s, latents each window updates; 0 = window_length // 2."),
@@ -71,7 +80,7 @@ def start_inputs(guidance_tooltip: str) -> list[io.Input]:
     return model_inputs() + queue_inputs() + [
         io.Latent.Input("initial_clip", optional=True,
                         tooltip="A clip of exactly window_length latents (81 frames for Wan2.1) to start from, e.g. a KSampler "
-                                "result to continue; its size wins over width/height/batch."),
+                                "result to continue; its size and batch must equal width/height/batch_size."),
         PROMPTS.Input("prompts", optional=True, tooltip="A MIGA prompt schedule; replaces positive."),
         GUIDANCE.Input("guidance", optional=True, tooltip=guidance_tooltip),
     ]
@@ -79,9 +88,8 @@ def start_inputs(guidance_tooltip: str) -> list[io.Input]:
 
 def config_from(mode: str, window_length: int, zigzag_width: int, unified_steps: int, sampler: str, window_stride: int,
                 update: str, window_batch: int, seed: int) -> MigaConfig:
-    """The MigaConfig of the widget values (fifo mode fixes L_zig = 1 and u = 0, FIFO's queue) [D4]."""
-    if mode == "fifo":
-        zigzag_width, unified_steps = 1, 0
+    """The MigaConfig of the widget values, as they are (fifo mode with zigzag_width != 1 or unified_steps != 0 is
+    refused by the core, never corrected) [D4]."""
     return MigaConfig(window_length=window_length, window_stride=window_stride or None, zigzag_width=zigzag_width,
                       unified_steps=unified_steps, sampler=sampler, update=update, window_batch=window_batch, seed=seed, mode=mode)
 
@@ -91,7 +99,41 @@ def check_pixel_frames(num_pixel_frames: Any) -> bool | str:
     if not isinstance(num_pixel_frames, int) or not 1 <= num_pixel_frames <= MAX_FRAMES:
         return f"num_pixel_frames={num_pixel_frames!r}: allowed is an integer 1..{MAX_FRAMES} of the form 4n+1. Fix: use 481."
     try:
-        host.latent_frames(num_pixel_frames)
+        num_latent_frames(num_pixel_frames, "wan21")
     except ValueError as exc:
         return str(exc)
     return True
+
+
+def check_ranges(node: Any, values: dict[str, Any]) -> bool | str:
+    """ComfyUI's own min/max/option check for ``values`` (name -> widget value; None = linked, skipped).
+
+    ComfyUI skips these checks for every input that ``validate_inputs`` names (execution.py ``validate_inputs``),
+    so a node that names an input repeats them here from its schema.
+    """
+    types = node.INPUT_TYPES()
+    spec = {**types.get("required", {}), **types.get("optional", {})}
+    for name, value in values.items():
+        if value is None or name not in spec:
+            continue
+        kind, info = spec[name][0], (spec[name][1] if len(spec[name]) > 1 else {})
+        options = kind if isinstance(kind, list) else info.get("options") if kind == "COMBO" else None
+        if options is not None and value not in options:
+            return bad_value(name, value, f"one of {options}", "pick a listed value")
+        low, high = info.get("min"), info.get("max")
+        if kind in ("INT", "FLOAT") and ((low is not None and value < low) or (high is not None and value > high)):
+            return bad_value(name, value, f"{low}..{high}", f"use a value from {low} to {high}")
+    return True
+
+
+def check_size(width: int, height: int) -> None:
+    """Refuse a video size the model cannot take exactly (no silent flooring).
+
+    Raises:
+        MigaValueError: width or height not a multiple of 16 pixels (8 per latent, 2x2 latent patches).
+    """
+    for name, value in (("width", width), ("height", height)):
+        if value % SIZE_MULTIPLE:
+            lower = max(SIZE_MULTIPLE, value // SIZE_MULTIPLE * SIZE_MULTIPLE)
+            raise MigaValueError(bad_value(name, value, f"a multiple of {SIZE_MULTIPLE} pixels (Wan2.1: 8 pixels per latent, 2x2 "
+                                                        "latent patches)", f"use {lower} or {lower + SIZE_MULTIPLE}"))

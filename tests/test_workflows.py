@@ -379,7 +379,9 @@ def test_the_fifo_baseline_differs_from_the_long_video_only_in_mode_and_options(
     miga, fifo = ui("miga_wan21_t2v_long"), ui("miga_wan21_fifo_baseline")
     a, b = ui_widgets(the(miga, "MigaSampler")), ui_widgets(the(fifo, "MigaSampler"))
     assert b["mode"] == "fifo" and a["mode"] == "miga"
-    assert {k: v for k, v in a.items() if k != "mode"} == {k: v for k, v in b.items() if k != "mode"}
+    assert (b["zigzag_width"], b["unified_steps"]) == (1, 0)  # what fifo mode needs (never overwritten silently)
+    fifo_only = {"mode", "zigzag_width", "unified_steps"}
+    assert {k: v for k, v in a.items() if k not in fifo_only} == {k: v for k, v in b.items() if k not in fifo_only}
     fifo_sampler = the(fifo, "MigaSampler")
     assert upstream(fifo, fifo_sampler, "guidance") is None and upstream(fifo, fifo_sampler, "reflection") is None
     texts = [sorted(ui_widgets(n)["text"] for n in nodes_of(w, "CLIPTextEncode")) for w in (miga, fifo)]
@@ -446,3 +448,19 @@ def test_web_extensions_reference_only_existing_node_types_widgets_and_options()
         assert widgets <= {w.name for w in MIGA[node_type].widgets}, (node_type, widgets)
         mode = next(w for w in MIGA[node_type].widgets if w.name == "mode")
         assert set(re.findall(r"===\s*\"(\w+)\"", text)) <= set(mode.options)
+
+
+def test_every_node_input_and_output_has_a_tooltip():
+    """Every io.<Type>.Input(...) / .Output(...) in the node modules passes a non-empty tooltip (issue 8)."""
+    missing = []
+    for path in sorted((ROOT / "nodes").glob("*.py")):
+        for call in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in ("Input", "Output")):
+                continue
+            tooltip = next((k.value for k in call.keywords if k.arg == "tooltip"), None)
+            empty = isinstance(tooltip, ast.Constant) and not str(tooltip.value).strip()
+            if tooltip is None or empty:
+                name = call.args[0].value if call.args and isinstance(call.args[0], ast.Constant) else \
+                    next((k.value.value for k in call.keywords if k.arg == "display_name"), "?")
+                missing.append(f"{path.name}:{call.lineno} {name}")
+    assert not missing, missing

@@ -280,10 +280,15 @@ class Comfy:
         return importlib.import_module(f"{self.pack_module.__name__}.{name}")
 
     def validate(self, prompt: dict) -> Validation:
-        """Validate an API-format prompt exactly as ``POST /prompt`` does."""
+        """Validate an API-format prompt exactly as ``POST /prompt`` does: on-prompt handlers first, in the same task."""
         import execution
+        import server
 
-        ok, error, outputs, node_errors = asyncio.run(execution.validate_prompt(str(uuid.uuid4()), prompt, None))
+        async def post() -> tuple:
+            data = server.PromptServer.instance.trigger_on_prompt({"prompt": prompt})
+            return await execution.validate_prompt(str(data.get("prompt_id", uuid.uuid4())), data["prompt"], None)
+
+        ok, error, outputs, node_errors = asyncio.run(post())
         return Validation(ok, error, outputs, node_errors)
 
     def execute(self, prompt: dict, check: bool = True) -> Execution:

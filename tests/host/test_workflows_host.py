@@ -23,18 +23,25 @@ def load(path: pathlib.Path) -> dict:
 
 
 def shrink(prompt: dict) -> dict:
-    """The same graph at test size: 32x32 pixels, 85 frames (22 latents), 24 MIGA steps, 2 KSampler steps."""
+    """The same graph at test size: 32x32 pixels, 85 frames (22 latents), 24 MIGA steps, 2 KSampler steps; prompt
+    schedule keyframes scaled by the same factor as the video, so they stay inside it (keyframes past the end are
+    refused)."""
     out = copy.deepcopy(prompt)
+    frames = 85
+    original = next((n["inputs"]["num_pixel_frames"] for n in out.values() if n["class_type"] in MIGA_NODES), frames)
     for node in out.values():
         inputs, kind = node["inputs"], node["class_type"]
         for key in ("width", "height"):
             if isinstance(inputs.get(key), int):
                 inputs[key] = 32
         if kind in MIGA_NODES:
-            inputs["num_pixel_frames"] = 85
+            inputs["num_pixel_frames"] = frames
             inputs["steps"] = 24  # FIFO needs steps >= window_length (21)
         if kind == "KSampler":
             inputs["steps"] = 2
+        if kind == "MigaPromptSchedule":
+            keyframes = json.loads(inputs["keyframes"])
+            inputs["keyframes"] = json.dumps({str(int(k) * (frames - 1) // (original - 1)): v for k, v in keyframes.items()})
     return out
 
 

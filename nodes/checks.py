@@ -1,0 +1,82 @@
+"""Validation-time checks of the nodes that start a run (ComfyUI answers HTTP 400 with ``node_errors``).
+
+A node names ONE input in its ``validate_inputs`` (ComfyUI repeats a returned message once per named
+input, and drops its own min/max/option checks for every named input): the start nodes name
+``num_pixel_frames``, the zigzag stage ``reflection``. Everything else is read from the submitted
+prompt (:mod:`.graph`), after ComfyUI has checked and converted the node's own widgets; the
+options of linked option nodes are rebuilt from their widgets. What cannot be known before
+execution is checked by the same :func:`.runner.plan_video` when the node runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..miga_core import MigaError
+from . import graph
+from .nodes_options import BUILDERS as OPTION_BUILDERS
+from .nodes_prompts import BUILDERS as PROMPT_BUILDERS
+from .runner import plan_video
+from .widgets import START_WIDGETS, check_ranges, check_size, config_from
+
+__all__ = ["validate_start"]
+
+
+def _known(value: Any) -> Any:
+    return None if value is graph.UNKNOWN else value
+
+
+_OWN: Any = object()  # read the node's own reflection input
+
+
+def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _OWN) -> bool | str:
+    """The cross-input check of the start node ``node_id`` (default: the node being validated).
+
+    Args:
+        node: the node class (its schema gives the widget ranges).
+        reflection: the self-reflection options to check with (the zigzag stage's; None: none); by default the
+            node's own ``reflection`` input (MigaSampler; MigaQueueInit has none).
+
+    Returns:
+        True, or the house message of the refusal. True also when a value is unknown before execution (a linked
+        widget, no remembered prompt) or out of its widget range (ComfyUI reports that one itself).
+    """
+    inputs = graph.inputs_of(node_id)
+    if inputs is None:
+        return True
+    values = {name: None if isinstance(inputs.get(name), list) else inputs.get(name) for name in START_WIDGETS}
+    if any(value is None for value in values.values()) or check_ranges(node, values) is not True:
+        return True
+    if reflection is _OWN:
+        reflection = graph.linked_option("reflection", OPTION_BUILDERS, node_id)
+    v = values
+    try:
+        check_size(v["width"], v["height"])
+        config = config_from(v["mode"], v["window_length"], v["zigzag_width"], v["unified_steps"], v["sampler"], v["window_stride"],
+                             v["update"], v["window_batch"], v["seed"])
+        # The model (flow or eps) is known only at execution; assume the one the sampler needs.
+        config = config.with_(parameterization="eps" if v["sampler"] == "euler_ancestral" else "flow")
+        plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip="initial_clip" in inputs,
+                  guidance=_known(graph.linked_option("guidance", OPTION_BUILDERS, node_id)),
+                  reflection=_known(reflection),
+                  prompts=_known(graph.linked_option("prompts", PROMPT_BUILDERS, node_id)))
+    except MigaError as exc:
+        return str(exc)
+    return True
+
+
+def validate_zigzag() -> bool | str:
+    """The zigzag stage's check: its reflection options against the run of the MigaQueueInit its queue comes from.
+
+    Only a refusal that the reflection options cause is reported (the initialization node reports its own).
+    """
+    options = graph.linked_option("reflection", OPTION_BUILDERS)
+    init = graph.linked("queue")
+    if options is None or options is graph.UNKNOWN or not isinstance(init, tuple) or init[0] != "MigaQueueInit":
+        return True
+    from .nodes_queue import MigaQueueInit
+
+    if validate_start(MigaQueueInit, init[2], reflection=None) is not True:
+        return True
+    return validate_start(MigaQueueInit, init[2], reflection=options)
