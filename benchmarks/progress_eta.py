@@ -15,8 +15,8 @@ of ``total_windows``:
 - ``eta_bar``: what a progress bar derives from ``window``/``total_windows`` alone (ComfyUI, tqdm):
   elapsed / window * (total_windows - window).
 
-Deterministic fields (window counts, whether ``total_windows`` ever changed, whether ``window`` only
-grew) sit in the row; times, ETAs and their errors in its ``timing``.
+Deterministic fields (window counts, whether ``total_windows`` ever changed, whether ``window`` never
+went back) sit in the row; times, ETAs and their errors in its ``timing``.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def measure(model, videos: int, args: argparse.Namespace, device: torch.device) 
         "total_windows_first_last": [totals[0], totals[-1]] if totals else [],
         "total_windows_changed": len(set(totals)) > 1,
         "total_windows_increases": sum(b > a for a, b in zip(totals, totals[1:])),
-        "window_monotone": all(b > a for a, b in zip(windows, windows[1:])),
+        "window_monotone": all(b >= a for a, b in zip(windows, windows[1:])),  # never goes backwards (search windows repeat it)
         "window_ends_at_total": bool(pts) and windows[-1] == totals[-1],
         "core_reports_eta": any(p[4] is not None for p in pts),
         "num_windows": run.result.num_windows,

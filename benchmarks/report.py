@@ -348,7 +348,7 @@ def progress_text(data: dict) -> str:
         moves = "never changed" if not row["total_windows_changed"] else f"changed {row['total_windows_increases']} times"
         lines.append(f"- {row['videos']} video(s): at window {ten['window']}/{ten['total_windows']} (first past 10%): "
                      + "; ".join(verdicts) + f". `total_windows` {moves}; `window` "
-                     + ("only grew." if row["window_monotone"] else "went backwards."))
+                     + ("never went back." if row["window_monotone"] else "went backwards."))
     return table(rows) + "\n\n" + "\n".join(lines) + "\n"
 
 

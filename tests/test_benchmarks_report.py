@@ -109,8 +109,10 @@ def test_progress_eta_records_every_window(tmp_path, monkeypatch):
     out = tmp_path / "p.json"
     assert progress_eta.main(["--num-frames", "20", "--steps", "16", "--out", str(out)]) == 0
     row = json.loads(out.read_text())["rows"][0]
-    assert row["callbacks"] == row["window_first_last"][1] and row["window_first_last"][0] == 1
-    assert row["window_monotone"] is True
+    # one callback per planned window and per search window; the planned count never goes back nor moves its total
+    assert row["callbacks"] == row["window_first_last"][1] + row["search_windows"] and row["window_first_last"][0] == 1
+    assert row["window_monotone"] is True and row["total_windows_changed"] is False and row["window_ends_at_total"] is True
+    assert row["num_windows"] == row["callbacks"] and row["core_reports_eta"] is True
     ten = row["timing"]["eta"]["10%"]
     assert ten["window"] >= 0.1 * ten["total_windows"] and ten["eta_bar_error"] >= 0
     assert ten["real_remaining_s"] == pytest.approx(row["timing"]["seconds"] - ten["elapsed_s"], abs=2e-3)
