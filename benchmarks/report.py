@@ -309,9 +309,14 @@ def render() -> str:
         parts.append(INTRO.get(data["benchmark"], f"## {data['benchmark']}\n"))
         parts.append(source_line(path, data))
         if data["benchmark"] == "toy_quality":
+            o = data["record"]["options"]
+            parts.append(f"Setting: {o['prompts']} prompts x {o['seeds']} noise seeds = {o['prompts'] * o['seeds']} videos of "
+                         f"{o['num_frames']} frames, T={o['steps']}, {o['window_batch']} windows per model call.\n")
             parts.append(toy_table(data) + "\n")
             parts.append(findings(data))
         elif data["benchmark"] == "progress_eta":
+            o = data["record"]["options"]
+            parts.append(f"Setting: {o['num_frames']} frames, T={o['steps']}, {o['window_batch']} windows per model call.\n")
             parts.append(progress_text(data))
         else:
             parts.append(table([flat_row(r) for r in data["rows"]]) + "\n")
