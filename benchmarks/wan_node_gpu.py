@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from comfy.cli_args import args as comfy_args
 
     comfy_args.cpu = args.device == "cpu"
+    import utils.extra_config  # noqa: F401  as main.py does: ComfyUI's nodes.py later puts comfy/ (with a utils.py) first on sys.path
     import comfy.model_management as mm
     import comfy.sd
     import comfy.utils
