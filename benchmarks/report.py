@@ -33,7 +33,7 @@ INTRO = {
         "forward of batch 2. The second row is a 4x longer video stopped through ComfyUI's interrupt after\n"
         "30 windows: its peak VRAM equals the first row's (weights + one window; latents stay in host memory).\n"
         "Time scales with the calls: stage 1 makes about ceil((T-u)*L_zig/s)/L_zig calls per latent, stage 2 about u/s\n"
-        "(SPEC \"Cost\"), so the paper's T=54 costs more per frame than this T=20 run.\n"
+        "(docs/algorithm.md, \"Cost\"), so the paper's T=54 costs more per frame than this T=20 run.\n"
     ),
     "toy_clips": (
         "## The toy model's own clips\n\n"
@@ -87,7 +87,7 @@ def toy_findings(data: dict) -> str:
         f"delta=0 to {d0['identity_accuracy']}. The latent consistency score rewards tails that resemble the frames before them, "
         f"not tails that follow the prompt. delta=0.03 rarely searches (R_corr {d3['R_corr']}, identity {d3['identity_accuracy']}, "
         f"{d3['model_calls_per_frame']} calls per frame) and delta=0.1 never ({d10['identity_accuracy']}). The presets keep the "
-        "paper's 0.01 as SPEC D5 specifies; on this world we recommend 0.03 or no reflection (see the closing note).",
+        "paper's 0.01 as [D5] specifies; on this world we recommend 0.03 or no reflection (see the closing note).",
         f"- **score_on [D5]**: `denoised` is worse ({r['score_on=denoised']['identity_accuracy']} vs "
         f"{r['score_on=latent']['identity_accuracy']} for `latent`). Kept: `latent` (the paper's).",
         f"- **Judge position [D5]**: the default (first position at the level nearest 0.8T) and position 48 judge the same "
@@ -142,7 +142,7 @@ def gpu_numbers() -> str:
             "GPU memory holds the weights and one window, whatever the length.\n"
             f"- {full['s_per_model_call']} s per window (CFG batch of 2) on one {meta['device']}; "
             f"{full['model_calls_per_latent']} windows per latent at {full['steps']} steps, i.e. {full['s_per_pixel_frame']} s per frame; "
-            "more steps cost proportionally more (SPEC \"Cost\").\n"
+            "more steps cost proportionally more (docs/algorithm.md, \"Cost\").\n"
             "- From `benchmarks/wan_node_gpu.py` (random weights of the real architecture); see BENCHMARKS.md.\n"
             f"{GPU_END}")
 

@@ -1,4 +1,4 @@
-"""FIFO-Diffusion vs MIGA on the toy world: the paper's ablation rows, sweeps and the SPEC's open choices.
+"""FIFO-Diffusion vs MIGA on the toy world: the paper's ablation rows, sweeps and the open choices of docs/algorithm.md.
 
     python benchmarks/toy_quality.py --device cuda --out benchmarks/results/toy_quality_cuda.json      # full (GPU)
     python benchmarks/toy_quality.py --reduced --out /tmp/toy_quality_ci.json                         # CI size (CPU)
