@@ -3,18 +3,20 @@
 MIGA (arXiv 2605.18233, ICML 2026) on FIFO-Diffusion's diagonal denoising: a queue of
 latent frames at rising noise levels slid through a short-clip video model window by
 window. This package is the math only (PyTorch + einops); it never imports a host
-(ComfyUI) and touches no device at import. Decisions are tagged as in SPEC.md: [D1]
+(ComfyUI) and touches no device at import. Decisions are tagged as in docs/algorithm.md: [D1]
 queue pass, [D2] samplers, [D3] long-range guidance, [D4] two-stage alignment, [D5]
 self-reflection, [D6] prompt schedules.
 
 Composable API (mirrors the node graph)::
 
-    state = initialize_queue(denoiser, sigmas, num_frames, config, latent_shape=(1, 16, 60, 104))
-    state = zigzag_stage(denoiser, state, guidance=GuidanceOptions(), reflection=ReflectionOptions())
+    plan = plan_run(config, num_steps=len(sigmas) - 1, num_frames=121, guidance=GuidanceOptions(),
+                    reflection=ReflectionOptions())          # validates everything once
+    state = initialize_queue(denoiser, sigmas, plan, latent_shape=(1, 16, 60, 104))
+    state = zigzag_stage(denoiser, state)
     state = unified_stage(denoiser, state)
     video_latents = state.outputs.x  # [B, C, N, H, W]
 
-or ``generate(...)`` for all three.
+or ``run(denoiser, sigmas, plan, ...)`` / ``generate(...)`` for all three.
 """
 
 from .config import (
@@ -23,7 +25,6 @@ from .config import (
     MigaConfig,
     ReflectionOptions,
     preset,
-    validate_run,
 )
 from .errors import (
     DenoiserOutputShapeError,
@@ -39,24 +40,27 @@ from .errors import (
 from .ladder import check_ladder, sigma_of_levels
 from .latents import LatentRun
 from .noise import Stream, add_noise, latent_noise
-from .pipeline import MigaResult, generate
-from .prompts import PromptSchedule, pixel_to_latent
+from .pipeline import MigaResult, generate, run
+from .frames import LatentRule, num_latent_frames, num_pixel_frames, pixel_to_latent
+from .plan import VARIANTS, RunPlan, plan_run
+from .prompts import PromptSchedule
 from .protocols import Callback, Denoiser, Progress, WindowInfo
 from .passes import PassContext, queue_pass
 from .reflection import ReflectionStats, consistency_score, reflect
 from .samplers import SAMPLERS
-from .stages import MigaQueue, initialize_queue, planned_windows, sample_initial_clip, unified_stage, zigzag_stage
+from .stages import MigaQueue, initialize_queue, unified_stage, zigzag_stage
 from .windows import Window, guidance_positions, history_needed, plan_windows
 
 __all__ = [
-    "PRESETS", "GuidanceOptions", "MigaConfig", "ReflectionOptions", "preset", "validate_run",
+    "PRESETS", "GuidanceOptions", "MigaConfig", "ReflectionOptions", "preset",
+    "VARIANTS", "RunPlan", "plan_run", "LatentRule", "num_latent_frames", "num_pixel_frames",
     "DenoiserOutputShapeError", "InvalidConfigError", "InvalidInitialClipError", "InvalidLadderError", "MigaError",
     "MigaTypeError", "MigaValueError", "NonFiniteDenoiserOutputError", "PromptScheduleError",
     "check_ladder", "sigma_of_levels", "LatentRun", "Stream", "add_noise", "latent_noise",
-    "MigaResult", "generate", "PromptSchedule", "pixel_to_latent",
+    "MigaResult", "generate", "run", "PromptSchedule", "pixel_to_latent",
     "Callback", "Denoiser", "Progress", "WindowInfo", "PassContext", "queue_pass",
     "ReflectionStats", "consistency_score", "reflect", "SAMPLERS",
-    "MigaQueue", "initialize_queue", "planned_windows", "sample_initial_clip", "unified_stage", "zigzag_stage",
+    "MigaQueue", "initialize_queue", "unified_stage", "zigzag_stage",
     "Window", "guidance_positions", "history_needed", "plan_windows",
 ]
 

@@ -2,8 +2,8 @@
 
 Names follow SPEC.md: ``window_length`` = f0, ``window_stride`` = s, ``zigzag_width``
 = L_zig, ``unified_steps`` = u (the paper's e = u + 1), ``num_guidance`` = m_guid.
-Checks that need the ladder (``unified_steps`` against T) live in
-:func:`validate_run`, called before any model call.
+Checks that need T, N or several option objects together live in
+:func:`miga_core.plan.plan_run`, called once before any model call.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ __all__ = [
     "ReflectionOptions",
     "PRESETS",
     "preset",
-    "validate_run",
 ]
 
 SamplerName = Literal["euler", "euler_ancestral", "dpmpp_2m"]
@@ -70,7 +69,7 @@ class MigaConfig:
     parameterization: Parameterization = "flow"  # how a clean latent is noised: flow (1-s)x+s*n, eps x+s*n
     window_batch: int = 1  # windows per denoiser call; results are identical for any value [D1]
     seed: int = 0  # noise is a pure function of (seed, latent index, level) [D1b]
-    mode: Mode = "miga"  # "fifo": FIFO-Diffusion's own init and discard rule [D4]
+    mode: Mode = "miga"  # "fifo": FIFO-Diffusion's own queue, init and discard rule [D4] (zigzag_width 1, unified_steps 0)
     compute_device: str | None = None  # where windows go for the model; None = where the latents are
     # (latents stored on "cpu" with compute_device="cuda": GPU memory holds one window, whatever N)
 
@@ -93,7 +92,7 @@ class MigaConfig:
         if self.window_stride is not None:
             _check_int("window_stride", self.window_stride, 1, "use None for floor(window_length/2)")
         _check_int("zigzag_width", self.zigzag_width, 1, "use 1 for FIFO-Diffusion's queue or the paper's 4 (VC2) / 7 (Wan2.1)")
-        _check_int("unified_steps", self.unified_steps, None,  # its range needs T: validate_run [D4]
+        _check_int("unified_steps", self.unified_steps, None,  # its range needs T: plan_run [D4]
                    "use the paper's 9, 0 for no unified stage, or T for the unified stage alone")
         _check_int("window_batch", self.window_batch, 1, "use 1, or more windows per call if memory allows")
         _check_int("seed", self.seed, 0, "use a non-negative seed")
@@ -116,18 +115,14 @@ class MigaConfig:
             )
         need = self.stride + num_guidance + 1
         if self.window_length < need:
+            # the smallest window that works: with the default stride floor(f0/2) the need grows with f0
+            works = next(f for f in range(self.window_length, 2 * need + 2)
+                         if f >= (self.window_stride if self.window_stride is not None else f // 2) + num_guidance + 1)
             raise InvalidConfigError(
                 bad_value("window_length", self.window_length,
                           f">= window_stride + num_guidance + 1 = {self.stride} + {num_guidance} + 1 = {need} [D1]",
-                          f"raise window_length to {need}, or lower window_stride or num_guidance")
+                          f"raise window_length to {works}, or lower window_stride or num_guidance")
             )
-        if self.mode == "fifo":
-            if self.zigzag_width != 1:
-                raise InvalidConfigError(bad_value("zigzag_width", self.zigzag_width, "1 in mode='fifo' [D4]",
-                                                   "set zigzag_width=1 or use mode='miga'"))
-            if self.unified_steps != 0:
-                raise InvalidConfigError(bad_value("unified_steps", self.unified_steps, "0 in mode='fifo' [D4]",
-                                                   "set unified_steps=0 or use mode='miga'"))
 
 
 @dataclass(frozen=True)
@@ -196,59 +191,3 @@ def preset(name: str) -> tuple[MigaConfig, GuidanceOptions, ReflectionOptions]:
         raise InvalidConfigError(bad_value("preset", name, f"one of {sorted(PRESETS)}", "pick a listed preset"))
     return PRESETS[name]
 
-
-def validate_run(
-    config: MigaConfig,
-    num_steps: int,
-    *,
-    guidance: GuidanceOptions | None = None,
-    reflection: ReflectionOptions | None = None,
-) -> None:
-    """Check every option, including the ones that depend on the number of steps T [D4].
-
-    Args:
-        config: queue and sampler options.
-        num_steps: T = ``len(sigmas) - 1``.
-        guidance, reflection: optional stage-1 options; both are refused in ``mode="fifo"``.
-
-    Raises:
-        InvalidConfigError: ``unified_steps`` outside ``0..T-n_zig-1`` and not ``T``, DCE in FIFO mode, or
-            self-reflection positions that do not fit the queue [D5].
-    """
-    m = guidance.num_guidance if guidance is not None else 0
-    if guidance is not None:
-        guidance.validate()
-    if reflection is not None:
-        reflection.validate()
-    config.validate(num_guidance=m)
-    f0, T, u = config.window_length, num_steps, config.unified_steps
-    n_zig = math.ceil(f0 / config.zigzag_width)
-    if config.mode == "fifo":
-        if T < f0:
-            raise InvalidConfigError(
-                bad_value("steps", T, f">= window_length = {f0} in mode='fifo' (the queue holds T latents) [D4]",
-                          f"use at least {f0} steps")
-            )
-        if m or reflection is not None:
-            raise InvalidConfigError(
-                bad_value("mode", "fifo", "no long-range guidance and no self-reflection (FIFO-Diffusion has neither) [D4]",
-                          "drop the guidance/reflection options, or use mode='miga' with zigzag_width=1, unified_steps=0")
-            )
-        return
-    if u == T and (m or reflection is not None):
-        raise InvalidConfigError(
-            bad_value("unified_steps", u, f"< T={T} when long-range guidance or self-reflection is given (both act in stage 1, "
-                      "which does not run in a unified-only run) [D3, D5]", "drop the guidance/reflection options, or lower unified_steps")
-        )
-    if not (0 <= u <= T - n_zig - 1 or u == T):
-        two_stage = f"0..{T - n_zig - 1}" if T - n_zig - 1 >= 0 else "none (too few steps)"
-        raise InvalidConfigError(
-            bad_value("unified_steps", u,
-                      f"{two_stage} (two stages: 0..T-n_zig-1 with T={T}, n_zig=ceil({f0}/{config.zigzag_width})={n_zig}) "
-                      f"or exactly T={T} (unified stage only) [D4]",
-                      "use the paper's 9, 0 for no unified stage, or T for the unified stage alone")
-        )
-    if reflection is not None:
-        from .reflection import reflection_geometry  # reflection imports this module
-
-        reflection_geometry(config, T, reflection)  # positions must fit the queue [D5]

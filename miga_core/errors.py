@@ -59,10 +59,12 @@ class DenoiserOutputShapeError(MigaValueError):
     """The denoiser returned a tensor whose shape differs from its input."""
 
 
-def bad_value(argument: str, value: Any, allowed: str, fix: str) -> str:
-    """Format the house error message: argument, value, allowed range, fix.
+def bad_value(argument: str, value: Any, allowed: str, fix: str, problem: str = "is out of range") -> str:
+    """Format the house error message: argument, value, what is wrong, allowed range, fix.
 
     >>> bad_value("zigzag_width", 0, "an integer >= 1", "use 1 for FIFO-Diffusion")
     'zigzag_width=0 is out of range: allowed is an integer >= 1. Fix: use 1 for FIFO-Diffusion.'
+    >>> bad_value("keyframes", "{", "a JSON object", "close the brace", problem="is not valid JSON")
+    "keyframes='{' is not valid JSON: allowed is a JSON object. Fix: close the brace."
     """
-    return f"{argument}={value!r} is out of range: allowed is {allowed}. Fix: {fix.rstrip('.')}."
+    return f"{argument}={value!r} {problem}: allowed is {allowed}. Fix: {fix.rstrip('.')}."

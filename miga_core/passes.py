@@ -37,6 +37,7 @@ class PassContext:
         stage: reported to the callback.
         num_frames: N, reported to the callback.
         ancestral_stream: noise stream of ancestral steps (candidates use their own).
+        search: the pass belongs to self-reflection's candidate search (not in the plan's count) [D5].
     """
 
     denoiser: Denoiser
@@ -47,6 +48,7 @@ class PassContext:
     stage: str = "zigzag"
     num_frames: int = 0
     ancestral_stream: int = Stream.ANCESTRAL
+    search: bool = False
 
 
 def _batches(windows: list[Window], size: int) -> list[list[Window]]:
@@ -117,6 +119,7 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
         xs = torch.cat([x_all.index_select(2, p.to(x_all.device)) for p in pos], dim=0).to(compute)
         sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0).to(compute)
         prompt = torch.stack([ctx.prompts.weights(x_index[w.region[0]]) for w in batch]).repeat_interleave(B, dim=0).to(compute)
+        ctx.progress.count_call()
         out = _check_output(ctx.denoiser(xs, sig, prompt), xs.shape, xs.device, batch, x_index, ctx.stage, B, h)
         out = out.to(x_all.device)
         for k, w in enumerate(batch):
@@ -138,5 +141,5 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
             ))
             new_x[:, :, w.region[0] - h:w.region[1] - h] = x_next
             new_d[:, :, w.region[0] - h:w.region[1] - h] = denoised
-            ctx.progress.report(ctx.stage, frames_done, ctx.num_frames, denoised, region.index, region.level)
+            ctx.progress.report(ctx.stage, frames_done, ctx.num_frames, denoised, region.index, region.level, search=ctx.search)
     return LatentRun(new_x, tuple(k - 1 for k in queue.level), queue.index, new_d, (True,) * len(queue))

@@ -1,4 +1,8 @@
-"""``generate``: the whole MIGA run in one call (init -> zigzag stage -> unified stage)."""
+"""``run`` and ``generate``: the whole MIGA run in one call (init -> zigzag stage -> unified stage).
+
+``run`` is the one composition of the stages; the library's ``generate`` and the ComfyUI host
+both go through it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import GuidanceOptions, MigaConfig, ReflectionOptions, validate_run
+from .config import GuidanceOptions, MigaConfig, ReflectionOptions
 from .ladder import check_ladder, num_steps
+from .plan import RunPlan, plan_run
 from .prompts import PromptSchedule
 from .protocols import Callback, Denoiser, Progress
 from .reflection import ReflectionStats
-from .stages import check_num_frames, initialize_queue, planned_windows, unified_stage, zigzag_stage
+from .stages import initialize_queue, unified_stage, zigzag_stage
 
-__all__ = ["MigaResult", "generate"]
+__all__ = ["MigaResult", "run", "generate"]
 
 
 @dataclass(frozen=True)
@@ -23,12 +28,47 @@ class MigaResult:
     Attributes:
         latents: ``[B, C, N, H, W]`` clean latents of the video.
         reflection: self-reflection counters (``R_corr``, ``R_succ``) [D5].
-        num_windows: model calls made (windows; each is one denoiser batch row, x2 with CFG).
+        num_windows: windows run (planned and search; each one region of one pass, x2 rows with CFG).
+        model_calls: denoiser invocations (``window_batch`` windows per call at most).
+        plan: the run plan.
     """
 
     latents: torch.Tensor
     reflection: ReflectionStats
     num_windows: int
+    model_calls: int
+    plan: RunPlan
+
+
+def run(
+    denoiser: Denoiser,
+    sigmas: torch.Tensor,
+    plan: RunPlan,
+    *,
+    initial_clip: torch.Tensor | None = None,
+    latent_shape: tuple[int, int, int, int] | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    callback: Callback | None = None,
+) -> MigaResult:
+    """Run a whole plan: :func:`initialize_queue`, :func:`zigzag_stage`, :func:`unified_stage` under one progress.
+
+    Args:
+        denoiser: ``D(x [B,C,F,H,W], sigma [B,F], prompt [B,P]) -> x0 [B,C,F,H,W]``.
+        sigmas: the host's ladder ``[T + 1]``, strictly descending, ``T == plan.num_steps``.
+        plan: from :func:`~miga_core.plan.plan_run`.
+        initial_clip: ``[B, C, f0, H, W]`` clean latents (when the plan has one); else ``latent_shape`` ``(B, C, H, W)``.
+        callback: called after every window with a :class:`~miga_core.WindowInfo` (total fixed at the plan's); raise to cancel.
+    Raises:
+        MigaError subclasses for invalid input, all before the first model call;
+        NonFiniteDenoiserOutputError if the model returns NaN/Inf.
+    """
+    progress = Progress(plan.calls, callback)
+    state = initialize_queue(denoiser, sigmas, plan, initial_clip=initial_clip, latent_shape=latent_shape, dtype=dtype,
+                             device=device, progress=progress)
+    state = zigzag_stage(denoiser, state, progress=progress)
+    state = unified_stage(denoiser, state, progress=progress)
+    return MigaResult(state.outputs.x, state.reflection, state.num_windows, state.model_calls, plan)
 
 
 def generate(
@@ -46,7 +86,7 @@ def generate(
     prompts: PromptSchedule | None = None,
     callback: Callback | None = None,
 ) -> MigaResult:
-    """Generate ``num_frames`` latent frames with MIGA (or FIFO-Diffusion with ``mode="fifo"``).
+    """Generate ``num_frames`` latent frames with MIGA (or FIFO-Diffusion with ``mode="fifo"``): plan, then :func:`run`.
 
     Args:
         denoiser: ``D(x [B,C,F,H,W], sigma [B,F], prompt [B,P]) -> x0 [B,C,F,H,W]``.
@@ -64,12 +104,7 @@ def generate(
         NonFiniteDenoiserOutputError if the model returns NaN/Inf.
     """
     sigmas = check_ladder(sigmas)
-    T = num_steps(sigmas)
-    validate_run(config, T, guidance=guidance, reflection=reflection)
-    N = check_num_frames(num_frames)
-    progress = Progress(planned_windows(config, T, N, has_initial_clip=initial_clip is not None), callback)
-    state = initialize_queue(denoiser, sigmas, N, config, initial_clip=initial_clip, latent_shape=latent_shape, dtype=dtype,
-                             device=device, guidance=guidance, prompts=prompts, progress=progress)
-    state = zigzag_stage(denoiser, state, guidance=guidance, reflection=reflection, prompts=prompts, progress=progress)
-    state = unified_stage(denoiser, state, prompts=prompts, progress=progress)
-    return MigaResult(state.outputs.x, state.reflection, state.num_windows)
+    plan = plan_run(config, num_steps(sigmas), num_frames, guidance=guidance, reflection=reflection, prompts=prompts,
+                    has_initial_clip=initial_clip is not None)
+    return run(denoiser, sigmas, plan, initial_clip=initial_clip, latent_shape=latent_shape, dtype=dtype, device=device,
+               callback=callback)

@@ -11,32 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
 import torch
 
 from .errors import PromptScheduleError, bad_value
+from .frames import LatentRule, pixel_to_latent
 
-__all__ = ["LatentRule", "pixel_to_latent", "PromptSchedule"]
-
-LatentRule = Literal["wan21", "vc2"]
-
-
-def pixel_to_latent(frame: int, rule: LatentRule) -> int:
-    """The latent frame that holds pixel frame ``frame`` (0-based).
-
-    ``"wan21"``: latent 0 holds frame 0 alone, latent j >= 1 frames ``4j-3 .. 4j``, so
-    ``(frame - 1) // 4 + 1`` (the 4n+1 rule ``((frames-1)//4)+1`` applied to the frames before the
-    keyframe; frame 0 -> 0, 1..4 -> 1, 120 -> 30). ``(frame - 1) // 4`` alone would switch one
-    latent early (frame 120 -> latent 29, which holds frames 113..116).
-    ``"vc2"``: one latent per frame.
-    """
-    if rule == "wan21":
-        return (frame - 1) // 4 + 1
-    if rule == "vc2":
-        return frame
-    raise PromptScheduleError(bad_value("latent_rule", rule, "'wan21' or 'vc2'", "pick the model's rule"))
-
+__all__ = ["PromptSchedule"]
 
 class _JsonObject(list):
     """The ``(key, value)`` pairs of a JSON object, in file order (tells objects from arrays)."""
@@ -53,6 +35,7 @@ class PromptSchedule:
         texts: the prompt texts, when the schedule was built from text (index = prompt index).
         blend_latents: latents over which two neighbouring prompts are blended linearly at
             each boundary (0 = hard switch at the scheduled latent).
+        frames: the pixel frame of each segment start, when built from keyframes (for messages).
     """
 
     starts: tuple[int, ...] = (0,)
@@ -60,6 +43,7 @@ class PromptSchedule:
     num_prompts: int = 1
     texts: tuple[str, ...] = ()
     blend_latents: int = 0
+    frames: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         fix = "give one prompt index per segment, segment starts from 0 strictly increasing"
@@ -128,9 +112,10 @@ class PromptSchedule:
             try:
                 pairs = json.loads(keyframes, object_pairs_hook=_JsonObject)
             except json.JSONDecodeError as exc:
-                raise PromptScheduleError(bad_value("keyframes", keyframes, f"valid JSON ({exc.msg} at char {exc.pos})", fix)) from exc
+                raise PromptScheduleError(bad_value("keyframes", keyframes, "a JSON object", fix,
+                                                    problem=f"is not valid JSON ({exc.msg} at char {exc.pos})")) from exc
             if not isinstance(pairs, _JsonObject):
-                raise PromptScheduleError(bad_value("keyframes", keyframes, "a JSON object", fix))
+                raise PromptScheduleError(bad_value("keyframes", keyframes, "a JSON object", fix, problem="is not a JSON object"))
         elif isinstance(keyframes, Mapping):
             pairs = list(keyframes.items())
         else:
@@ -147,6 +132,8 @@ class PromptSchedule:
         for a, b in zip(frames, frames[1:]):
             if b <= a:
                 raise PromptScheduleError(bad_value("keyframe", b, f"> the previous keyframe {a} (strictly increasing)", "list keyframes in increasing order"))
+        if latent_rule not in get_args(LatentRule):
+            raise PromptScheduleError(bad_value("latent_rule", latent_rule, f"one of {get_args(LatentRule)}", "pick the model's rule"))
         latents = [pixel_to_latent(f, latent_rule) for f in frames]
         for (fa, la), (fb, lb) in zip(zip(frames, latents), zip(frames[1:], latents[1:])):
             if lb <= la:
@@ -164,11 +151,11 @@ class PromptSchedule:
                 if v not in texts:
                     texts.append(v)
                 indices.append(texts.index(v))
-            return cls(tuple(latents), tuple(indices), len(texts), tuple(texts), blend_latents)
+            return cls(tuple(latents), tuple(indices), len(texts), tuple(texts), blend_latents, tuple(frames))
         if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             if num_prompts is None:
                 raise PromptScheduleError(bad_value("num_prompts", None, "the number of prompts when keyframes give indices", "pass num_prompts"))
-            return cls(tuple(latents), tuple(values), num_prompts, (), blend_latents)
+            return cls(tuple(latents), tuple(values), num_prompts, (), blend_latents, tuple(frames))
         raise PromptScheduleError(bad_value("keyframes", keyframes, "values that are all prompt texts or all prompt indices", fix))
 
     def segment_of(self, index: int) -> int:

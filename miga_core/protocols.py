@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,17 +30,22 @@ class Denoiser(Protocol):
 
 @dataclass(frozen=True)
 class WindowInfo:
-    """What the callback gets after each model call.
+    """What the callback gets after each window (one region of one pass, ``window_batch`` per model call).
 
     Attributes:
         stage: ``"initial_clip"``, ``"init"``, ``"zigzag"``, ``"reflection"`` or ``"unified"``.
-        window: model calls done so far in this run (1-based).
-        total_windows: calls planned for the run (grows when self-reflection searches).
+        window: planned windows done so far in this run (1-based); self-reflection's search windows
+            are not counted here, so the value never goes back and reaches ``total_windows`` at the end.
+        total_windows: planned windows of the run, fixed when it starts (the plan's count).
         frames_done: output latents that left the stage-1 queue (stage 2: all of them).
         num_frames: N, latents of the output video.
         denoised: ``[B, C, r, H, W]`` x0 prediction of the window's updated region (for previews).
         indices: absolute latent indices of that region.
         levels: their levels before this step (each goes one level down).
+        model_calls: denoiser invocations so far, search included (a call holds up to ``window_batch`` windows).
+        search_windows: windows spent on self-reflection's candidate search so far [D5].
+        eta_seconds: estimated seconds left (None before the first window): remaining planned windows
+            plus the search windows expected at the rate seen so far in stage 1, at the seconds per window seen so far.
     """
 
     stage: str
@@ -50,31 +56,64 @@ class WindowInfo:
     denoised: torch.Tensor
     indices: tuple[int, ...]
     levels: tuple[int, ...] = ()
+    model_calls: int = 0
+    search_windows: int = 0
+    eta_seconds: float | None = None
 
 
 Callback = Callable[[WindowInfo], None]
 
 
 class Progress:
-    """Counts model calls across the stages of one run and forwards them to the callback.
+    """Counts the windows of one run against its plan and forwards them to the callback.
 
-    A callback may raise (e.g. the host's interrupt) to cancel: the exception propagates
-    and nothing the caller passed in has been modified.
+    ``planned`` maps each stage to its planned windows (:attr:`miga_core.plan.RunPlan.calls`);
+    the total is fixed here and never changes. Search windows (self-reflection) are counted
+    apart and do not advance ``window``. A callback may raise (e.g. the host's interrupt) to
+    cancel: the exception propagates and nothing the caller passed in has been modified.
+
+    Raises:
+        RuntimeError: (from :meth:`report`) more planned windows ran than the plan holds (a bug).
     """
 
-    def __init__(self, total_windows: int, callback: Callback | None = None) -> None:
-        self.total_windows = total_windows
+    def __init__(self, planned: Mapping[str, int], callback: Callback | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.planned = dict(planned)
+        self.total_windows = sum(self.planned.values())
         self.window = 0
+        self.search_windows = 0
+        self.model_calls = 0
+        self.done: dict[str, int] = {}
         self.callback = callback
+        self.clock = clock
+        self.start = clock()
 
-    def add_planned(self, n: int) -> None:
-        """Announce ``n`` more calls (self-reflection's search)."""
-        self.total_windows += n
+    def count_call(self) -> None:
+        """Count one denoiser invocation."""
+        self.model_calls += 1
+
+    def eta_seconds(self) -> float | None:
+        """Seconds left: planned windows left plus the search windows expected in the rest of stage 1."""
+        spent = self.window + self.search_windows
+        if not spent:
+            return None
+        per_window = (self.clock() - self.start) / spent
+        zig_done = self.done.get("zigzag", 0)
+        search_rate = self.search_windows / zig_done if zig_done else 0.0
+        left = self.total_windows - self.window + search_rate * (self.planned.get("zigzag", 0) - zig_done)
+        return per_window * left
 
     def report(self, stage: str, frames_done: int, num_frames: int, denoised: torch.Tensor, indices: tuple[int, ...],
-               levels: tuple[int, ...] = ()) -> None:
-        """Count one window and call the callback with its :class:`WindowInfo`."""
-        self.window += 1
-        self.total_windows = max(self.total_windows, self.window)
+               levels: tuple[int, ...] = (), *, search: bool = False) -> None:
+        """Count one window (a search window if ``search``) and call the callback with its :class:`WindowInfo`."""
+        if search:
+            self.search_windows += 1
+        else:
+            self.window += 1
+            self.done[stage] = self.done.get(stage, 0) + 1
+            if self.window > self.total_windows:
+                raise RuntimeError(f"miga_core bug: window {self.window} of a run planned for {self.total_windows} "
+                                   f"({self.planned}) in stage {stage!r}; please report it with the options used.")
         if self.callback is not None:
-            self.callback(WindowInfo(stage, self.window, self.total_windows, frames_done, num_frames, denoised, indices, levels))
+            self.callback(WindowInfo(stage, self.window, self.total_windows, frames_done, num_frames, denoised, indices, levels,
+                                     self.model_calls, self.search_windows, self.eta_seconds()))

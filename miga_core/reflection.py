@@ -10,13 +10,14 @@ from dataclasses import dataclass, replace
 import torch
 from einops import reduce
 
-from .config import MigaConfig, ReflectionOptions
-from .errors import InvalidConfigError, bad_value
 from .latents import LatentRun, fresh_latents
 from .noise import Stream, mix_key
 from .passes import PassContext, queue_pass
+from .plan import RunPlan
 
-__all__ = ["consistency_score", "consistency_scores", "ReflectionStats", "ReflectionGeometry", "reflection_geometry", "reflect"]
+SCORE_HISTORY = 64  # checks whose scores ReflectionStats keeps (an endless run keeps constant memory)
+
+__all__ = ["consistency_score", "consistency_scores", "ReflectionStats", "reflect", "SCORE_HISTORY"]
 
 
 def consistency_scores(reference: torch.Tensor, evaluated: torch.Tensor) -> torch.Tensor:
@@ -45,7 +46,8 @@ class ReflectionStats:
 
     A check of a batch of B videos counts B checks: each video is judged, searched and corrected
     on its own [D5]. ``last_score`` is C_prev of each video for the next check (the previous
-    check's score or the accepted candidate's); ``scores`` lists every check's C per video.
+    check's score or the accepted candidate's); ``scores`` lists the C per video of the last
+    :data:`SCORE_HISTORY` checks (older ones are dropped, so memory stays constant in any run).
     """
 
     n_all: int = 0
@@ -65,60 +67,6 @@ class ReflectionStats:
         return self.n_corr / self.n_eval if self.n_eval else 0.0
 
 
-@dataclass(frozen=True)
-class ReflectionGeometry:
-    """Resolved positions: the judge level k_j (its first queue position is f_judg) and f_guid."""
-
-    judge_level: int
-    num_guide: int
-
-
-def _stage1_levels(config: MigaConfig, T: int) -> tuple[list[int], list[int]]:
-    """Levels of the stage-1 queue right after init, and once the initial clip has left (all groups full)."""
-    f0, Lz, u = config.window_length, config.zigzag_width, config.unified_steps
-    n_zig = math.ceil(f0 / Lz)
-    full = [k for k in range(u + 1, T + 1) for _ in range(Lz)]
-    first = [u + 1 + i // Lz for i in range(f0)] + [k for k in range(u + 1 + n_zig, T + 1) for _ in range(Lz)]
-    return first, full
-
-
-def reflection_geometry(config: MigaConfig, T: int, options: ReflectionOptions) -> ReflectionGeometry:
-    """Resolve and check f_judg and f_guid against the stage-1 queue [D5], before any model call.
-
-    Raises:
-        InvalidConfigError: the judge, reference, evaluation or guide latents do not fit the queue.
-    """
-    Lz, u = config.zigzag_width, config.unified_steps
-    first, full = _stage1_levels(config, T)
-    if options.judge_position is None:
-        levels = range(u + 1, T)
-        if not levels:
-            raise InvalidConfigError(bad_value("unified_steps", u, f"<= T-2 = {T - 2} for self-reflection (the queue needs a level below T to judge)",
-                                               "lower unified_steps or disable self-reflection"))
-        judge_level = min(levels, key=lambda k: (abs(k - 0.8 * T), k))
-    else:
-        pos = options.judge_position
-        if pos % Lz or pos >= len(full):
-            raise InvalidConfigError(bad_value("judge_position", pos, f"a multiple of zigzag_width={Lz} below the queue length {len(full)}",
-                                               "use None for the level nearest 0.8*T"))
-        judge_level = full[pos]
-    num_guide = options.num_guide if options.num_guide is not None else config.window_length - config.stride
-    for levels in (first, full):
-        j = levels.index(judge_level)
-        L = len(levels)
-        if j < options.num_ref or j < num_guide or j + options.num_eval > L:
-            raise InvalidConfigError(bad_value(
-                "judge_position", j,
-                f">= max(num_ref={options.num_ref}, num_guide={num_guide}) and <= queue length - num_eval = {L - options.num_eval}",
-                "move the judge (judge_position) or lower num_ref/num_guide/num_eval"))
-        tail = levels[j:]
-        if any(tail.count(k) != Lz for k in set(tail)):
-            raise InvalidConfigError(bad_value(
-                "judge_position", j, f"a position whose tail holds only full zigzag groups (level > u + ceil(f0/L_zig) = {u + math.ceil(config.window_length / Lz)})",
-                "choose window_length divisible by zigzag_width, or judge nearer the tail"))
-    return ReflectionGeometry(judge_level, num_guide)
-
-
 def _score_frames(run: LatentRun, on: str) -> torch.Tensor:
     """The tensor a score reads: the latents, or their latest x0 prediction where there is one."""
     if on == "latent":
@@ -130,11 +78,9 @@ def _score_frames(run: LatentRun, on: str) -> torch.Tensor:
 def reflect(
     ctx: PassContext,
     queue: LatentRun,
-    options: ReflectionOptions,
-    geometry: ReflectionGeometry,
+    plan: RunPlan,
     stats: ReflectionStats,
     *,
-    num_guidance: int = 0,
     frames_done: int = 0,
 ) -> tuple[LatentRun, ReflectionStats]:
     """One self-reflection check before a stage-1 pass (Alg. 6; SPEC D5).
@@ -144,15 +90,19 @@ def reflect(
     from fresh noise, guided by ``Q[f_judg-f_guid : f_judg]`` as history; the best replaces the
     tail only if it scores higher than C.
 
+    Args:
+        ctx: the stage-1 pass context.  queue: Q.  plan: the run plan (options ``plan.reflection``,
+            judge level and f_guid resolved by :func:`~miga_core.plan.plan_run`).  stats: counters so far.
     Returns:
         The (possibly corrected) queue and the updated counters. The input is not modified.
     """
-    cfg = ctx.config
-    j = queue.level.index(geometry.judge_level)
+    cfg, options = ctx.config, plan.reflection
+    assert options is not None and plan.judge_level is not None and plan.num_guide is not None
+    j = queue.level.index(plan.judge_level)
     ref = _score_frames(queue.frames(slice(j - options.num_ref, j)), options.score_on)
     score = consistency_scores(ref, _score_frames(queue.frames(slice(j, j + options.num_eval)), options.score_on))  # [B]
     B = score.shape[0]
-    stats = replace(stats, n_all=stats.n_all + B, scores=stats.scores + (tuple(score.tolist()),))
+    stats = replace(stats, n_all=stats.n_all + B, scores=(stats.scores + (tuple(score.tolist()),))[-SCORE_HISTORY:])
     if stats.last_score is None:
         return queue, replace(stats, last_score=tuple(score.tolist()))
     trigger = torch.as_tensor(stats.last_score, dtype=score.dtype, device=score.device) - score > options.threshold  # [B]
@@ -160,16 +110,13 @@ def reflect(
         return queue, replace(stats, last_score=tuple(score.tolist()))
     stats = replace(stats, n_eval=stats.n_eval + int(trigger.sum()))
     tail = queue.frames(slice(j, None))
-    guide = queue.frames(slice(j - geometry.num_guide, j))
+    guide = queue.frames(slice(j - plan.num_guide, j))
     groups = tail.groups()  # (level, count), lowest level first; every count is L_zig
-    s = cfg.stride
-    lengths = [sum(c for _, c in groups[: g + 1]) for g in range(len(groups) - 1)]
-    ctx.progress.add_planned(options.num_candidates * sum(-(-n // s) for n in lengths))
     check_id = queue.index[j]
     best_score, best = torch.full_like(score, -math.inf), None
     for k in range(options.num_candidates):  # candidates run for the whole batch; each video keeps its own best
         stream = mix_key(Stream.CANDIDATE, check_id, k)
-        cctx = replace(ctx, stage="reflection", ancestral_stream=mix_key(stream, Stream.ANCESTRAL))
+        cctx = replace(ctx, stage="reflection", search=True, ancestral_stream=mix_key(stream, Stream.ANCESTRAL))
         start = 0
         cand = LatentRun.empty_like(queue.x)
         for g, (_, count) in enumerate(groups):
@@ -177,7 +124,7 @@ def reflect(
             start += count
             cand = cand + fresh_latents(cfg.seed, stream, idx, ctx.sigmas, queue.x)
             if g < len(groups) - 1:
-                cand = queue_pass(cctx, cand, guide, num_guidance=num_guidance, frames_done=frames_done)
+                cand = queue_pass(cctx, cand, guide, num_guidance=plan.num_guidance, frames_done=frames_done)
         c_score = consistency_scores(ref, _score_frames(cand.frames(slice(0, options.num_eval)), options.score_on))
         better = c_score > best_score
         best = cand if best is None else _pick(better, cand, best)

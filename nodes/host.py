@@ -43,7 +43,7 @@ from ..miga_core.errors import bad_value
 
 __all__ = [
     "SCHEDULER_NAMES", "UnsupportedModelError", "ModelRun", "check_model", "model_parameterization", "ladder",
-    "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "latent_frames", "HostProgress",
+    "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "HostProgress",
 ]
 
 log = logging.getLogger("miga")
@@ -118,20 +118,6 @@ def ladder(model: Any, scheduler: str, steps: int) -> torch.Tensor:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise MigaValueError(bad_value("steps", steps, "an integer >= 1", "use the paper's 54 for Wan2.1"))
     return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps).cpu()
-
-
-def latent_frames(num_pixel_frames: int) -> int:
-    """Wan2.1 latent frames for ``num_pixel_frames`` video frames: ``(f - 1) // 4 + 1`` (the 4n+1 rule).
-
-    Raises:
-        MigaValueError: ``num_pixel_frames`` is not of the form 4n+1.
-    """
-    if isinstance(num_pixel_frames, bool) or not isinstance(num_pixel_frames, int) or num_pixel_frames < 1 or (num_pixel_frames - 1) % 4:
-        lo = max(1, ((num_pixel_frames - 1) // 4) * 4 + 1) if isinstance(num_pixel_frames, int) else 1
-        raise MigaValueError(bad_value("num_pixel_frames", num_pixel_frames,
-                                       "4n+1 video frames (Wan2.1's VAE packs 4 frames per latent after the first)",
-                                       f"use {lo} or {lo + 4}"))
-    return (num_pixel_frames - 1) // 4 + 1
 
 
 def to_model_space(model: Any, latent: torch.Tensor) -> torch.Tensor:
@@ -342,9 +328,10 @@ def _warn_about_caches(model: Any) -> None:
 
 
 class HostProgress:
-    """ComfyUI's progress bar over the whole run, the interrupt check and a latent preview, per window.
+    """ComfyUI's progress bar over the planned windows, the interrupt check and a latent preview, per window.
 
-    Called by the core after every model call with a :class:`~miga_core.WindowInfo`; raises
+    Called by the core after every window with a :class:`~miga_core.WindowInfo`; the bar's total is
+    the plan's and never changes, self-reflection's search windows do not move it. Raises
     ComfyUI's ``InterruptProcessingException`` when the user cancels.
     """
 
@@ -362,12 +349,13 @@ class HostProgress:
                 image = self.previewer.decode_latent_to_preview_image("JPEG", info.denoised[:1, :, newest:newest + 1])
             except Exception:  # a preview must never stop a run
                 log.debug("MIGA: preview failed", exc_info=True)
-        self.pbar.update_absolute(info.window, info.total_windows, image)
+        self.pbar.update_absolute(info.window, info.total_windows, image)  # search windows keep the value: it never goes back
         decile = 10 * info.window // max(1, info.total_windows)
         if decile != self.last_log:
             self.last_log = decile
-            log.info("MIGA %s: window %d/%d, %d/%d latent frames out of the queue", info.stage, info.window,
-                     info.total_windows, info.frames_done, info.num_frames)
+            eta = f", about {info.eta_seconds / 60:.1f} min left" if info.eta_seconds is not None else ""
+            log.info("MIGA %s: window %d/%d, %d/%d latent frames out of the queue, %d search windows%s", info.stage, info.window,
+                     info.total_windows, info.frames_done, info.num_frames, info.search_windows, eta)
 
 
 def check_latent(latent: Any, name: str) -> torch.Tensor:

@@ -15,14 +15,19 @@ from typing import Any
 
 import torch
 
-from ..miga_core import GuidanceOptions, MigaConfig, MigaQueue, ReflectionOptions, initialize_queue, unified_stage, validate_run, zigzag_stage
+from ..miga_core import (GuidanceOptions, MigaConfig, MigaQueue, MigaValueError, ReflectionOptions, RunPlan, initialize_queue, plan_run,
+                         unified_stage, zigzag_stage)
+from ..miga_core import run as run_plan
+from ..miga_core.errors import bad_value
+from ..miga_core.frames import num_latent_frames, num_pixel_frames
 from ..miga_core.ladder import num_steps
 from ..miga_core.prompts import PromptSchedule
-from ..miga_core.protocols import Progress
-from ..miga_core.stages import check_num_frames, init_windows, planned_windows, unified_windows
+from ..miga_core.reflection import ReflectionStats
 from . import host
 
-__all__ = ["PromptInput", "QueueHandle", "VideoRequest", "start_queue", "run_zigzag", "run_unified", "sample"]
+__all__ = ["PromptInput", "QueueHandle", "VideoRequest", "plan_video", "start_queue", "run_zigzag", "run_unified", "sample"]
+
+LATENT_RULE = "wan21"  # the model family's pixel <-> latent rule (miga_core.frames)
 
 
 @dataclass(frozen=True)
@@ -39,15 +44,13 @@ class QueueHandle:
 
     Attributes:
         run: model, conditioning, ladder and seed.
-        state: the core's queue state (latents in model space, host memory).
-        guidance: long-range guidance options given at initialisation [D3] (None: off).
+        state: the core's queue state (latents in model space, host memory; its plan holds the options).
         window_shape: ``[B * window_batch, 16, f0, H, W]``, the latent ComfyUI sizes VRAM for.
         seconds: wall time spent so far.
     """
 
     run: host.ModelRun
     state: MigaQueue
-    guidance: GuidanceOptions | None
     window_shape: tuple[int, ...]
     seconds: float = 0.0
 
@@ -63,10 +66,6 @@ def model_run(model: Any, positive: list, negative: list, cfg: float, scheduler:
     return host.ModelRun(model, first, negative, float(cfg), sigmas, seed, prompts.schedule, list(rest), parameterization)
 
 
-def _progress(run: host.ModelRun, total: int) -> Progress:
-    return Progress(total, host.HostProgress(run.model, total))
-
-
 @dataclass(frozen=True)
 class VideoRequest:
     """What the user asked for: ``num_pixel_frames`` (4n+1) of ``batch`` videos of ``height`` x ``width`` pixels,
@@ -79,10 +78,21 @@ class VideoRequest:
     initial_clip: dict | None = None
 
 
+def plan_video(config: MigaConfig, steps: int, num_pixel_frames: int, *, guidance: GuidanceOptions | None = None,
+               reflection: ReflectionOptions | None = None, prompts: PromptSchedule | None = None,
+               has_initial_clip: bool = False) -> RunPlan:
+    """The run plan of a node's inputs: the one validation, used by ``validate_inputs`` and at execution.
+
+    Raises:
+        MigaError subclasses naming the input, its value, the allowed range and the fix.
+    """
+    return plan_run(config, steps, num_latent_frames(num_pixel_frames, LATENT_RULE), guidance=guidance, reflection=reflection,
+                    prompts=prompts, has_initial_clip=has_initial_clip)
+
+
 @dataclass(frozen=True)
 class _Prepared:
-    config: MigaConfig
-    num_frames: int
+    plan: RunPlan
     clip: torch.Tensor | None  # [B, 16, f0, h, w] in model space
     latent_shape: tuple[int, int, int, int]  # (B, 16, h, w)
     window_shape: tuple[int, ...]
@@ -90,23 +100,22 @@ class _Prepared:
 
 def _prepare(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidance: GuidanceOptions | None,
              reflection: ReflectionOptions | None = None) -> _Prepared:
-    """Check everything before the first model call; convert frames and the initial clip [D4]."""
-    config = config.with_(parameterization=run.parameterization)
-    N = check_num_frames(host.latent_frames(video.num_pixel_frames))
-    validate_run(config, num_steps(run.sigmas), guidance=guidance, reflection=reflection)
+    """Plan the run (everything checked before the first model call) and convert the initial clip [D4]."""
+    config = config.with_(parameterization=run.parameterization, compute_device=host.compute_device(run.model.load_device))
+    plan = plan_video(config, num_steps(run.sigmas), video.num_pixel_frames, guidance=guidance, reflection=reflection,
+                      prompts=run.schedule, has_initial_clip=video.initial_clip is not None)
     clip, shape = None, (video.batch, 16, video.height // 8, video.width // 8)
     if video.initial_clip is not None:
         samples = host.check_latent(video.initial_clip, "initial_clip")
+        got = (samples.shape[0], 16, samples.shape[3], samples.shape[4])
+        if got != shape:
+            raise MigaValueError(bad_value(
+                "initial_clip", f"batch {got[0]} of {got[3] * 8}x{got[2] * 8} pixels",
+                f"the node's batch_size={video.batch}, width={video.width}, height={video.height}",
+                f"set batch_size={got[0]}, width={got[3] * 8}, height={got[2] * 8} to match the clip, or resize the clip"))
         clip = host.to_model_space(run.model, samples.float().to(host.storage_device()))
-        shape = (clip.shape[0], 16, clip.shape[3], clip.shape[4])
     window_shape = (shape[0] * config.window_batch, 16, config.window_length, shape[2], shape[3])
-    return _Prepared(config, N, clip, shape, window_shape)
-
-
-def _initialize(denoiser, device, run: host.ModelRun, p: _Prepared, guidance: GuidanceOptions | None, progress: Progress) -> MigaQueue:
-    return initialize_queue(denoiser, run.sigmas, p.num_frames, p.config.with_(compute_device=host.compute_device(device)),
-                            initial_clip=p.clip, latent_shape=p.latent_shape, device=host.storage_device(), guidance=guidance,
-                            prompts=run.schedule, progress=progress)
+    return _Prepared(plan, clip, shape, window_shape)
 
 
 def start_queue(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidance: GuidanceOptions | None = None) -> QueueHandle:
@@ -116,28 +125,29 @@ def start_queue(run: host.ModelRun, config: MigaConfig, video: VideoRequest, gui
         MigaValueError subclasses, before any model call.
     """
     p = _prepare(run, config, video, guidance)
-    total = init_windows(p.config, num_steps(run.sigmas), has_initial_clip=p.clip is not None)
+    total = p.plan.calls["initial_clip"] + p.plan.calls["init"]
     t0 = time.perf_counter()
 
     def work(denoiser, device):
-        return _initialize(denoiser, device, run, p, guidance, _progress(run, total))
+        return initialize_queue(denoiser, run.sigmas, p.plan, initial_clip=p.clip, latent_shape=p.latent_shape,
+                                device=host.storage_device(), callback=host.HostProgress(run.model, total))
 
-    state = host.run_on_model(run, p.window_shape, work) if total else _initialize(None, host.storage_device(), run, p, guidance, None)
-    return QueueHandle(run, state, guidance, p.window_shape, time.perf_counter() - t0)
+    state = host.run_on_model(run, p.window_shape, work) if total else work(None, None)
+    return QueueHandle(run, state, p.window_shape, time.perf_counter() - t0)
 
 
 def run_zigzag(handle: QueueHandle, reflection: ReflectionOptions | None = None) -> QueueHandle:
-    """Zigzag stage node: stage 1 until every latent left the queue at level u [D4], with DCE [D3, D5]."""
-    state = handle.state
-    validate_run(state.config, state.num_steps, guidance=handle.guidance, reflection=reflection)
-    total = planned_windows(state.config, state.num_steps, state.num_frames) - init_windows(state.config, state.num_steps) - unified_windows(state.config, state.num_frames)
+    """Zigzag stage node: stage 1 until every latent left the queue at level u [D4], with DCE [D3, D5].
+
+    Self-reflection is given here (it acts in stage 1 only): the plan is re-validated with it.
+    """
+    state = replace(handle.state, plan=handle.state.plan.with_reflection(reflection))
     t0 = time.perf_counter()
 
     def work(denoiser, device):
-        return zigzag_stage(denoiser, state, guidance=handle.guidance, reflection=reflection, prompts=handle.run.schedule,
-                            progress=_progress(handle.run, max(total, 0)))
+        return zigzag_stage(denoiser, state, callback=host.HostProgress(handle.run.model, state.plan.calls["zigzag"]))
 
-    new = host.run_on_model(handle.run, handle.window_shape, work)
+    new = host.run_on_model(handle.run, handle.window_shape, work) if state.plan.calls["zigzag"] else state
     return replace(handle, state=new, seconds=handle.seconds + time.perf_counter() - t0)
 
 
@@ -148,48 +158,48 @@ def run_unified(handle: QueueHandle) -> tuple[dict, str]:
         ``({"samples": [B, 16, N, H, W]}, report JSON)``; samples in VAE space for VAE Decode.
     """
     state = handle.state
-    calls = unified_windows(state.config, state.num_frames)
+    calls = state.plan.calls["unified"]
     t0 = time.perf_counter()
 
     def work(denoiser, device):
-        return unified_stage(denoiser, state, prompts=handle.run.schedule, progress=_progress(handle.run, calls))
+        return unified_stage(denoiser, state, callback=host.HostProgress(handle.run.model, calls))
 
     new = host.run_on_model(handle.run, handle.window_shape, work) if calls else state
-    return _finish(replace(handle, state=new, seconds=handle.seconds + time.perf_counter() - t0))
+    seconds = handle.seconds + time.perf_counter() - t0
+    return _finish(handle.run, new.plan, new.outputs.x, new.reflection, new.num_windows, new.model_calls, seconds)
 
 
 def sample(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidance: GuidanceOptions | None = None,
            reflection: ReflectionOptions | None = None) -> tuple[dict, str]:
-    """The all-in-one sampler: initialization, zigzag and unified stages in one model session."""
+    """The all-in-one sampler: :func:`miga_core.run` (initialization, zigzag and unified stages) in one model session."""
     p = _prepare(run, config, video, guidance, reflection)
-    total = planned_windows(p.config, num_steps(run.sigmas), p.num_frames, has_initial_clip=p.clip is not None)
     t0 = time.perf_counter()
 
     def work(denoiser, device):
-        progress = _progress(run, total)
-        state = _initialize(denoiser, device, run, p, guidance, progress)
-        state = zigzag_stage(denoiser, state, guidance=guidance, reflection=reflection, prompts=run.schedule, progress=progress)
-        return unified_stage(denoiser, state, prompts=run.schedule, progress=progress)
+        return run_plan(denoiser, run.sigmas, p.plan, initial_clip=p.clip, latent_shape=p.latent_shape, device=host.storage_device(),
+                        callback=host.HostProgress(run.model, p.plan.total_calls))
 
-    state = host.run_on_model(run, p.window_shape, work)
-    return _finish(QueueHandle(run, state, guidance, p.window_shape, time.perf_counter() - t0))
+    result = host.run_on_model(run, p.window_shape, work)
+    return _finish(run, p.plan, result.latents, result.reflection, result.num_windows, result.model_calls, time.perf_counter() - t0)
 
 
-def _finish(handle: QueueHandle) -> tuple[dict, str]:
-    state = handle.state
-    latents = host.to_latent_space(handle.run.model, state.outputs.x.float()).to(host.storage_device())
-    num_pixel_frames = (state.num_frames - 1) * 4 + 1
+def _finish(run: host.ModelRun, plan: RunPlan, x: torch.Tensor, stats: ReflectionStats, num_windows: int, model_calls: int,
+            seconds: float) -> tuple[dict, str]:
+    latents = host.to_latent_space(run.model, x.float()).to(host.storage_device())
+    N, frames = plan.num_frames, num_pixel_frames(plan.num_frames, LATENT_RULE)
     report = {
-        "mode": state.config.mode,
-        "num_frames": state.num_frames,
-        "num_pixel_frames": num_pixel_frames,
-        "steps": state.num_steps,
-        "model_calls": state.num_windows,
-        "model_calls_per_latent": round(state.num_windows / state.num_frames, 4),
-        "cfg_doubles_calls": handle.run.cfg != 1.0,
-        "seconds": round(handle.seconds, 3),
-        "seconds_per_pixel_frame": round(handle.seconds / num_pixel_frames, 4),
-        "reflection": {"n_all": state.reflection.n_all, "n_eval": state.reflection.n_eval, "n_corr": state.reflection.n_corr,
-                       "r_corr": state.reflection.r_corr, "r_succ": state.reflection.r_succ},
+        "mode": plan.config.mode,
+        "num_frames": N,
+        "num_pixel_frames": frames,
+        "steps": plan.num_steps,
+        "windows": num_windows,
+        "windows_planned": plan.total_calls,
+        "model_calls": model_calls,
+        "model_calls_per_latent": round(model_calls / N, 4),
+        "cfg_doubles_calls": run.cfg != 1.0,
+        "seconds": round(seconds, 3),
+        "seconds_per_pixel_frame": round(seconds / frames, 4),
+        "reflection": {"n_all": stats.n_all, "n_eval": stats.n_eval, "n_corr": stats.n_corr,
+                       "r_corr": stats.r_corr, "r_succ": stats.r_succ},
     }
     return {"samples": latents}, json.dumps(report, indent=1)

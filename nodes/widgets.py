@@ -11,6 +11,7 @@ from typing import Any
 from comfy_api.latest import io
 
 from ..miga_core import MigaConfig, preset
+from ..miga_core.frames import num_latent_frames
 from . import host
 
 __all__ = ["QUEUE", "PROMPTS", "GUIDANCE", "REFLECTION", "CATEGORY", "start_inputs", "config_from", "check_pixel_frames"]
@@ -91,7 +92,7 @@ def check_pixel_frames(num_pixel_frames: Any) -> bool | str:
     if not isinstance(num_pixel_frames, int) or not 1 <= num_pixel_frames <= MAX_FRAMES:
         return f"num_pixel_frames={num_pixel_frames!r}: allowed is an integer 1..{MAX_FRAMES} of the form 4n+1. Fix: use 481."
     try:
-        host.latent_frames(num_pixel_frames)
+        num_latent_frames(num_pixel_frames, "wan21")
     except ValueError as exc:
         return str(exc)
     return True

@@ -34,3 +34,13 @@ class ToyDenoiser:
 def fresh_noise(seed: int, n: int, shape: tuple[int, int, int, int], T: int) -> torch.Tensor:
     """The noise ``generate`` puts in latents 0..n-1 at level T (stream FRESH) [D1b]."""
     return latent_noise(seed, Stream.FRESH, range(n), [T] * n, shape)
+
+
+def init_queue(denoiser, sigmas, num_frames, config, *, guidance=None, reflection=None, prompts=None, initial_clip=None, **kw):
+    """``initialize_queue`` with its plan made from the old-style arguments (one line per test)."""
+    from miga_core import check_ladder, initialize_queue, plan_run
+
+    sigmas = check_ladder(sigmas)
+    plan = plan_run(config, len(sigmas) - 1, num_frames, guidance=guidance, reflection=reflection, prompts=prompts,
+                    has_initial_clip=initial_clip is not None)
+    return initialize_queue(denoiser, sigmas, plan, initial_clip=initial_clip, **kw)

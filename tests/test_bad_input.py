@@ -27,9 +27,8 @@ from miga_core import (
     PromptScheduleError,
     ReflectionOptions,
     generate,
-    initialize_queue,
-    zigzag_stage,
 )
+from tests.helpers import init_queue
 
 T = 12  # steps of the default ladder
 F0 = 4  # window_length
@@ -96,7 +95,7 @@ def run_generate(denoiser, sigmas=None, num_frames=6, cfg=None, **kw):
 
 
 def run_initialize(denoiser, sigmas=None, num_frames=6, cfg=None, **kw):
-    return lambda: initialize_queue(denoiser, ladder() if sigmas is None else sigmas, num_frames, cfg or config(), **kw)
+    return lambda: init_queue(denoiser, ladder() if sigmas is None else sigmas, num_frames, cfg or config(), **kw)
 
 
 ENTRY_POINTS = pytest.mark.parametrize("entry", [run_generate, run_initialize], ids=["generate", "initialize_queue"])
@@ -179,7 +178,7 @@ def test_fifo_mode_with_self_reflection_is_refused_before_any_model_call():
 def test_fifo_mode_needs_zigzag_width_one_and_no_unified_stage(entry, changes, argument, value):
     d, sigmas = NeverCalled(), ladder()
     assert_refused(entry(d, sigmas, cfg=config(mode="fifo", **changes), latent_shape=SHAPE), d, InvalidConfigError, ValueError,
-                   argument, value, "mode='fifo'", inputs=(sigmas,))
+                   argument, value, "mode 'fifo'", inputs=(sigmas,))
 
 
 @ENTRY_POINTS
@@ -209,14 +208,14 @@ def test_reflection_that_does_not_fit_the_queue_is_refused_before_any_model_call
                    d, InvalidConfigError, ValueError, "judge_position", names, inputs=(sigmas, initial))
 
 
-def test_reflection_that_does_not_fit_is_refused_by_zigzag_stage_before_any_model_call():
+def test_reflection_added_after_initialization_that_does_not_fit_is_refused_before_any_model_call():
     """With an initial clip and u = T - n_zig - 1 the init makes no model call; the queue is then
     levels 10..12 only (6 latents), too short for the default judge, 8 references and 4 evaluated."""
     d, sigmas, initial = NeverCalled(), ladder(), clip()
-    state = initialize_queue(d, sigmas, 6, config(unified_steps=T - N_ZIG - 1), initial_clip=initial)
+    state = init_queue(d, sigmas, 6, config(unified_steps=T - N_ZIG - 1), initial_clip=initial)
     assert d.calls == 0
     queue_before = state.queue.x.clone()
-    assert_refused(lambda: zigzag_stage(d, state, reflection=ReflectionOptions()), d, InvalidConfigError, ValueError,
+    assert_refused(lambda: state.plan.with_reflection(ReflectionOptions()), d, InvalidConfigError, ValueError,
                    "judge_position", "num_ref=8", inputs=(sigmas, initial))
     assert torch.equal(state.queue.x, queue_before)
 
@@ -334,7 +333,7 @@ BAD_KEYFRAMES = {
     "an unknown prompt index": ('{"0": 0, "8": 5}', "vc2", 2, ["prompt index", "=5", "0..1"]),
     "indices without num_prompts": ('{"0": 0, "8": 1}', "vc2", None, ["num_prompts", "None", "number of prompts"]),
     "mixed texts and indices": ('{"0": "a", "8": 1}', "vc2", 2, ["keyframes", "all prompt texts or all prompt indices"]),
-    "an unknown latent rule": ('{"0": "a", "8": "b"}', "wan", None, ["latent_rule", "'wan'", "'wan21' or 'vc2'"]),
+    "an unknown latent rule": ('{"0": "a", "8": "b"}', "wan", None, ["latent_rule", "'wan'", "('wan21', 'vc2')"]),
 }
 
 

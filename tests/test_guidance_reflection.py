@@ -20,9 +20,10 @@ from miga_core import (
     guidance_positions,
     history_needed,
     plan_windows,
+    plan_run,
     reflect,
 )
-from miga_core.reflection import ReflectionStats, reflection_geometry
+from miga_core.reflection import ReflectionStats
 from tests.helpers import ToyDenoiser
 
 # --- guidance ---------------------------------------------------------------------------------------
@@ -104,16 +105,16 @@ Q = torch.randn(1, 1, 1, H, W, generator=torch.Generator().manual_seed(2)) * 3  
 
 def _queue(tail_pattern):
     """A stage-1 queue whose frames show P, except the tail (from the judge on) shows ``tail_pattern``."""
-    geometry = reflection_geometry(CFG, T, OPTS)
+    plan = plan_run(CFG, T, 24, reflection=OPTS)  # it resolves the judge level and f_guid [D5]
     levels = [k for k in range(U + 1, T + 1) for _ in range(LZ)]
-    j = levels.index(geometry.judge_level)
+    j = levels.index(plan.judge_level)
     frames = [P if i < j else tail_pattern for i in range(len(levels))]
     x = torch.cat(frames, dim=2).expand(1, 4, -1, H, W) + 0.05 * torch.randn(1, 4, len(levels), H, W, generator=torch.Generator().manual_seed(3))
-    return LatentRun.fresh(x.contiguous(), levels, range(100, 100 + len(levels))), geometry, j
+    return LatentRun.fresh(x.contiguous(), levels, range(100, 100 + len(levels))), plan, j
 
 
 def _ctx(denoiser):
-    return PassContext(denoiser, SIGMAS, CFG, PromptSchedule.single(), Progress(0))
+    return PassContext(denoiser, SIGMAS, CFG, PromptSchedule.single(), Progress({}))
 
 
 def _constant(pattern, calls):
@@ -124,20 +125,20 @@ def _constant(pattern, calls):
 
 
 def test_a_smooth_sequence_does_not_trigger_a_search():
-    queue, geometry, _ = _queue(P)
+    queue, plan, _ = _queue(P)
     calls = []
-    first, stats = reflect(_ctx(_constant(P, calls)), queue, OPTS, geometry, ReflectionStats())
-    again, stats = reflect(_ctx(_constant(P, calls)), first, OPTS, geometry, stats)
+    first, stats = reflect(_ctx(_constant(P, calls)), queue, plan, ReflectionStats())
+    again, stats = reflect(_ctx(_constant(P, calls)), first, plan, stats)
     assert (stats.n_all, stats.n_eval, stats.n_corr) == (2, 0, 0)
     assert calls == [] and again is queue
 
 
 def test_a_planted_drop_triggers_a_search_and_a_better_candidate_replaces_only_the_tail():
-    smooth, geometry, j = _queue(P)
-    _, stats = reflect(_ctx(_constant(P, [])), smooth, OPTS, geometry, ReflectionStats())
+    smooth, plan, j = _queue(P)
+    _, stats = reflect(_ctx(_constant(P, [])), smooth, plan, ReflectionStats())
     planted, _, _ = _queue(Q)
     calls = []
-    fixed, stats = reflect(_ctx(_constant(P, calls)), planted, OPTS, geometry, stats)
+    fixed, stats = reflect(_ctx(_constant(P, calls)), planted, plan, stats)
     assert (stats.n_all, stats.n_eval, stats.n_corr) == (2, 1, 1)
     assert calls  # the search ran the model
     assert torch.equal(fixed.x[:, :, :j], planted.x[:, :, :j])  # the head is untouched
@@ -147,10 +148,10 @@ def test_a_planted_drop_triggers_a_search_and_a_better_candidate_replaces_only_t
 
 
 def test_a_search_whose_candidates_score_lower_keeps_the_queue():
-    smooth, geometry, _ = _queue(P)
-    _, stats = reflect(_ctx(_constant(P, [])), smooth, OPTS, geometry, ReflectionStats())
+    smooth, plan, _ = _queue(P)
+    _, stats = reflect(_ctx(_constant(P, [])), smooth, plan, ReflectionStats())
     planted, _, _ = _queue(Q)
-    kept, stats = reflect(_ctx(_constant(-P, [])), planted, OPTS, geometry, stats)  # candidates drift to -P
+    kept, stats = reflect(_ctx(_constant(-P, [])), planted, plan, stats)  # candidates drift to -P
     assert (stats.n_all, stats.n_eval, stats.n_corr) == (2, 1, 0)
     assert kept is planted
     assert stats.last_score == stats.scores[-1]
@@ -184,12 +185,12 @@ def test_a_prompt_change_fires_reflection_near_the_boundary_but_a_single_prompt_
 
 
 def test_in_a_batch_each_video_is_judged_searched_and_corrected_on_its_own():
-    smooth, geometry, j = _queue(P)
+    smooth, plan, j = _queue(P)
     planted, _, _ = _queue(Q)
     both_smooth = LatentRun.fresh(torch.cat([smooth.x, smooth.x]), smooth.level, smooth.index)
     mixed = LatentRun.fresh(torch.cat([planted.x, smooth.x]), smooth.level, smooth.index)  # video 0 drops, video 1 does not
-    _, stats = reflect(_ctx(_constant(P, [])), both_smooth, OPTS, geometry, ReflectionStats())
-    fixed, stats = reflect(_ctx(_constant(P, [])), mixed, OPTS, geometry, stats)
+    _, stats = reflect(_ctx(_constant(P, [])), both_smooth, plan, ReflectionStats())
+    fixed, stats = reflect(_ctx(_constant(P, [])), mixed, plan, stats)
     assert (stats.n_all, stats.n_eval, stats.n_corr) == (4, 1, 1)  # two checks of two videos
     assert not torch.allclose(fixed.x[0, :, j:], mixed.x[0, :, j:])  # video 0's tail regenerated
     assert torch.equal(fixed.x[1], mixed.x[1])  # video 1 untouched

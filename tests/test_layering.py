@@ -35,3 +35,33 @@ def test_only_the_host_adapter_imports_comfy_internals():
     importers = sorted(p.name for p in (ROOT / "nodes").glob("*.py") if internals.search(p.read_text()))
     assert importers == ["host.py"]
     assert not internals.search((ROOT / "__init__.py").read_text())
+
+
+def _internal_imports(package: pathlib.Path) -> dict[str, set[str]]:
+    """Module -> the package modules it imports, anywhere in its text (function-level imports included)."""
+    names = {p.stem for p in package.glob("*.py")}
+    pattern = re.compile(r"^\s*from\s+\.(\w*)\s+import\s+([\w, ()\n]+)", re.M)
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        deps = set()
+        for module, imported in pattern.findall(path.read_text()):
+            if module:
+                deps.add(module)
+            else:  # `from . import a, b`
+                deps |= {n.strip() for n in imported.replace("(", "").replace(")", "").split(",")} & names
+        graph[path.stem] = deps - {path.stem}
+    return graph
+
+
+def test_no_module_of_miga_core_imports_a_module_that_imports_it_back():
+    graph = _internal_imports(ROOT / "miga_core")
+    assert graph["stages"] and graph["plan"]  # the scan sees relative imports
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for dep in graph.get(start, ()):
+            if dep == target or (dep not in seen and (seen.add(dep) or reaches(dep, target, seen))):
+                return True
+        return False
+
+    cycles = sorted(m for m in graph if m != "__init__" and reaches(m, m, set()))
+    assert cycles == []

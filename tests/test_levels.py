@@ -10,8 +10,8 @@ import torch
 
 import miga_core
 import miga_core.stages as stages
-from miga_core import GuidanceOptions, MigaConfig, generate, initialize_queue, plan_windows
-from tests.helpers import ToyDenoiser
+from miga_core import GuidanceOptions, MigaConfig, generate, plan_windows
+from tests.helpers import ToyDenoiser, init_queue
 
 SHAPE = (1, 2, 3, 3)
 
@@ -71,7 +71,7 @@ def test_every_latent_passes_every_level_once_one_level_per_pass(recorded_passes
 @pytest.mark.parametrize("f0,lz,u,T", [(8, 2, 3, 16), (8, 4, 2, 14), (6, 3, 0, 12), (16, 4, 9, 64), (21, 7, 9, 54)])
 def test_queue_length_after_init_is_T_minus_u_groups(f0, lz, u, T):
     cfg = MigaConfig(window_length=f0, zigzag_width=lz, unified_steps=u)
-    state = initialize_queue(ToyDenoiser(), torch.linspace(1, 0, T + 1), 5, cfg,
+    state = init_queue(ToyDenoiser(), torch.linspace(1, 0, T + 1), 5, cfg,
                              initial_clip=torch.zeros(1, 1, f0, 1, 1))
     assert len(state.queue) == (T - u) * lz
     assert state.queue.groups() == [(k, lz) for k in range(u + 1, T + 1)]
@@ -87,7 +87,7 @@ def test_initial_latents_use_the_floor_rule_not_the_papers_ceil():
         return torch.zeros_like(x)
 
     cfg = MigaConfig(window_length=f0, zigzag_width=lz, unified_steps=u, window_stride=4)
-    initialize_queue(denoiser, torch.linspace(1, 0, T + 1), 4, cfg, initial_clip=torch.zeros(1, 1, f0, 1, 1))
+    init_queue(denoiser, torch.linspace(1, 0, T + 1), 4, cfg, initial_clip=torch.zeros(1, 1, f0, 1, 1))
     sig = torch.linspace(1, 0, T + 1)
     n_zig = 2
     floor_levels = [T - n_zig + i // lz for i in range(f0)]  # [8]*4 + [9]*4
@@ -132,7 +132,7 @@ def test_planned_window_total_matches_the_calls_made():
 def test_fifo_mode_discards_the_first_T_minus_f0_outputs_and_keeps_N():
     T, f0, N = 16, 8, 12
     cfg = MigaConfig(window_length=f0, zigzag_width=1, unified_steps=0, mode="fifo")
-    state = initialize_queue(ToyDenoiser(), torch.linspace(1, 0, T + 1), N, cfg, latent_shape=SHAPE)
+    state = init_queue(ToyDenoiser(), torch.linspace(1, 0, T + 1), N, cfg, latent_shape=SHAPE)
     assert state.queue.level == tuple(range(1, T + 1))
     assert state.queue.index == tuple(range(-(T - f0), f0))
     assert len(state.history) == f0 // 2 and set(state.history.level) == {1}
@@ -159,7 +159,7 @@ def test_each_composable_stage_reports_a_total_equal_to_its_own_calls(mode):
     for stage in ("init", "zigzag", "unified"):
         infos = []
         if stage == "init":
-            state = initialize_queue(den, sig, 15, cfg, latent_shape=SHAPE, callback=infos.append)
+            state = init_queue(den, sig, 15, cfg, latent_shape=SHAPE, callback=infos.append)
         elif stage == "zigzag":
             state = miga_core.zigzag_stage(den, state, callback=infos.append)
         else:

@@ -189,11 +189,12 @@ def test_dpmpp_2m_history_travels_with_each_latent_into_the_unified_stage():
     """[D2]: each stage-1 output carries its last x0 prediction; stage 2's first step is second order."""
     from dataclasses import replace
 
-    from miga_core import initialize_queue, unified_stage, zigzag_stage
+    from miga_core import unified_stage, zigzag_stage
+    from tests.helpers import init_queue
 
     cfg = MigaConfig(window_length=8, zigzag_width=2, unified_steps=4, sampler="dpmpp_2m")
     sig = torch.linspace(1, 0, 17)
-    state = zigzag_stage(ToyDenoiser(), initialize_queue(ToyDenoiser(), sig, 12, cfg, latent_shape=SHAPE))
+    state = zigzag_stage(ToyDenoiser(), init_queue(ToyDenoiser(), sig, 12, cfg, latent_shape=SHAPE))
     assert all(state.outputs.has_denoised) and state.outputs.denoised.abs().sum() > 0
     kept = unified_stage(ToyDenoiser(), state).outputs.x
     forgotten = replace(state, outputs=replace(state.outputs, has_denoised=(False,) * 12))

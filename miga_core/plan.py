@@ -1,0 +1,316 @@
+"""The run plan: one immutable description of a whole run, built and validated once.
+
+:func:`plan_run` takes everything a run is made of (options, T, N, guidance, self-reflection,
+prompt schedule, whether an initial clip is given), checks all of it before any model call and
+resolves what the stages would otherwise re-derive: the variant's queue rules, the queue layout
+after initialization, the history size, the self-reflection geometry and the model calls
+(windows) of every stage. The plan travels inside the queue state, so the stages take
+``(denoiser, state)`` and cannot disagree on guidance or prompts.
+
+Variants (chosen through :data:`VARIANTS`, never by ``if`` branches in the stages):
+``"miga"`` (two stages [D4]), ``"fifo"`` (FIFO-Diffusion's queue [D4]) and ``"unified_only"``
+(the paper's Alg. 8: ``unified_steps == T``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .config import GuidanceOptions, MigaConfig, ReflectionOptions
+from .errors import InvalidConfigError, InvalidInitialClipError, MigaTypeError, PromptScheduleError, bad_value
+from .prompts import PromptSchedule
+from .windows import history_needed
+
+__all__ = ["VariantName", "Variant", "VARIANTS", "RunPlan", "plan_run", "STAGES"]
+
+VariantName = Literal["miga", "fifo", "unified_only"]
+STAGES: tuple[str, ...] = ("initial_clip", "init", "zigzag", "unified")  # in run order
+
+Groups = tuple[tuple[int, int], ...]  # (level, count) runs of the queue, head first
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one variant's queue is built and moves [D4].
+
+    Attributes:
+        check: refuses option combinations the variant cannot run ``(config, T, m, reflection, has_clip)``.
+        queue: the stage-1 queue right after initialization ``(config, T) -> (groups, index of its head)``.
+        group_width: latents dequeued (and fresh ones enqueued) per stage-1 pass.
+        exit_level: level of a latent leaving stage 1 (the unified stage takes it from there).
+        history_level: level at which left history is shown to the model (None: the level it left at).
+        init_calls: model calls of the initialization passes ``(config, T) -> int`` (initial clip excluded).
+        samples_initial_clip: whether a run without a given clip samples one (T calls).
+    """
+
+    check: Callable[[MigaConfig, int, int, ReflectionOptions | None, bool], None]
+    queue: Callable[[MigaConfig, int], tuple[Groups, int]]
+    group_width: Callable[[MigaConfig], int]
+    exit_level: Callable[[MigaConfig, int], int]
+    history_level: int | None
+    init_calls: Callable[[MigaConfig, int], int]
+    samples_initial_clip: bool
+
+
+def _n_zig(config: MigaConfig) -> int:
+    return math.ceil(config.window_length / config.zigzag_width)
+
+
+def _check_miga(config: MigaConfig, T: int, m: int, reflection: ReflectionOptions | None, has_clip: bool) -> None:
+    f0, u, n_zig = config.window_length, config.unified_steps, _n_zig(config)
+    if not 0 <= u <= T - n_zig - 1:
+        two_stage = f"0..{T - n_zig - 1}" if T - n_zig - 1 >= 0 else f"none (two stages need T >= n_zig + 1 = {n_zig + 1} steps)"
+        if T - n_zig - 1 >= 0:
+            fix = f"use {min(9, T - n_zig - 1)} (the paper's 9 where it fits), 0 for no unified stage, or {T} for the unified stage alone"
+        else:
+            fix = f"use at least {n_zig + 1} steps, or unified_steps={T} for the unified stage alone"
+        raise InvalidConfigError(bad_value(
+            "unified_steps", u,
+            f"{two_stage} (two stages: 0..T-n_zig-1 with T={T}, n_zig=ceil({f0}/{config.zigzag_width})={n_zig}) "
+            f"or exactly T={T} (unified stage only) [D4]", fix))
+
+
+def _check_fifo(config: MigaConfig, T: int, m: int, reflection: ReflectionOptions | None, has_clip: bool) -> None:
+    f0 = config.window_length
+    for name, value, want in (("zigzag_width", config.zigzag_width, 1), ("unified_steps", config.unified_steps, 0)):
+        if value != want:
+            raise InvalidConfigError(bad_value(name, value, f"{want} in mode 'fifo' (FIFO-Diffusion's queue has one latent per level "
+                                               "and no unified stage) [D4]", f"set {name} to {want}, or use mode 'miga'"))
+    if T < f0:
+        raise InvalidConfigError(bad_value("steps", T, f">= window_length = {f0} in mode 'fifo' (the queue holds T latents) [D4]",
+                                           f"use at least {f0} steps"))
+    if m or reflection is not None:
+        raise InvalidConfigError(bad_value(
+            "mode", "fifo", "no long-range guidance and no self-reflection (FIFO-Diffusion has neither) [D4]",
+            "disconnect the guidance/reflection options, or use mode 'miga' with zigzag_width 1 and unified_steps 0"))
+
+
+def _check_unified_only(config: MigaConfig, T: int, m: int, reflection: ReflectionOptions | None, has_clip: bool) -> None:
+    if m or reflection is not None:
+        raise InvalidConfigError(bad_value(
+            "unified_steps", config.unified_steps, f"< T={T} when long-range guidance or self-reflection is given (both act in "
+            "stage 1, which a unified-only run does not have) [D3, D5]", "drop the guidance/reflection options, or lower unified_steps"))
+    if has_clip:
+        raise InvalidInitialClipError(bad_value("initial_clip", "a clip", f"none when unified_steps == T={T} (Alg. 8 starts from noise)",
+                                           "drop the clip, or lower unified_steps to continue from it"))
+
+
+def _miga_queue(config: MigaConfig, T: int) -> tuple[Groups, int]:
+    f0, Lz, u, n_zig = config.window_length, config.zigzag_width, config.unified_steps, _n_zig(config)
+    first = [(u + 1 + g, min(Lz, f0 - g * Lz)) for g in range(n_zig)]  # the initial clip, renoised [D4a]
+    return tuple(first + [(k, Lz) for k in range(u + 1 + n_zig, T + 1)]), 0
+
+
+def _miga_init_calls(config: MigaConfig, T: int) -> int:
+    f0, Lz, s, n_zig = config.window_length, config.zigzag_width, config.stride, _n_zig(config)
+    return sum(math.ceil((f0 + (r + 1) * Lz) / s) for r in range(T - n_zig - (config.unified_steps + 1)))
+
+
+VARIANTS: dict[str, Variant] = {
+    "miga": Variant(check=_check_miga, queue=_miga_queue, group_width=lambda c: c.zigzag_width,
+                    exit_level=lambda c, T: c.unified_steps, history_level=None, init_calls=_miga_init_calls,
+                    samples_initial_clip=True),
+    # T latents at levels 1..T; its first T - f0 outputs (negative indices) are discarded; history shown at level 1
+    "fifo": Variant(check=_check_fifo, queue=lambda c, T: (tuple((k, 1) for k in range(1, T + 1)), -(T - c.window_length)),
+                    group_width=lambda c: 1, exit_level=lambda c, T: 0, history_level=1, init_calls=lambda c, T: 0,
+                    samples_initial_clip=True),
+    # Alg. 8: N latents of noise go straight to the unified stage at level T
+    "unified_only": Variant(check=_check_unified_only, queue=lambda c, T: ((), 0), group_width=lambda c: 0,
+                            exit_level=lambda c, T: T, history_level=None, init_calls=lambda c, T: 0, samples_initial_clip=False),
+}
+
+
+def _variant_name(config: MigaConfig, T: int) -> str:
+    """``mode="fifo"`` is FIFO-Diffusion; otherwise ``unified_steps == T`` is the unified stage alone (Alg. 8)."""
+    if config.mode == "fifo":
+        return "fifo"
+    return "unified_only" if config.unified_steps == T else "miga"
+
+
+def _stage1_calls(groups: Groups, head_index: int, width: int, num_frames: int, stride: int) -> int:
+    """Windows of stage 1 from a queue of ``groups`` whose head has absolute index ``head_index`` [D1].
+
+    Each pass costs ``ceil(L / s)`` windows, dequeues the head group (latents with a negative
+    index are discarded, FIFO) and enqueues ``width`` fresh latents, until N latents are out.
+    """
+    sizes, length, out, index, calls = [c for _, c in groups], sum(c for _, c in groups), 0, head_index, 0
+    head = 0
+    while out < num_frames and head < len(sizes):
+        calls += math.ceil(length / stride)
+        size = sizes[head]
+        head += 1
+        out += max(0, index + size) - max(0, index)  # latents of this group with index >= 0
+        index += size
+        sizes.append(width)
+        length += width - size
+    return calls
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run does, resolved and validated once (see :func:`plan_run`).
+
+    Attributes:
+        config: queue and sampler options.  num_steps: T.  num_frames: N latent frames.
+        guidance: long-range guidance [D3] (``num_guidance == 0``: off).
+        reflection: self-reflection options [D5], or None.
+        prompts: the prompt schedule [D6].
+        has_initial_clip: whether the caller gives the initial clip (else it is sampled, T calls).
+        variant: ``"miga"``, ``"fifo"`` or ``"unified_only"`` (a key of :data:`VARIANTS`).
+        init_groups: ``(level, count)`` of the stage-1 queue after initialization, head first.
+        head_index: absolute index of that queue's head (FIFO: ``-(T - f0)``, discarded latents first).
+        group_width, exit_level, history_level: the variant's queue rules (see :class:`Variant`).
+        history_size: history latents kept for left context and guidance [D1].
+        judge_level: level whose first queue position is f_judg [D5] (None without self-reflection).
+        num_guide: f_guid, guide latents of a candidate [D5] (None without self-reflection).
+        stage_calls: planned windows of each stage, in :data:`STAGES` order (self-reflection's search excluded).
+    """
+
+    config: MigaConfig
+    num_steps: int
+    num_frames: int
+    guidance: GuidanceOptions
+    reflection: ReflectionOptions | None
+    prompts: PromptSchedule
+    has_initial_clip: bool
+    variant: str
+    init_groups: Groups
+    head_index: int
+    group_width: int
+    exit_level: int
+    history_level: int | None
+    history_size: int
+    judge_level: int | None
+    num_guide: int | None
+    stage_calls: tuple[int, ...] = field(repr=False, default=())
+
+    @property
+    def num_guidance(self) -> int:
+        """m_guid, guidance latents per stage-1 window (0: off) [D3]."""
+        return self.guidance.num_guidance
+
+    @property
+    def calls(self) -> dict[str, int]:
+        """Planned windows per stage ``{"initial_clip", "init", "zigzag", "unified"}`` (search excluded)."""
+        return dict(zip(STAGES, self.stage_calls))
+
+    @property
+    def total_calls(self) -> int:
+        """Planned windows of the whole run (self-reflection's search excluded)."""
+        return sum(self.stage_calls)
+
+    def with_reflection(self, reflection: ReflectionOptions | None) -> "RunPlan":
+        """The same run with other self-reflection options (they act in stage 1 only), validated anew."""
+        return plan_run(self.config, self.num_steps, self.num_frames, guidance=self.guidance, reflection=reflection,
+                        prompts=self.prompts, has_initial_clip=self.has_initial_clip)
+
+
+def _check_count(name: str, value: object, fix: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MigaTypeError(f"{name}={value!r} has type {type(value).__name__}: allowed is an int >= 1. Fix: {fix}.")
+    if value < 1:
+        raise InvalidConfigError(bad_value(name, value, "an integer >= 1", fix))
+    return value
+
+
+def _check_prompts(prompts: PromptSchedule, num_frames: int) -> None:
+    """Every segment of the schedule must start inside the video [D6]."""
+    for j, start in enumerate(prompts.starts):
+        if start >= num_frames:
+            frame = prompts.frames[j] if prompts.frames else start
+            unit = "pixel frame" if prompts.frames else "latent"
+            raise PromptScheduleError(bad_value(
+                "keyframe", frame, f"a {unit} inside the video (it starts latent {start}; the video has {num_frames} latents)",
+                "remove the keyframes past the end, or make the video longer"))
+
+
+def _reflection_geometry(config: MigaConfig, T: int, options: ReflectionOptions, first: list[int], full: list[int]) -> tuple[int, int]:
+    """Resolve f_judg (as the judge level) and f_guid, and check both fit the stage-1 queue [D5]."""
+    Lz, u = config.zigzag_width, config.unified_steps
+    if options.judge_position is None:
+        levels = range(u + 1, T)
+        if not levels:
+            raise InvalidConfigError(bad_value("unified_steps", u, f"<= T-2 = {T - 2} for self-reflection (the queue needs a level "
+                                               "below T to judge)", "lower unified_steps or disable self-reflection"))
+        judge_level = min(levels, key=lambda k: (abs(k - 0.8 * T), k))
+    else:
+        pos = options.judge_position
+        if pos % Lz or pos >= len(full):
+            raise InvalidConfigError(bad_value("judge_position", pos, f"a multiple of zigzag_width={Lz} below the queue length {len(full)}",
+                                               "use None for the level nearest 0.8*T"))
+        judge_level = full[pos]
+    num_guide = options.num_guide if options.num_guide is not None else config.window_length - config.stride
+    for levels in (first, full):
+        j, L = levels.index(judge_level), len(levels)
+        if j < options.num_ref or j < num_guide or j + options.num_eval > L:
+            raise InvalidConfigError(bad_value(
+                "judge_position", j,
+                f">= max(num_ref={options.num_ref}, num_guide={num_guide}) and <= queue length - num_eval = {L - options.num_eval}",
+                "move the judge (judge_position) or lower num_ref/num_guide/num_eval"))
+        tail = levels[j:]
+        if any(tail.count(k) != Lz for k in set(tail)):
+            raise InvalidConfigError(bad_value(
+                "judge_position", j, f"a position whose tail holds only full zigzag groups (level > u + ceil(f0/L_zig) = {u + _n_zig(config)})",
+                "choose window_length divisible by zigzag_width, or judge nearer the tail"))
+    return judge_level, num_guide
+
+
+def plan_run(
+    config: MigaConfig,
+    num_steps: int,
+    num_frames: int,
+    *,
+    guidance: GuidanceOptions | None = None,
+    reflection: ReflectionOptions | None = None,
+    prompts: PromptSchedule | None = None,
+    has_initial_clip: bool = False,
+) -> RunPlan:
+    """Validate a run and resolve everything the stages need [D1-D6]; no tensors, no model.
+
+    Args:
+        config: queue and sampler options.
+        num_steps: T = ``len(sigmas) - 1`` of the host's ladder.
+        num_frames: N latent frames of the output video.
+        guidance: long-range guidance [D3]; reflection: self-reflection [D5]; prompts: schedule [D6].
+        has_initial_clip: True when the caller will pass the initial clip (continuation).
+    Returns:
+        The :class:`RunPlan`.
+    Raises:
+        InvalidConfigError / MigaTypeError: any option out of range, alone or in combination (e.g.
+            ``unified_steps`` outside ``0..T-n_zig-1`` and not T, guidance in FIFO mode, a judge
+            position that does not fit the queue), naming the value, the range and the fix.
+        PromptScheduleError: a keyframe past the end of the video.
+    """
+    T = _check_count("steps", num_steps, "use at least 1 step (the paper: 54 for Wan2.1, 64 for VC2)")
+    N = _check_count("num_frames", num_frames, "ask for at least one latent frame")
+    guidance = guidance if guidance is not None else GuidanceOptions(num_guidance=0)
+    guidance.validate()
+    if reflection is not None:
+        reflection.validate()
+    prompts = prompts if prompts is not None else PromptSchedule.single()
+    config.validate(num_guidance=guidance.num_guidance)
+    name = _variant_name(config, T)
+    variant = VARIANTS[name]
+    variant.check(config, T, guidance.num_guidance, reflection, has_initial_clip)
+    _check_prompts(prompts, N)
+    groups, head_index = variant.queue(config, T)
+    width, exit_level = variant.group_width(config), variant.exit_level(config, T)
+    judge_level = num_guide = None
+    if reflection is not None:
+        first = [k for k, c in groups for _ in range(c)]
+        full = [k for k in range(exit_level + 1, T + 1) for _ in range(width)]
+        judge_level, num_guide = _reflection_geometry(config, T, reflection, first, full)
+    s = config.stride
+    calls = (
+        T if variant.samples_initial_clip and not has_initial_clip else 0,
+        variant.init_calls(config, T),
+        _stage1_calls(groups, head_index, width, N, s),
+        exit_level * math.ceil(N / s),
+    )
+    return RunPlan(config, T, N, guidance, reflection, prompts, has_initial_clip, name, groups, head_index, width, exit_level,
+                   variant.history_level, history_needed(config.window_length, s, guidance.num_guidance, config.zigzag_width),
+                   judge_level, num_guide, calls)
+

@@ -1,0 +1,135 @@
+"""The run plan: one validation, exact planned calls per stage, progress that never goes back [D1-D6]."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+
+from miga_core import (
+    GuidanceOptions,
+    InvalidConfigError,
+    MigaConfig,
+    PromptSchedule,
+    PromptScheduleError,
+    ReflectionOptions,
+    generate,
+    plan_run,
+    preset,
+)
+from miga_core.reflection import SCORE_HISTORY
+from tests.helpers import ToyDenoiser
+
+SHAPE = (1, 2, 3, 3)
+
+RUNS = {
+    # name: (config, T, N, guidance, reflection, initial clip)
+    "miga": (MigaConfig(window_length=8, zigzag_width=2, unified_steps=3), 16, 23, None, None, False),
+    "miga short group": (MigaConfig(window_length=7, zigzag_width=3, unified_steps=1), 12, 11, None, None, False),
+    "miga guided": (MigaConfig(window_length=8, zigzag_width=4, unified_steps=2), 14, 17, 2, None, False),
+    "miga from a clip": (MigaConfig(window_length=8, zigzag_width=2, unified_steps=3), 16, 9, None, None, True),
+    "miga window_batch 3": (MigaConfig(window_length=8, zigzag_width=2, unified_steps=3, window_batch=3), 16, 23, None, None, False),
+    "miga former": (MigaConfig(window_length=8, zigzag_width=2, unified_steps=0, update="former"), 12, 10, None, None, False),
+    "fifo": (MigaConfig(window_length=8, zigzag_width=1, unified_steps=0, mode="fifo"), 16, 12, None, None, False),
+    "fifo former from a clip": (MigaConfig(window_length=6, zigzag_width=1, unified_steps=0, mode="fifo", update="former"),
+                                9, 7, None, None, True),
+    "unified only": (MigaConfig(window_length=8, zigzag_width=2, unified_steps=10), 10, 13, None, None, False),
+    "miga reflecting": (MigaConfig(window_length=8, zigzag_width=2, unified_steps=3), 20, 24, None,
+                        ReflectionOptions(threshold=-1.0, num_candidates=2), False),
+}
+
+
+def _run(name, callback):
+    cfg, T, N, m, reflection, has_clip = RUNS[name]
+    sigmas = torch.linspace(1, 0, T + 1)
+    clip = torch.randn(1, 2, cfg.window_length, 3, 3, generator=torch.Generator().manual_seed(5)) if has_clip else None
+    guidance = GuidanceOptions(m) if m else None
+    plan = plan_run(cfg, T, N, guidance=guidance, reflection=reflection, has_initial_clip=has_clip)
+    result = generate(ToyDenoiser(), sigmas, N, cfg, latent_shape=SHAPE, initial_clip=clip, guidance=guidance,
+                      reflection=reflection, callback=callback)
+    return plan, result
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_the_plan_counts_every_stage_windows_exactly(name):
+    infos = []
+    plan, result = _run(name, infos.append)
+    planned = [i for i in infos if i.stage != "reflection"]
+    assert Counter(i.stage for i in planned) == Counter({k: v for k, v in plan.calls.items() if v})
+    assert [i.window for i in planned] == list(range(1, plan.total_calls + 1))
+    assert {i.total_windows for i in infos} == {plan.total_calls}
+    assert result.num_windows == len(infos) and result.latents.shape[2] == plan.num_frames
+
+
+def test_the_variant_comes_from_the_options():
+    assert [_run(n, None)[0].variant for n in ("miga", "fifo", "unified only")] == ["miga", "fifo", "unified_only"]
+
+
+@pytest.mark.parametrize("name", ["miga window_batch 3", "miga"])
+def test_model_calls_count_denoiser_invocations_not_windows(name):
+    _, result = _run(name, None)
+    batch = RUNS[name][0].window_batch
+    if batch == 1:
+        assert result.model_calls == result.num_windows
+    else:
+        assert result.num_windows / batch <= result.model_calls < result.num_windows
+
+
+def test_progress_with_a_searching_reflection_never_goes_back_and_keeps_its_total():
+    infos = []
+    plan, result = _run("miga reflecting", infos.append)
+    assert result.reflection.n_eval > 0 and any(i.stage == "reflection" for i in infos)  # the search ran
+    windows = [i.window for i in infos]
+    assert all(b - a in (0, 1) for a, b in zip(windows, windows[1:]))  # search windows hold the bar, never move it back
+    assert windows[-1] == plan.total_calls and {i.total_windows for i in infos} == {plan.total_calls}
+    search = [i.search_windows for i in infos]
+    assert search[-1] == sum(1 for i in infos if i.stage == "reflection") > 0
+    assert all(i.eta_seconds is not None and i.eta_seconds >= 0 for i in infos)
+    assert infos[-1].eta_seconds == 0  # nothing planned is left
+
+
+def test_reflection_keeps_a_bounded_score_history():
+    cfg = MigaConfig(window_length=8, zigzag_width=2, unified_steps=0)
+    result = generate(ToyDenoiser(), torch.linspace(1, 0, 13), 2 * SCORE_HISTORY + 10, cfg, latent_shape=(1, 1, 2, 2),
+                      reflection=ReflectionOptions(threshold=1e9))
+    assert result.reflection.n_all == (2 * SCORE_HISTORY + 10) // 2  # one check per stage-1 pass (2 latents leave per pass)
+    assert len(result.reflection.scores) == SCORE_HISTORY
+
+
+@pytest.mark.parametrize("window_length", [4, 7, 8])
+def test_the_window_length_message_names_the_value_that_works(window_length):
+    config, guidance, _ = preset("wan21")
+    with pytest.raises(InvalidConfigError, match="raise window_length to 9") as info:
+        plan_run(config.with_(window_length=window_length), 54, 30, guidance=guidance)
+    assert f"window_length={window_length}" in str(info.value)
+    plan_run(config.with_(window_length=9, zigzag_width=3), 54, 30, guidance=guidance)  # 9 works as the message says
+
+
+def test_a_keyframe_past_the_end_of_the_video_is_refused_naming_it_and_the_length():
+    prompts = PromptSchedule.from_keyframes('{"0": "a fox", "240": "a lake", "480": "a night"}', latent_rule="wan21")
+    config, _, _ = preset("wan21")
+    with pytest.raises(PromptScheduleError) as info:
+        plan_run(config, 54, 22, prompts=prompts)  # 85 pixel frames
+    message = str(info.value)
+    assert "keyframe=240" in message and "22 latents" in message and "Fix:" in message
+    with pytest.raises(PromptScheduleError, match="keyframe=480"):
+        plan_run(config, 54, 120, prompts=prompts)  # 477 frames: latent 120 holds frame 480, one past the end
+    plan_run(config, 54, 121, prompts=prompts)  # 481 frames: 480 is the last frame
+
+
+def test_unified_steps_that_do_not_fit_name_a_value_that_does():
+    config, _, _ = preset("wan21")
+    with pytest.raises(InvalidConfigError) as info:
+        plan_run(config, 1, 30)  # n_zig = ceil(21/7) = 3: two stages need T >= 4
+    assert "unified_steps=9" in str(info.value) and "use at least 4 steps, or unified_steps=1" in str(info.value)
+    with pytest.raises(InvalidConfigError, match="Fix: use 6 "):
+        plan_run(config, 10, 30)  # 0..T-n_zig-1 = 0..6
+
+
+def test_reflection_added_to_a_plan_is_validated_and_changes_no_planned_call():
+    config, guidance, reflection = preset("wan21")
+    plan = plan_run(config, 54, 121, guidance=guidance)
+    with_reflection = plan.with_reflection(reflection)
+    assert with_reflection.reflection == reflection and with_reflection.calls == plan.calls
+    assert with_reflection.judge_level is not None and plan.judge_level is None
