@@ -76,8 +76,13 @@ def test_readme_demo_line_installs_the_pack_without_pinning_torch_and_its_option
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """The pack built and installed (no dependencies) into a fresh folder, as pip installs it from the README."""
+    source = tmp_path_factory.mktemp("source")  # a copy, so the build leaves nothing in the repository
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("miga_core", "toyworld"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path_factory.mktemp("site")
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(ROOT)]
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(source)]
     try:
         setuptools_major = int(importlib.metadata.version("setuptools").split(".")[0])
     except (importlib.metadata.PackageNotFoundError, ValueError):

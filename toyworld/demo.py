@@ -26,12 +26,12 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from miga_core import MigaConfig, MigaError, MigaValueError, PromptSchedule, WindowInfo, generate
+from miga_core import MigaConfig, MigaError, MigaValueError, PromptSchedule, WindowInfo, plan_run
 from miga_core.errors import bad_value
 
 from .metrics import evaluate, switch_error
 from .model import ToyDiT, ToyDiTConfig
-from .sampling import TOY_STEPS, generate_videos, ladder, toy_preset
+from .sampling import TOY_STEPS, generate_videos, toy_preset
 from .train import EVAL_SEED_BASE
 from .video import write_mp4
 from .world import COLOURS, ClipSpec, sample_spec
@@ -192,14 +192,6 @@ def _check_pyav() -> None:
                              "Fix: python -m pip install --force-reinstall av.")
 
 
-class _Checked(Exception):
-    """Raised by the probe denoiser: miga_core accepted every option (it validates before the first call)."""
-
-
-def _probe(*_args: object) -> torch.Tensor:
-    raise _Checked
-
-
 def check_args(args: argparse.Namespace) -> Job:
     """Check every option before anything is generated; returns the :class:`Job` to :func:`run`.
 
@@ -233,14 +225,10 @@ def check_args(args: argparse.Namespace) -> Job:
     first = sample_spec(EVAL_SEED_BASE + args.seed)
     second = first.with_(colour=COLOURS[(COLOURS.index(first.colour) + 2) % len(COLOURS)])
     switch = args.num_frames // 2
-    # Whatever else miga_core would refuse, it refuses before its first model call: a dry run
-    # with a denoiser that stops at that call checks the exact options of the real run.
+    # Whatever else miga_core would refuse for these options, its run plan refuses now.
     _, guidance, reflection = toy_preset()
-    try:
-        generate(_probe, ladder(args.steps), args.num_frames, config, latent_shape=(1, 3, model.config.size, model.config.size),
-                 guidance=guidance, reflection=reflection, prompts=PromptSchedule((0, switch), (0, 1), 2))
-    except _Checked:
-        pass
+    plan_run(config, args.steps, args.num_frames, guidance=guidance, reflection=reflection,
+             prompts=PromptSchedule((0, switch), (0, 1), 2))
     _prepare_out(args.out)
     return Job(model, config, (first, second), switch, args.num_frames, args.steps, args.out)
 
