@@ -1,6 +1,6 @@
 """Option objects of the MIGA sampler and their validation.
 
-Names follow SPEC.md: ``window_length`` = f0, ``window_stride`` = s, ``zigzag_width``
+Names follow docs/algorithm.md: ``window_length`` = f0, ``window_stride`` = s, ``zigzag_width``
 = L_zig, ``unified_steps`` = u (the paper's e = u + 1), ``num_guidance`` = m_guid.
 Checks that need T, N or several option objects together live in
 :func:`miga_core.plan.plan_run`, called once before any model call.
@@ -54,7 +54,7 @@ def _check_choice(name: str, value: object, literal: object) -> None:
 
 @dataclass(frozen=True)
 class MigaConfig:
-    """Queue and sampler options shared by every stage (SPEC D1, D2, D4).
+    """Queue and sampler options shared by every stage [D1, D2, D4].
 
     The number of steps T is not here: it is ``len(sigmas) - 1`` of the host's ladder.
     """
@@ -127,7 +127,7 @@ class MigaConfig:
 
 @dataclass(frozen=True)
 class GuidanceOptions:
-    """Long-range frame guidance (paper Sec. 3.3, Eq. 8, Alg. 7; SPEC D3).
+    """Long-range frame guidance (paper Sec. 3.3, Eq. 8, Alg. 7; [D3]).
 
     ``num_guidance`` (m_guid) earlier, cleaner latents are prepended to each stage-1 window.
     """
@@ -140,9 +140,9 @@ class GuidanceOptions:
 
 @dataclass(frozen=True)
 class ReflectionOptions:
-    """Self-reflection (paper Sec. 3.3, Eq. 5-7, Alg. 6; SPEC D5).
+    """Self-reflection (paper Sec. 3.3, Eq. 5-7, Alg. 6; [D5]).
 
-    Positions are queue positions (0 = head). ``None`` picks the SPEC default.
+    Positions are queue positions (0 = head). ``None`` picks the docs/algorithm.md default.
     """
 
     threshold: float = 0.01  # delta: trigger when C_prev - C > threshold
@@ -166,7 +166,7 @@ class ReflectionOptions:
         _check_choice("score_on", self.score_on, ScoreOn)
 
 
-# Paper defaults (SPEC "Paper defaults"); T comes from the host's ladder (VC2 64, Wan2.1 54).
+# Paper defaults (docs/algorithm.md "Paper defaults"); T comes from the host's ladder (VC2 64, Wan2.1 54).
 PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions]] = {
     "wan21": (
         MigaConfig(window_length=21, zigzag_width=7, unified_steps=9, sampler="euler", parameterization="flow"),

@@ -1,7 +1,7 @@
 """Errors raised by miga_core.
 
 Every error names the argument, the value, the allowed range and the fix
-(STYLE.md "Errors"). They subclass ``ValueError``/``TypeError`` so callers that
+(docs/style.md "Errors"). They subclass ``ValueError``/``TypeError`` so callers that
 catch the builtin kinds keep working.
 """
 

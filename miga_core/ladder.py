@@ -1,4 +1,4 @@
-"""The sigma ladder and noise levels (SPEC "Terms").
+"""The sigma ladder and noise levels (docs/algorithm.md "Terms").
 
 A ladder is the host's ``SIGMAS``: ``T + 1`` values, strictly descending, from the
 noisiest to the final level (0 for flow models). A latent at level ``k`` has noise

@@ -1,4 +1,4 @@
-"""One queue pass Phi (paper Eq. 2, Alg. 3 / Alg. 7; SPEC D1, D2, D3).
+"""One queue pass Phi (paper Eq. 2, Alg. 3 / Alg. 7; [D1, D2, D3]).
 
 Windows read the queue as it was when the pass began (Jacobi), each updates its own
 region, every queue latent moves exactly one level down. Windows may run one by one

@@ -1,4 +1,4 @@
-"""Multi-prompt schedules (paper App. A.3, Eq. A3; SPEC D6).
+"""Multi-prompt schedules (paper App. A.3, Eq. A3; [D6]).
 
 A schedule maps an absolute latent index to convex weights over the P encoded
 prompts. A window takes the prompt of its first *updated* latent (Eq. A3:

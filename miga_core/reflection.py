@@ -1,5 +1,5 @@
 """Self-reflection: consistency score, anomaly trigger and candidate search
-(paper Sec. 3.3, Eq. 5-7, Alg. 6; SPEC D5).
+(paper Sec. 3.3, Eq. 5-7, Alg. 6; [D5]).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def reflect(
     *,
     frames_done: int = 0,
 ) -> tuple[LatentRun, ReflectionStats]:
-    """One self-reflection check before a stage-1 pass (Alg. 6; SPEC D5).
+    """One self-reflection check before a stage-1 pass (Alg. 6; [D5]).
 
     Scores ``Q[f_judg : f_judg+f_eval]`` against ``Q[f_judg-f_ref : f_judg]``. When
     ``C_prev - C > threshold``, ``num_candidates`` candidates regenerate the tail ``Q[f_judg:]``

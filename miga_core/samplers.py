@@ -51,7 +51,7 @@ def euler_step(s: StepInputs) -> torch.Tensor:
     """Euler: ``x + (sigma_next - sigma) * (x - denoised) / sigma``.
 
     For eps models in sigma space this is DDIM with eta 0; for flow models it is the
-    flow-matching Euler step (SPEC D2).
+    flow-matching Euler step [D2].
     """
     sigma, sigma_next = _frames(s.sigma, s.x), _frames(s.sigma_next, s.x)
     d = (s.x - s.denoised) / sigma

@@ -1,6 +1,6 @@
 """The host adapter: a ComfyUI ``MODEL`` + ``CONDITIONING`` as miga_core's per-frame denoiser.
 
-This is the one module of the pack that imports ``comfy`` (STYLE.md "Layers"). It turns the
+This is the one module of the pack that imports ``comfy`` (docs/style.md, "Layers"). It turns the
 model the user loaded (with its LoRAs, ModelSamplingSD3 shift, block patches and wrappers)
 into ``D(x [B,C,F,H,W], sigma [B,F], prompt [B,P]) -> x0`` for the core, following the path
 HOST.md records as working on ComfyUI v0.8.0:

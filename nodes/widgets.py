@@ -1,7 +1,7 @@
 """Input definitions shared by the queue-initialization node and the all-in-one sampler.
 
 Widget order is part of every saved workflow: append new inputs at the end, never insert or
-rename (STYLE.md). Defaults are the paper's Wan2.1 preset (SPEC "Paper defaults"; T = steps).
+rename (docs/style.md). Defaults are the paper's Wan2.1 preset (docs/algorithm.md, "Paper defaults"; T = steps).
 """
 
 from __future__ import annotations

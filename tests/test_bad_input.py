@@ -1,4 +1,4 @@
-"""Bad input is refused early, loudly and without side effects (STYLE.md "Errors").
+"""Bad input is refused early, loudly and without side effects (docs/style.md, "Errors").
 
 Every refusal must be a :class:`~miga_core.MigaError` subclass that is also the builtin
 ``ValueError``/``TypeError`` (``FloatingPointError`` for a model that returns NaN/Inf), its

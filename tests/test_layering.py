@@ -1,4 +1,4 @@
-"""miga_core is the algorithm layer: it never imports the host and touches no GPU at import (STYLE.md)."""
+"""miga_core is the algorithm layer: it never imports the host and touches no GPU at import (docs/style.md)."""
 
 import pathlib
 import re
@@ -30,7 +30,7 @@ def test_no_module_of_miga_core_names_a_host_package():
 
 
 def test_only_the_host_adapter_imports_comfy_internals():
-    """nodes/host.py is the one module that imports comfy.* (STYLE.md); node modules use comfy_api only."""
+    """nodes/host.py is the one module that imports comfy.* (docs/style.md); node modules use comfy_api only."""
     internals = re.compile(r"^\s*(import|from)\s+(comfy|latent_preview|folder_paths|server|nodes|execution)\b", re.M)
     importers = sorted(p.name for p in (ROOT / "nodes").glob("*.py") if internals.search(p.read_text()))
     assert importers == ["host.py"]
