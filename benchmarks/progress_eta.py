@@ -6,8 +6,8 @@
 Runs the demo's setting (``toyworld.demo``: one video, two prompts switching colour at the middle frame,
 the toy preset with long-range guidance and self-reflection) and, with ``--batch``, the same with that
 many videos in one latent batch. The callback records at every window: elapsed seconds, ``window``,
-``total_windows``, the stage, and the core's ``eta_seconds``, ``model_calls`` and ``search_windows``
-where the core reports them (None otherwise). Two ETAs are scored against the real remaining time
+``total_windows``, the stage, and the core's ``eta_seconds``, ``model_calls`` and ``search_windows``.
+Two ETAs are scored against the real remaining time
 (end of run minus now), as |ETA - remaining| / remaining at the first window past 10% (and 25, 50, 75%)
 of ``total_windows``:
 
@@ -56,8 +56,7 @@ class Recorder:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.points.append((time.perf_counter() - self.t0, info.window, info.total_windows, info.stage,
-                            getattr(info, "eta_seconds", None), getattr(info, "model_calls", None),
-                            getattr(info, "search_windows", None)))
+                            info.eta_seconds, info.model_calls, info.search_windows))
 
 
 def eta_errors(points: list[tuple], end: float) -> dict:
@@ -112,7 +111,7 @@ def measure(model, videos: int, args: argparse.Namespace, device: torch.device) 
         "window_ends_at_total": bool(pts) and windows[-1] == totals[-1],
         "core_reports_eta": any(p[4] is not None for p in pts),
         "num_windows": run.result.num_windows,
-        "model_calls": getattr(run.result, "model_calls", None),
+        "model_calls": run.result.model_calls,
         "search_windows": pts[-1][6] if pts else None,
         "reflection_n_all": stats.n_all, "reflection_n_eval": stats.n_eval, "reflection_n_corr": stats.n_corr,
         "timing": {"seconds": round(end, 3), "eta": eta_errors(pts, end),

@@ -139,7 +139,7 @@ def run_row(model, changes: dict, args: argparse.Namespace, device: torch.device
         seconds += time.perf_counter() - t0
         stats = run.result.reflection
         counts["num_windows"] += run.result.num_windows
-        counts["model_calls"] += int(getattr(run.result, "model_calls", run.model_calls))
+        counts["model_calls"] += run.result.model_calls
         counts["reflection_n_all"] += stats.n_all
         counts["reflection_n_eval"] += stats.n_eval
         counts["reflection_n_corr"] += stats.n_corr

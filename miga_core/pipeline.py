@@ -12,11 +12,11 @@ import torch
 
 from .config import GuidanceOptions, MigaConfig, ReflectionOptions
 from .ladder import check_ladder, num_steps
-from .plan import RunPlan, plan_run
+from .plan import STAGES, RunPlan, plan_run
 from .prompts import PromptSchedule
-from .protocols import Callback, Denoiser, Progress
+from .protocols import Callback, Denoiser
 from .reflection import ReflectionStats
-from .stages import initialize_queue, unified_stage, zigzag_stage
+from .stages import initialize_queue, progress_of, unified_stage, zigzag_stage
 
 __all__ = ["MigaResult", "run", "generate"]
 
@@ -63,7 +63,7 @@ def run(
         MigaError subclasses for invalid input, all before the first model call;
         NonFiniteDenoiserOutputError if the model returns NaN/Inf.
     """
-    progress = Progress(plan.calls, callback)
+    progress = progress_of(plan, STAGES, callback)
     state = initialize_queue(denoiser, sigmas, plan, initial_clip=initial_clip, latent_shape=latent_shape, dtype=dtype,
                              device=device, progress=progress)
     state = zigzag_stage(denoiser, state, progress=progress)

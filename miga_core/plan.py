@@ -130,14 +130,14 @@ def _variant_name(config: MigaConfig, T: int) -> str:
     return "unified_only" if config.unified_steps == T else "miga"
 
 
-def _stage1_calls(groups: Groups, head_index: int, width: int, num_frames: int, stride: int) -> int:
-    """Windows of stage 1 from a queue of ``groups`` whose head has absolute index ``head_index`` [D1].
+def _stage1_calls(groups: Groups, head_index: int, width: int, num_frames: int, stride: int) -> tuple[int, int]:
+    """``(windows, passes)`` of stage 1 from a queue of ``groups`` whose head has absolute index ``head_index`` [D1].
 
     Each pass costs ``ceil(L / s)`` windows, dequeues the head group (latents with a negative
     index are discarded, FIFO) and enqueues ``width`` fresh latents, until N latents are out.
     """
     sizes, length, out, index, calls = [c for _, c in groups], sum(c for _, c in groups), 0, head_index, 0
-    head = 0
+    head = 0  # passes so far
     while out < num_frames and head < len(sizes):
         calls += math.ceil(length / stride)
         size = sizes[head]
@@ -146,7 +146,7 @@ def _stage1_calls(groups: Groups, head_index: int, width: int, num_frames: int, 
         index += size
         sizes.append(width)
         length += width - size
-    return calls
+    return calls, head
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,9 @@ class RunPlan:
         judge_level: level whose first queue position is f_judg [D5] (None without self-reflection).
         num_guide: f_guid, guide latents of a candidate [D5] (None without self-reflection).
         stage_calls: planned windows of each stage, in :data:`STAGES` order (self-reflection's search excluded).
+        num_checks: self-reflection checks, one before every stage-1 pass (0 without self-reflection) [D5].
+        search_windows: windows one search costs when a check fires: ``num_candidates`` candidates, each grown
+            group by group to the tail ``Q[f_judg:]`` with one pass per group but the last [D5b].
     """
 
     config: MigaConfig
@@ -186,6 +189,8 @@ class RunPlan:
     judge_level: int | None
     num_guide: int | None
     stage_calls: tuple[int, ...] = field(repr=False, default=())
+    num_checks: int = 0
+    search_windows: int = 0
 
     @property
     def num_guidance(self) -> int:
@@ -298,19 +303,23 @@ def plan_run(
     _check_prompts(prompts, N)
     groups, head_index = variant.queue(config, T)
     width, exit_level = variant.group_width(config), variant.exit_level(config, T)
+    s = config.stride
+    zigzag_calls, passes = _stage1_calls(groups, head_index, width, N, s)
     judge_level = num_guide = None
+    num_checks = search_windows = 0
     if reflection is not None:
         first = [k for k, c in groups for _ in range(c)]
         full = [k for k in range(exit_level + 1, T + 1) for _ in range(width)]
         judge_level, num_guide = _reflection_geometry(config, T, reflection, first, full)
-    s = config.stride
+        num_checks = passes
+        search_windows = reflection.num_candidates * sum(math.ceil(g * width / s) for g in range(1, T - judge_level + 1))
     calls = (
         T if variant.samples_initial_clip and not has_initial_clip else 0,
         variant.init_calls(config, T),
-        _stage1_calls(groups, head_index, width, N, s),
+        zigzag_calls,
         exit_level * math.ceil(N / s),
     )
     return RunPlan(config, T, N, guidance, reflection, prompts, has_initial_clip, name, groups, head_index, width, exit_level,
                    variant.history_level, history_needed(config.window_length, s, guidance.num_guidance, config.zigzag_width),
-                   judge_level, num_guide, calls)
+                   judge_level, num_guide, calls, num_checks, search_windows)
 

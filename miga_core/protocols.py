@@ -44,8 +44,9 @@ class WindowInfo:
         levels: their levels before this step (each goes one level down).
         model_calls: denoiser invocations so far, search included (a call holds up to ``window_batch`` windows).
         search_windows: windows spent on self-reflection's candidate search so far [D5].
-        eta_seconds: estimated seconds left (None before the first window): remaining planned windows
-            plus the search windows expected at the rate seen so far in stage 1, at the seconds per window seen so far.
+        eta_seconds: estimated seconds left (None before the first window): remaining planned windows plus the
+            self-reflection search windows expected (:meth:`Progress.expected_search_windows`), at the seconds per
+            window seen so far.
     """
 
     stage: str
@@ -69,21 +70,24 @@ class Progress:
 
     ``planned`` maps each stage to its planned windows (:attr:`miga_core.plan.RunPlan.calls`);
     the total is fixed here and never changes. Search windows (self-reflection) are counted
-    apart and do not advance ``window``. A callback may raise (e.g. the host's interrupt) to
-    cancel: the exception propagates and nothing the caller passed in has been modified.
+    apart and do not advance ``window``. ``checks`` self-reflection checks lie ahead, each costing
+    ``search_cost`` windows when it fires (the plan's ``num_checks`` and ``search_windows``).
+    A callback may raise (e.g. the host's interrupt) to cancel: the exception propagates and
+    nothing the caller passed in has been modified.
 
     Raises:
         RuntimeError: (from :meth:`report`) more planned windows ran than the plan holds (a bug).
     """
 
-    def __init__(self, planned: Mapping[str, int], callback: Callback | None = None,
+    def __init__(self, planned: Mapping[str, int], callback: Callback | None = None, *, checks: int = 0, search_cost: int = 0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.planned = dict(planned)
         self.total_windows = sum(self.planned.values())
         self.window = 0
         self.search_windows = 0
         self.model_calls = 0
-        self.done: dict[str, int] = {}
+        self.checks, self.search_cost = checks, search_cost
+        self.checks_done = self.searches = 0
         self.callback = callback
         self.clock = clock
         self.start = clock()
@@ -92,16 +96,27 @@ class Progress:
         """Count one denoiser invocation."""
         self.model_calls += 1
 
+    def count_check(self, searched: bool) -> None:
+        """Count one self-reflection check, and whether it searched [D5]."""
+        self.checks_done += 1
+        self.searches += int(searched)
+
+    def expected_search_windows(self) -> float:
+        """Search windows still to come: checks left x the chance a check searches x its cost.
+
+        The chance is Laplace's rule of succession over the checks so far, ``(searches + 1) / (checks + 2)``:
+        one half before any check (the stated budget: half the checks search), then the run's own rate.
+        """
+        left = max(0, self.checks - self.checks_done)
+        return left * (self.searches + 1) / (self.checks_done + 2) * self.search_cost
+
     def eta_seconds(self) -> float | None:
-        """Seconds left: planned windows left plus the search windows expected in the rest of stage 1."""
+        """Seconds left: planned windows left plus :meth:`expected_search_windows`, at the seconds per window so far."""
         spent = self.window + self.search_windows
         if not spent:
             return None
         per_window = (self.clock() - self.start) / spent
-        zig_done = self.done.get("zigzag", 0)
-        search_rate = self.search_windows / zig_done if zig_done else 0.0
-        left = self.total_windows - self.window + search_rate * (self.planned.get("zigzag", 0) - zig_done)
-        return per_window * left
+        return per_window * (self.total_windows - self.window + self.expected_search_windows())
 
     def report(self, stage: str, frames_done: int, num_frames: int, denoised: torch.Tensor, indices: tuple[int, ...],
                levels: tuple[int, ...] = (), *, search: bool = False) -> None:
@@ -110,7 +125,6 @@ class Progress:
             self.search_windows += 1
         else:
             self.window += 1
-            self.done[stage] = self.done.get(stage, 0) + 1
             if self.window > self.total_windows:
                 raise RuntimeError(f"miga_core bug: window {self.window} of a run planned for {self.total_windows} "
                                    f"({self.planned}) in stage {stage!r}; please report it with the options used.")

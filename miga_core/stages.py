@@ -22,7 +22,7 @@ from .plan import RunPlan
 from .protocols import Callback, Denoiser, Progress
 from .reflection import ReflectionStats, reflect
 
-__all__ = ["MigaQueue", "initialize_queue", "zigzag_stage", "unified_stage", "INITIALIZERS"]
+__all__ = ["MigaQueue", "initialize_queue", "zigzag_stage", "unified_stage", "progress_of", "INITIALIZERS"]
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,11 @@ def _context(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, progress: 
     return PassContext(denoiser, sigmas, kw.pop("config", plan.config), plan.prompts, progress, stage, plan.num_frames, **kw)
 
 
-def _stage_progress(plan: RunPlan, stages: tuple[str, ...], callback: Callback | None) -> Progress:
-    return Progress({k: plan.calls[k] for k in stages}, callback)
+def progress_of(plan: RunPlan, stages: tuple[str, ...], callback: Callback | None) -> Progress:
+    """A :class:`Progress` over the planned windows of ``stages`` (with the self-reflection checks when stage 1 is one)."""
+    zigzag = "zigzag" in stages
+    return Progress({k: plan.calls[k] for k in stages}, callback, checks=plan.num_checks if zigzag else 0,
+                    search_cost=plan.search_windows)
 
 
 def _check_initial_clip(clip: object, plan: RunPlan) -> torch.Tensor:
@@ -211,7 +214,7 @@ def initialize_queue(
                                 "is None. Fix: pass latent_shape or an initial_clip.")
         B, C, H, W = latent_shape
         like = torch.zeros((B, C, 0, H, W), dtype=dtype, device=device)
-    progress = progress or _stage_progress(plan, ("initial_clip", "init"), callback)
+    progress = progress or progress_of(plan, ("initial_clip", "init"), callback)
     mark = _mark(progress)
     empty = LatentRun.empty_like(like)
     state = MigaQueue(plan, sigmas, empty, empty, empty, 0)
@@ -234,7 +237,7 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     """
     plan, sigmas = state.plan, state.sigmas
     N, cfg = plan.num_frames, plan.config
-    progress = progress or _stage_progress(plan, ("zigzag",), callback)
+    progress = progress or progress_of(plan, ("zigzag",), callback)
     mark = _mark(progress)
     ctx = _context(denoiser, sigmas, plan, progress, "zigzag")
     queue, history, stats, next_index = state.queue, state.history, state.reflection, state.next_index
@@ -275,7 +278,7 @@ def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | 
     if len(out) != plan.num_frames or set(out.level) != {plan.exit_level}:
         raise InvalidConfigError(bad_value("state.outputs", f"{len(out)} latents at levels {sorted(set(out.level))}",
                                            f"{plan.num_frames} latents at level {plan.exit_level}", "run zigzag_stage on the queue first"))
-    progress = progress or _stage_progress(plan, ("unified",), callback)
+    progress = progress or progress_of(plan, ("unified",), callback)
     mark = _mark(progress)
     ctx = _context(denoiser, state.sigmas, plan, progress, "unified")
     empty = LatentRun.empty_like(out.x)

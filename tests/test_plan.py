@@ -87,6 +87,8 @@ def test_progress_with_a_searching_reflection_never_goes_back_and_keeps_its_tota
     assert search[-1] == sum(1 for i in infos if i.stage == "reflection") > 0
     assert all(i.eta_seconds is not None and i.eta_seconds >= 0 for i in infos)
     assert infos[-1].eta_seconds == 0  # nothing planned is left
+    # every search costs the plan's search_windows; one check per stage-1 pass
+    assert search[-1] == plan.search_windows * result.reflection.n_eval and plan.num_checks == result.reflection.n_all
 
 
 def test_reflection_keeps_a_bounded_score_history():
