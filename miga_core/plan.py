@@ -21,6 +21,7 @@ from typing import Literal
 
 from .config import GuidanceOptions, MigaConfig, ReflectionOptions
 from .errors import InvalidConfigError, InvalidInitialClipError, MigaTypeError, PromptScheduleError, bad_value
+from .frames import num_pixel_frames
 from .prompts import PromptSchedule
 from .windows import history_needed
 
@@ -224,12 +225,17 @@ def _check_count(name: str, value: object, fix: str) -> int:
 def _check_prompts(prompts: PromptSchedule, num_frames: int) -> None:
     """Every segment of the schedule must start inside the video [D6]."""
     for j, start in enumerate(prompts.starts):
-        if start >= num_frames:
-            frame = prompts.frames[j] if prompts.frames else start
-            unit = "pixel frame" if prompts.frames else "latent"
-            raise PromptScheduleError(bad_value(
-                "keyframe", frame, f"a {unit} inside the video (it starts latent {start}; the video has {num_frames} latents)",
-                "remove the keyframes past the end, or make the video longer"))
+        if start < num_frames:
+            continue
+        if prompts.frames and prompts.latent_rule is not None:
+            frames = num_pixel_frames(num_frames, prompts.latent_rule)
+            value = prompts.frames[j]
+            allowed = f"a pixel frame of the video (0..{frames - 1}): it has {frames} pixel frames ({num_frames} latents)"
+            longer = f"at least {num_pixel_frames(start + 1, prompts.latent_rule)} frames"
+        else:
+            allowed, value, longer = f"a latent of the video (0..{num_frames - 1})", start, f"at least {start + 1} latents"
+        raise PromptScheduleError(bad_value("keyframe", value, allowed,
+                                            f"remove the keyframes past the end, or make the video {longer}"))
 
 
 def _reflection_geometry(config: MigaConfig, T: int, options: ReflectionOptions, first: list[int], full: list[int]) -> tuple[int, int]:

@@ -36,6 +36,7 @@ class PromptSchedule:
         blend_latents: latents over which two neighbouring prompts are blended linearly at
             each boundary (0 = hard switch at the scheduled latent).
         frames: the pixel frame of each segment start, when built from keyframes (for messages).
+        latent_rule: the pixel -> latent rule those frames were converted with (None otherwise).
     """
 
     starts: tuple[int, ...] = (0,)
@@ -44,6 +45,7 @@ class PromptSchedule:
     texts: tuple[str, ...] = ()
     blend_latents: int = 0
     frames: tuple[int, ...] = ()
+    latent_rule: LatentRule | None = None
 
     def __post_init__(self) -> None:
         fix = "give one prompt index per segment, segment starts from 0 strictly increasing"
@@ -151,11 +153,11 @@ class PromptSchedule:
                 if v not in texts:
                     texts.append(v)
                 indices.append(texts.index(v))
-            return cls(tuple(latents), tuple(indices), len(texts), tuple(texts), blend_latents, tuple(frames))
+            return cls(tuple(latents), tuple(indices), len(texts), tuple(texts), blend_latents, tuple(frames), latent_rule)
         if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             if num_prompts is None:
                 raise PromptScheduleError(bad_value("num_prompts", None, "the number of prompts when keyframes give indices", "pass num_prompts"))
-            return cls(tuple(latents), tuple(values), num_prompts, (), blend_latents, tuple(frames))
+            return cls(tuple(latents), tuple(values), num_prompts, (), blend_latents, tuple(frames), latent_rule)
         raise PromptScheduleError(bad_value("keyframes", keyframes, "values that are all prompt texts or all prompt indices", fix))
 
     def segment_of(self, index: int) -> int:

@@ -114,7 +114,7 @@ def test_a_keyframe_past_the_end_of_the_video_is_refused_naming_it_and_the_lengt
     with pytest.raises(PromptScheduleError) as info:
         plan_run(config, 54, 22, prompts=prompts)  # 85 pixel frames
     message = str(info.value)
-    assert "keyframe=240" in message and "22 latents" in message and "Fix:" in message
+    assert "keyframe=240" in message and "85 pixel frames (22 latents)" in message and "at least 241 frames" in message
     with pytest.raises(PromptScheduleError, match="keyframe=480"):
         plan_run(config, 54, 120, prompts=prompts)  # 477 frames: latent 120 holds frame 480, one past the end
     plan_run(config, 54, 121, prompts=prompts)  # 481 frames: 480 is the last frame
