@@ -63,7 +63,7 @@ CASES = [
     ("fifo_guidance", _fifo_with("guidance"), "7", ["fifo", "guidance"]),
     ("fifo_reflection", _fifo_with("reflection"), "7", ["fifo", "reflection"]),
     ("zigzag_reflection_position", _set(CONTINUE, "13", judge_position=5000), "18", ["judge_position"]),
-    ("keyframe_past_the_end", _set(STORY, "7", num_pixel_frames=241), "7", ["keyframe=480", "61 latents", "make the video longer"]),
+    ("keyframe_past_the_end", _set(STORY, "7", num_pixel_frames=241), "7", ["keyframe=480", "241 pixel frames (61 latents)", "at least 481 frames"]),
     ("keyframes_bad_json", _set(STORY, "14", keyframes='{"0": "a fox", "240": }'), "14", ["keyframes", "JSON"]),
     ("start_frames_count", _conditioning_schedule("0, 240, 480"), "14", ["start_frames", "2 non-negative pixel frames"]),
     ("conditioning_past_the_end", _conditioning_schedule("0, 800"), "7", ["keyframe=800", "181 latents"]),
