@@ -291,14 +291,22 @@ def summary(data: dict, groups: dict[str, list[str]]) -> str:
 
 
 def commits_line(datas: list[tuple[pathlib.Path, dict]]) -> str:
-    commits = {(d["record"]["code"].get("commit"), bool(d["record"]["code"].get("dirty"))) for _, d in datas}
+    """Whether the records share one state of the code: the sha256 of each code path they name, and their git state."""
     if not datas:
         return "No benchmark results are present.\n"
-    if len(commits) == 1:
-        commit, dirty = next(iter(commits))
-        return f"All results below come from one commit of the code: {commit or 'unknown'}{' (with uncommitted changes)' if dirty else ''}.\n"
-    listed = "; ".join(f"`{p.name}`: {d['record']['code'].get('commit')}" for p, d in datas)
-    return f"The results below come from different code commits ({listed}); re-run the older ones.\n"
+    hashes: dict[str, set[str]] = {}
+    for _, d in datas:
+        for path, digest in d["record"]["code"].get("sha256", {}).items():
+            if not path.startswith("benchmarks/") or path == "benchmarks/record.py":  # each script hashes itself too
+                hashes.setdefault(path, set()).add(digest)
+    commits = {(d["record"]["code"].get("commit"), bool(d["record"]["code"].get("dirty"))) for _, d in datas}
+    git = "; ".join(f"{c or 'unknown'}{' with uncommitted changes' if dirty else ''}" for c, dirty in sorted(commits, key=str))
+    if any(len(v) > 1 for v in hashes.values()):
+        differ = ", ".join(sorted(p for p, v in hashes.items() if len(v) > 1))
+        return f"The results below come from different states of the code ({differ} differ between records; git: {git}); re-run the older ones.\n"
+    listed = ", ".join(f"`{p}` {next(iter(v))}" for p, v in sorted(hashes.items()))
+    return (f"All results below come from one state of the code: sha256 {listed} in every record that names them "
+            f"(recorded git state: {git}). `python benchmarks/report.py --verify-code` compares them with a checkout.\n")
 
 
 def render() -> str:

@@ -132,3 +132,14 @@ def test_verify_code_flags_results_measured_on_other_code(tmp_path, monkeypatch)
     assert report.verify_code() == []
     (tmp_path / "miga_core" / "a.py").write_text("x = 2\n")
     assert report.verify_code() == ["x.json: miga_core changed since it ran"]
+
+
+def test_records_of_two_code_states_are_not_called_one():
+    def rec(miga: str, toy: str) -> dict:
+        return {"record": {"code": {"commit": "abc", "dirty": False, "sha256": {"miga_core": miga, "toyworld": toy,
+                                                                                "benchmarks/toy_quality.py": miga}}}}
+
+    same = report.commits_line([(Path("a.json"), rec("1", "2")), (Path("b.json"), rec("1", "2"))])
+    assert same.startswith("All results below come from one state of the code") and "`miga_core` 1" in same
+    other = report.commits_line([(Path("a.json"), rec("1", "2")), (Path("b.json"), rec("9", "2"))])
+    assert "different states of the code (miga_core differ" in other
