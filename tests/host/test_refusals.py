@@ -8,7 +8,6 @@ involve guidance, reflection or the prompt schedule are validation errors too.
 
 from __future__ import annotations
 
-import copy
 import json
 import pathlib
 
