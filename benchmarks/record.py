@@ -3,8 +3,8 @@
 A benchmark JSON is ``{"benchmark", "record", "rows", "timing"}``:
 
 - ``record``: written here, never by hand: the script, its command line, every option (``vars(args)``),
-  the code (git commit and dirty flag when a git checkout is present, else the commit given in the
-  ``MIGA_COMMIT`` environment variable, plus a sha256 of each code folder so that records from a copy
+  the code (the commit given in the ``MIGA_COMMIT`` environment variable, else git commit and dirty
+  flag when a git checkout is present, plus a sha256 of each code folder so that records from a copy
   without ``.git`` can still be compared) and the machine (device name, torch, python, dtype).
 - ``rows``: results; every value that depends on the machine's speed sits in a row's ``timing`` dict.
 - ``timing``: the date and the whole run's seconds.
@@ -66,13 +66,16 @@ def tree_sha256(paths: Iterable[str]) -> dict[str, str]:
 
 
 def git_state() -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the checkout; (``$MIGA_COMMIT`` or None, None) where git or ``.git`` is missing."""
+    """(commit, dirty) of the checkout; ``($MIGA_COMMIT, None)`` when that is set (a copy whose ``.git`` may be stale,
+    as on the device machine), and (None, None) where git or ``.git`` is missing."""
+    if os.environ.get("MIGA_COMMIT"):
+        return os.environ["MIGA_COMMIT"], None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("MIGA_COMMIT") or None, None
+        return None, None
     # results and the generated docs do not count as code changes
     dirty = [line for line in status.splitlines() if not line[3:].startswith(("benchmarks/results/", "BENCHMARKS.md", "README.md"))]
     return commit, bool(dirty)

@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import record  # noqa: E402
-from miga_core import GuidanceOptions, ReflectionOptions  # noqa: E402
+from miga_core import GuidanceOptions, ReflectionOptions, plan_run  # noqa: E402
 from toyworld.demo import WEIGHTS  # noqa: E402
 from toyworld.metrics import evaluate, switch_error  # noqa: E402
 from toyworld.model import load_model  # noqa: E402
@@ -112,7 +112,11 @@ def resolved(changes: dict, args: argparse.Namespace) -> dict:
     def plain(obj):
         return None if obj is None else {k: v for k, v in dataclasses.asdict(obj).items() if k != "seed"}
 
-    return {"config": plain(config), "guidance": plain(guidance), "reflection": plain(reflection),
+    judged = plain(reflection)
+    if judged is not None:  # judge by level, as the plan resolves it: judge=None and the position of that level are one run
+        plan = plan_run(config, args.steps, args.num_frames, guidance=guidance, reflection=reflection)
+        judged.update(judge_position=None, judge_level=plan.judge_level, num_guide=plan.num_guide)
+    return {"config": plain(config), "guidance": plain(guidance), "reflection": judged,
             "prompts_per_video": 2 if changes.get("multi") else 1}
 
 

@@ -7,6 +7,7 @@ both go through it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 
@@ -16,7 +17,7 @@ from .plan import STAGES, RunPlan, plan_run
 from .prompts import PromptSchedule
 from .protocols import Callback, Denoiser
 from .reflection import ReflectionStats
-from .stages import initialize_queue, progress_of, unified_stage, zigzag_stage
+from .stages import QueueStart, initialize_queue, progress_of, unified_stage, zigzag_stage
 
 __all__ = ["MigaResult", "run", "generate"]
 
@@ -45,11 +46,8 @@ def run(
     sigmas: torch.Tensor,
     plan: RunPlan,
     *,
-    initial_clip: torch.Tensor | None = None,
-    latent_shape: tuple[int, int, int, int] | None = None,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
     callback: Callback | None = None,
+    **start: Unpack[QueueStart],
 ) -> MigaResult:
     """Run a whole plan: :func:`initialize_queue`, :func:`zigzag_stage`, :func:`unified_stage` under one progress.
 
@@ -57,15 +55,15 @@ def run(
         denoiser: ``D(x [B,C,F,H,W], sigma [B,F], prompt [B,P]) -> x0 [B,C,F,H,W]``.
         sigmas: the host's ladder ``[T + 1]``, strictly descending, ``T == plan.num_steps``.
         plan: from :func:`~miga_core.plan.plan_run`.
-        initial_clip: ``[B, C, f0, H, W]`` clean latents (when the plan has one); else ``latent_shape`` ``(B, C, H, W)``.
         callback: called after every window with a :class:`~miga_core.WindowInfo` (total fixed at the plan's); raise to cancel.
+        start: what the queue starts from, :class:`~miga_core.stages.QueueStart`: ``initial_clip`` ``[B, C, f0, H, W]``
+            clean latents (when the plan has one), else ``latent_shape`` ``(B, C, H, W)``, ``dtype`` and ``device``.
     Raises:
         MigaError subclasses for invalid input, all before the first model call;
         NonFiniteDenoiserOutputError if the model returns NaN/Inf.
     """
     progress = progress_of(plan, STAGES, callback)
-    state = initialize_queue(denoiser, sigmas, plan, initial_clip=initial_clip, latent_shape=latent_shape, dtype=dtype,
-                             device=device, progress=progress)
+    state = initialize_queue(denoiser, sigmas, plan, progress=progress, **start)
     state = zigzag_stage(denoiser, state, progress=progress)
     state = unified_stage(denoiser, state, progress=progress)
     return MigaResult(state.outputs.x, state.reflection, state.num_windows, state.model_calls, plan)
@@ -77,14 +75,11 @@ def generate(
     num_frames: int,
     config: MigaConfig = MigaConfig(),
     *,
-    initial_clip: torch.Tensor | None = None,
-    latent_shape: tuple[int, int, int, int] | None = None,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
     guidance: GuidanceOptions | None = None,
     reflection: ReflectionOptions | None = None,
     prompts: PromptSchedule | None = None,
     callback: Callback | None = None,
+    **start: Unpack[QueueStart],
 ) -> MigaResult:
     """Generate ``num_frames`` latent frames with MIGA (or FIFO-Diffusion with ``mode="fifo"``): plan, then :func:`run`.
 
@@ -93,10 +88,10 @@ def generate(
         sigmas: the host's ladder ``[T + 1]``, strictly descending.
         num_frames: N latent frames of the output.
         config: queue and sampler options (see :func:`miga_core.preset` for paper defaults).
-        initial_clip: ``[B, C, f0, H, W]`` clean latents to start from (continuation); None samples one.
-        latent_shape: ``(B, C, H, W)`` when there is no initial clip.
         guidance: long-range frame guidance [D3]; reflection: self-reflection [D5]; prompts: [D6].
         callback: called after every window with a :class:`~miga_core.WindowInfo`; raise to cancel.
+        start: :class:`~miga_core.stages.QueueStart`: ``initial_clip`` ``[B, C, f0, H, W]`` clean latents to start from
+            (continuation; None samples one), or ``latent_shape`` ``(B, C, H, W)``, ``dtype`` and ``device``.
     Returns:
         :class:`MigaResult`.
     Raises:
@@ -105,6 +100,5 @@ def generate(
     """
     sigmas = check_ladder(sigmas)
     plan = plan_run(config, num_steps(sigmas), num_frames, guidance=guidance, reflection=reflection, prompts=prompts,
-                    has_initial_clip=initial_clip is not None)
-    return run(denoiser, sigmas, plan, initial_clip=initial_clip, latent_shape=latent_shape, dtype=dtype, device=device,
-               callback=callback)
+                    has_initial_clip=start.get("initial_clip") is not None)
+    return run(denoiser, sigmas, plan, callback=callback, **start)

@@ -43,7 +43,8 @@ class Variant:
         group_width: latents dequeued (and fresh ones enqueued) per stage-1 pass.
         exit_level: level of a latent leaving stage 1 (the unified stage takes it from there).
         history_level: level at which left history is shown to the model (None: the level it left at).
-        init_calls: model calls of the initialization passes ``(config, T) -> int`` (initial clip excluded).
+        init_passes: passes that grow the renoised initial clip into the stage-1 queue ``(config, T) -> int``; each
+            appends ``group_width`` fresh latents at level T, then runs Phi (Alg. 4) [D4a].
         samples_initial_clip: whether a run without a given clip samples one (T calls).
     """
 
@@ -52,7 +53,7 @@ class Variant:
     group_width: Callable[[MigaConfig], int]
     exit_level: Callable[[MigaConfig, int], int]
     history_level: int | None
-    init_calls: Callable[[MigaConfig, int], int]
+    init_passes: Callable[[MigaConfig, int], int]
     samples_initial_clip: bool
 
 
@@ -105,22 +106,23 @@ def _miga_queue(config: MigaConfig, T: int) -> tuple[Groups, int]:
     return tuple(first + [(k, Lz) for k in range(u + 1 + n_zig, T + 1)]), 0
 
 
-def _miga_init_calls(config: MigaConfig, T: int) -> int:
-    f0, Lz, s, n_zig = config.window_length, config.zigzag_width, config.stride, _n_zig(config)
-    return sum(math.ceil((f0 + (r + 1) * Lz) / s) for r in range(T - n_zig - (config.unified_steps + 1)))
+def _init_calls(config: MigaConfig, passes: int, width: int) -> int:
+    """Windows of the initialization passes: pass r runs over ``f0 + (r+1) * width`` latents [D1]."""
+    return sum(math.ceil((config.window_length + (r + 1) * width) / config.stride) for r in range(passes))
 
 
 VARIANTS: dict[str, Variant] = {
     "miga": Variant(check=_check_miga, queue=_miga_queue, group_width=lambda c: c.zigzag_width,
-                    exit_level=lambda c, T: c.unified_steps, history_level=None, init_calls=_miga_init_calls,
+                    exit_level=lambda c, T: c.unified_steps, history_level=None,
+                    init_passes=lambda c, T: T - _n_zig(c) - (c.unified_steps + 1),
                     samples_initial_clip=True),
     # T latents at levels 1..T; its first T - f0 outputs (negative indices) are discarded; history shown at level 1
     "fifo": Variant(check=_check_fifo, queue=lambda c, T: (tuple((k, 1) for k in range(1, T + 1)), -(T - c.window_length)),
-                    group_width=lambda c: 1, exit_level=lambda c, T: 0, history_level=1, init_calls=lambda c, T: 0,
+                    group_width=lambda c: 1, exit_level=lambda c, T: 0, history_level=1, init_passes=lambda c, T: 0,
                     samples_initial_clip=True),
     # Alg. 8: N latents of noise go straight to the unified stage at level T
     "unified_only": Variant(check=_check_unified_only, queue=lambda c, T: ((), 0), group_width=lambda c: 0,
-                            exit_level=lambda c, T: T, history_level=None, init_calls=lambda c, T: 0, samples_initial_clip=False),
+                            exit_level=lambda c, T: T, history_level=None, init_passes=lambda c, T: 0, samples_initial_clip=False),
 }
 
 
@@ -162,6 +164,7 @@ class RunPlan:
         has_initial_clip: whether the caller gives the initial clip (else it is sampled, T calls).
         variant: ``"miga"``, ``"fifo"`` or ``"unified_only"`` (a key of :data:`VARIANTS`).
         init_groups: ``(level, count)`` of the stage-1 queue after initialization, head first.
+        init_passes: passes that build it from the renoised initial clip (MIGA: ``T - n_zig - (u+1)``; others 0) [D4a].
         head_index: absolute index of that queue's head (FIFO: ``-(T - f0)``, discarded latents first).
         group_width, exit_level, history_level: the variant's queue rules (see :class:`Variant`).
         history_size: history latents kept for left context and guidance [D1].
@@ -182,6 +185,7 @@ class RunPlan:
     has_initial_clip: bool
     variant: str
     init_groups: Groups
+    init_passes: int
     head_index: int
     group_width: int
     exit_level: int
@@ -308,7 +312,7 @@ def plan_run(
     variant.check(config, T, guidance.num_guidance, reflection, has_initial_clip)
     _check_prompts(prompts, N)
     groups, head_index = variant.queue(config, T)
-    width, exit_level = variant.group_width(config), variant.exit_level(config, T)
+    width, exit_level, init_passes = variant.group_width(config), variant.exit_level(config, T), variant.init_passes(config, T)
     s = config.stride
     zigzag_calls, passes = _stage1_calls(groups, head_index, width, N, s)
     judge_level = num_guide = None
@@ -321,11 +325,11 @@ def plan_run(
         search_windows = reflection.num_candidates * sum(math.ceil(g * width / s) for g in range(1, T - judge_level + 1))
     calls = (
         T if variant.samples_initial_clip and not has_initial_clip else 0,
-        variant.init_calls(config, T),
+        _init_calls(config, init_passes, width),
         zigzag_calls,
         exit_level * math.ceil(N / s),
     )
-    return RunPlan(config, T, N, guidance, reflection, prompts, has_initial_clip, name, groups, head_index, width, exit_level,
+    return RunPlan(config, T, N, guidance, reflection, prompts, has_initial_clip, name, groups, init_passes, head_index, width, exit_level,
                    variant.history_level, history_needed(config.window_length, s, guidance.num_guidance, config.zigzag_width),
                    judge_level, num_guide, calls, num_checks, search_windows)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import get_args
 
 import torch
 
@@ -108,6 +107,7 @@ class PromptSchedule:
             PromptScheduleError: invalid JSON, not an object, a key that is not a non-negative
                 integer, keys out of order or mapping to the same latent, a missing "0", an empty
                 text, mixed value types, or an index outside ``0..num_prompts-1``.
+            InvalidConfigError: an unknown ``latent_rule`` (:func:`~miga_core.frames.pixel_to_latent`).
         """
         fix = 'write a JSON object of pixel frame -> prompt, e.g. {"0": "a red ball", "120": "a blue cube"}'
         if isinstance(keyframes, str):
@@ -134,9 +134,7 @@ class PromptSchedule:
         for a, b in zip(frames, frames[1:]):
             if b <= a:
                 raise PromptScheduleError(bad_value("keyframe", b, f"> the previous keyframe {a} (strictly increasing)", "list keyframes in increasing order"))
-        if latent_rule not in get_args(LatentRule):
-            raise PromptScheduleError(bad_value("latent_rule", latent_rule, f"one of {get_args(LatentRule)}", "pick the model's rule"))
-        latents = [pixel_to_latent(f, latent_rule) for f in frames]
+        latents = [pixel_to_latent(f, latent_rule) for f in frames]  # InvalidConfigError for an unknown rule
         for (fa, la), (fb, lb) in zip(zip(frames, latents), zip(frames[1:], latents[1:])):
             if lb <= la:
                 raise PromptScheduleError(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,8 +47,8 @@ class WindowInfo:
         model_calls: denoiser invocations so far, search included (a call holds up to ``window_batch`` windows).
         search_windows: windows spent on self-reflection's candidate search so far [D5].
         eta_seconds: estimated seconds left (None before the first window): remaining planned windows plus the
-            self-reflection search windows expected (:meth:`Progress.expected_search_windows`), at the seconds per
-            window seen so far.
+            self-reflection search windows expected (:meth:`Progress.expected_search_windows`), at the median seconds
+            per window of the recent windows (:meth:`Progress.seconds_per_window`).
     """
 
     stage: str
@@ -79,6 +81,13 @@ class Progress:
         RuntimeError: (from :meth:`report`) more planned windows ran than the plan holds (a bug).
     """
 
+    #: Prior chance that one video's self-reflection check searches, before the run has shown its own rate, and the
+    #: weight of that prior in checks (a Beta(1, 3) prior). From the toy benchmark at the preset threshold (n_eval / n_all
+    #: 0.25 and 0.28 in ``benchmarks/results/toy_quality_cuda.json``); the run's own checks outweigh it after a few.
+    SEARCH_PRIOR, SEARCH_PRIOR_WEIGHT = 0.25, 4.0
+    #: Window durations the ETA takes its median over (the most recent ones).
+    RECENT_WINDOWS = 64
+
     def __init__(self, planned: Mapping[str, int], callback: Callback | None = None, *, checks: int = 0, search_cost: int = 0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.planned = dict(planned)
@@ -88,39 +97,58 @@ class Progress:
         self.model_calls = 0
         self.checks, self.search_cost = checks, search_cost
         self.checks_done = self.searches = 0
+        self.videos_checked = self.videos_triggered = 0
+        self.batch = 1
         self.callback = callback
         self.clock = clock
-        self.start = clock()
+        self.start = self.last = clock()
+        self.durations: deque[float] = deque(maxlen=self.RECENT_WINDOWS)
 
     def count_call(self) -> None:
         """Count one denoiser invocation."""
         self.model_calls += 1
 
-    def count_check(self, searched: bool) -> None:
-        """Count one self-reflection check, and whether it searched [D5]."""
+    def count_check(self, checked: int, triggered: int) -> None:
+        """Count one self-reflection check [D5]: ``checked`` videos were compared with their previous score (0 at the
+        first check, which has none), ``triggered`` of them crossed the threshold (the check searches if any did)."""
         self.checks_done += 1
-        self.searches += int(searched)
+        self.searches += int(triggered > 0)
+        self.videos_checked += checked
+        self.videos_triggered += triggered
+
+    def search_chance(self) -> float:
+        """Chance that a coming check searches: ``1 - (1 - p)^B`` for B videos, each triggering with
+        ``p = (triggered + 4 * 0.25) / (checked + 4)`` (the :attr:`SEARCH_PRIOR` updated by the run's own checks)."""
+        a = self.SEARCH_PRIOR * self.SEARCH_PRIOR_WEIGHT
+        p = (self.videos_triggered + a) / (self.videos_checked + self.SEARCH_PRIOR_WEIGHT)
+        return 1.0 - (1.0 - p) ** self.batch
 
     def expected_search_windows(self) -> float:
-        """Search windows still to come: checks left x the chance a check searches x its cost.
+        """Search windows still to come: checks left that can search x :meth:`search_chance` x the windows of a search.
 
-        The chance is Laplace's rule of succession over the checks so far, ``(searches + 1) / (checks + 2)``:
-        one half before any check (the stated budget: half the checks search), then the run's own rate.
-        """
-        left = max(0, self.checks - self.checks_done)
-        return left * (self.searches + 1) / (self.checks_done + 2) * self.search_cost
+        The run's first check cannot search (it has no previous score to compare with)."""
+        left = max(0, self.checks - max(self.checks_done, 1))
+        return left * self.search_chance() * self.search_cost
+
+    def seconds_per_window(self) -> float | None:
+        """Median duration of the last :attr:`RECENT_WINDOWS` windows (robust to one-off costs: the first call of each
+        input shape, compilation, a model load), or None before the first window."""
+        return statistics.median(self.durations) if self.durations else None
 
     def eta_seconds(self) -> float | None:
-        """Seconds left: planned windows left plus :meth:`expected_search_windows`, at the seconds per window so far."""
-        spent = self.window + self.search_windows
-        if not spent:
+        """Seconds left: planned windows left plus :meth:`expected_search_windows`, at :meth:`seconds_per_window`."""
+        per_window = self.seconds_per_window()
+        if per_window is None:
             return None
-        per_window = (self.clock() - self.start) / spent
         return per_window * (self.total_windows - self.window + self.expected_search_windows())
 
     def report(self, stage: str, frames_done: int, num_frames: int, denoised: torch.Tensor, indices: tuple[int, ...],
                levels: tuple[int, ...] = (), *, search: bool = False) -> None:
         """Count one window (a search window if ``search``) and call the callback with its :class:`WindowInfo`."""
+        now = self.clock()
+        self.durations.append(now - self.last)
+        self.last = now
+        self.batch = int(denoised.shape[0])
         if search:
             self.search_windows += 1
         else:

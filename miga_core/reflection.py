@@ -104,10 +104,10 @@ def reflect(
     B = score.shape[0]
     stats = replace(stats, n_all=stats.n_all + B, scores=(stats.scores + (tuple(score.tolist()),))[-SCORE_HISTORY:])
     if stats.last_score is None:
-        ctx.progress.count_check(searched=False)
+        ctx.progress.count_check(0, 0)
         return queue, replace(stats, last_score=tuple(score.tolist()))
     trigger = torch.as_tensor(stats.last_score, dtype=score.dtype, device=score.device) - score > options.threshold  # [B]
-    ctx.progress.count_check(searched=bool(trigger.any()))
+    ctx.progress.count_check(B, int(trigger.sum()))
     if not bool(trigger.any()):
         return queue, replace(stats, last_score=tuple(score.tolist()))
     stats = replace(stats, n_eval=stats.n_eval + int(trigger.sum()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypedDict
 
 import torch
 
@@ -22,7 +23,7 @@ from .plan import RunPlan
 from .protocols import Callback, Denoiser, Progress
 from .reflection import ReflectionStats, reflect
 
-__all__ = ["MigaQueue", "initialize_queue", "zigzag_stage", "unified_stage", "progress_of", "INITIALIZERS"]
+__all__ = ["MigaQueue", "QueueStart", "initialize_queue", "zigzag_stage", "unified_stage", "progress_of", "INITIALIZERS"]
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,14 @@ def _renoised(plan: RunPlan, sigmas: torch.Tensor, clip: torch.Tensor, frames: l
 def _init_miga(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: MigaQueue, clip: torch.Tensor,
                progress: Progress) -> MigaQueue:
     """Alg. 4 with the floor fix [D4a]: the initial clip renoised in groups, then grown pass by pass to ``plan.init_groups``."""
-    cfg, T = plan.config, plan.num_steps
+    cfg = plan.config
     f0, Lz = cfg.window_length, cfg.zigzag_width
-    levels = [k for k, c in plan.init_groups for _ in range(c)][:f0]  # T - n_zig + floor(i / L_zig) before the passes
-    shift = T - 1 - max(levels)  # passes: the top clip group starts one level below fresh noise
-    queue = _renoised(plan, sigmas, clip, list(range(f0)), [k + shift for k in levels], list(range(f0)))
+    passes = plan.init_passes  # each pass moves the clip one level down: it starts at T - n_zig + floor(i / L_zig)
+    levels = [k + passes for k, c in plan.init_groups for _ in range(c)][:f0]
+    queue = _renoised(plan, sigmas, clip, list(range(f0)), levels, list(range(f0)))
     ctx = _context(denoiser, sigmas, plan, progress, "init")
     empty, next_index = LatentRun.empty_like(clip), f0
-    for _ in range(shift):
+    for _ in range(passes):
         queue = queue + fresh_latents(cfg.seed, Stream.FRESH, range(next_index, next_index + Lz), sigmas, clip)
         next_index += Lz
         queue = queue_pass(ctx, queue, empty, num_guidance=plan.num_guidance)
@@ -167,6 +168,21 @@ def _init_unified_only(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, 
     """Alg. 8: N latents of fresh noise at level T go straight to the unified stage."""
     N = plan.num_frames
     return replace(state, outputs=fresh_latents(plan.config.seed, Stream.FRESH, range(N), sigmas, like), next_index=N)
+
+
+class QueueStart(TypedDict, total=False):
+    """What :func:`initialize_queue` starts from (keywords of :func:`~miga_core.pipeline.run` and ``generate`` too).
+
+    Keys:
+        initial_clip: ``[B, C, f0, H, W]`` clean latents, when the plan has one (continuation).
+        latent_shape: ``(B, C, H, W)`` of the latents when there is no initial clip (one is sampled).
+        dtype / device: of the latents sampled from ``latent_shape`` (default float32 on the CPU).
+    """
+
+    initial_clip: torch.Tensor | None
+    latent_shape: tuple[int, int, int, int] | None
+    dtype: torch.dtype
+    device: torch.device | str
 
 
 Initializer = Callable[[Denoiser, torch.Tensor, RunPlan, MigaQueue, torch.Tensor, Progress], MigaQueue]

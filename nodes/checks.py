@@ -10,7 +10,6 @@ execution is checked by the same :func:`.runner.plan_video` when the node runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from ..miga_core import MigaError

@@ -333,7 +333,6 @@ BAD_KEYFRAMES = {
     "an unknown prompt index": ('{"0": 0, "8": 5}', "vc2", 2, ["prompt index", "=5", "0..1"]),
     "indices without num_prompts": ('{"0": 0, "8": 1}', "vc2", None, ["num_prompts", "None", "number of prompts"]),
     "mixed texts and indices": ('{"0": "a", "8": 1}', "vc2", 2, ["keyframes", "all prompt texts or all prompt indices"]),
-    "an unknown latent rule": ('{"0": "a", "8": "b"}', "wan", None, ["latent_rule", "'wan'", "('wan21', 'vc2')"]),
 }
 
 
@@ -344,6 +343,12 @@ def test_a_bad_keyframe_schedule_is_refused(name):
         PromptSchedule.from_keyframes(keyframes, latent_rule=rule, num_prompts=num_prompts)
     assert isinstance(info.value, MigaError) and isinstance(info.value, ValueError)
     assert_house_message(info.value, *parts)
+
+
+def test_an_unknown_latent_rule_is_refused_by_the_one_frame_rule():
+    with pytest.raises(InvalidConfigError) as info:
+        PromptSchedule.from_keyframes('{"0": "a", "8": "b"}', latent_rule="wan")
+    assert all(part in str(info.value) for part in ["latent_rule", "'wan'", "('wan21', 'vc2')"])
 
 
 def test_a_keyframe_mapping_is_refused_without_being_modified():

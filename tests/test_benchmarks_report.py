@@ -45,12 +45,12 @@ def test_rows_with_equal_options_resolve_to_one_run():
     key = {label: json.dumps(toy_quality.resolved(changes, args), sort_keys=True) for _, label, changes in toy_quality.rows()}
     for alias in ("L_zig=4", "u=6", "m_guid=4", "update=lookahead"):
         assert key[alias] == key["full MIGA without reflection"], alias
-    for alias in ("delta=0.01", "score_on=latent", "judge=None"):
+    for alias in ("delta=0.01", "score_on=latent", "judge=None", "judge=48"):  # 48: the position of the default judge level
         assert key[alias] == key["full MIGA"], alias
     assert key["m_guid=0"] == key["+unified stage (TTA)"]
     assert key["full MIGA"] != key["full MIGA without reflection"] != key["+unified stage (TTA)"]
     assert key["full MIGA (2 prompts)"] != key["full MIGA"]
-    assert len(set(key.values())) == len(key) - 8
+    assert len(set(key.values())) == len(key) - 9
 
 
 def test_same_seed_rerun_changes_only_timing_and_equal_rows_run_once(tmp_path, monkeypatch):

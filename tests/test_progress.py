@@ -1,0 +1,58 @@
+"""The ETA of :class:`miga_core.protocols.Progress`: median window time, the search prior and its update [D5]."""
+
+import pytest
+import torch
+
+from miga_core.protocols import Progress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _report(progress: Progress, clock: Clock, seconds: float, *, batch: int = 1, search: bool = False) -> None:
+    clock.t += seconds
+    progress.report("zigzag", 0, 10, torch.zeros(batch, 1, 1, 1, 1), (0,), (1,), search=search)
+
+
+def test_eta_uses_the_median_window_time_so_a_slow_first_call_does_not_inflate_it():
+    clock = Clock()
+    progress = Progress({"init": 4, "zigzag": 6}, clock=clock)
+    assert progress.eta_seconds() is None
+    for seconds in (5.0, 1.0, 1.0):  # a slow first window (warm-up), then the steady rate
+        _report(progress, clock, seconds)
+    assert progress.seconds_per_window() == 1.0
+    assert progress.eta_seconds() == pytest.approx(7.0)  # 10 planned - 3 done, no checks
+
+
+def test_search_windows_cost_time_but_do_not_advance_the_bar():
+    clock = Clock()
+    progress = Progress({"zigzag": 4}, clock=clock)
+    _report(progress, clock, 2.0)
+    _report(progress, clock, 2.0, search=True)
+    assert (progress.window, progress.search_windows) == (1, 1)
+    assert progress.eta_seconds() == pytest.approx(2.0 * 3)
+
+
+def test_search_chance_starts_at_the_prior_and_grows_with_the_batch():
+    progress = Progress({"zigzag": 1}, checks=10, search_cost=6)
+    assert progress.search_chance() == pytest.approx(0.25)
+    assert progress.expected_search_windows() == pytest.approx(9 * 0.25 * 6)  # the first check cannot search
+    progress.batch = 16  # any of 16 videos triggering makes the check search
+    assert progress.search_chance() == pytest.approx(1 - 0.75 ** 16)
+
+
+def test_the_runs_own_checks_outweigh_the_prior():
+    progress = Progress({"zigzag": 1}, checks=50, search_cost=6)
+    progress.count_check(0, 0)  # the first check: nothing to compare with
+    for _ in range(20):
+        progress.count_check(1, 0)
+    assert progress.search_chance() == pytest.approx(1 / 24)  # (0 + 1) / (20 + 4)
+    assert progress.expected_search_windows() == pytest.approx(29 * 6 / 24)
+    for _ in range(20):
+        progress.count_check(1, 1)
+    assert progress.searches == 20 and progress.search_chance() == pytest.approx(21 / 44)
