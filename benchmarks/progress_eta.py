@@ -5,7 +5,8 @@
 
 Runs the demo's setting (``toyworld.demo``: one video, two prompts switching colour at the middle frame,
 the toy preset with long-range guidance and self-reflection) and, with ``--batch``, the same with that
-many videos in one latent batch. The callback records at every window: elapsed seconds, ``window``,
+many videos in one latent batch, and with ``--long-frames`` one longer video (the 256-frame toy run lasts
+about 20 s on the GPU, so its first 10% is mostly the first seconds' warm-up). The callback records at every window: elapsed seconds, ``window``,
 ``total_windows``, the stage, and the core's ``eta_seconds``, ``model_calls`` and ``search_windows``.
 Two ETAs are scored against the real remaining time
 (end of run minus now), as |ETA - remaining| / remaining at the first window past 10% (and 25, 50, 75%)
@@ -80,8 +81,8 @@ def eta_errors(points: list[tuple], end: float) -> dict:
     return out
 
 
-def measure(model, videos: int, args: argparse.Namespace, device: torch.device) -> dict:
-    """One run of ``videos`` videos in a batch (demo prompts, seeds ``args.seed..``); the row for the JSON."""
+def measure(model, videos: int, num_frames: int, args: argparse.Namespace, device: torch.device) -> dict:
+    """One run of ``videos`` videos of ``num_frames`` frames in a batch (demo prompts, seeds ``args.seed..``); the row."""
     config, guidance, reflection = toy_preset()
     config = config.with_(seed=args.seed, window_batch=args.window_batch)
     rows = []
@@ -89,7 +90,7 @@ def measure(model, videos: int, args: argparse.Namespace, device: torch.device) 
         first = sample_spec(EVAL_SEED_BASE + args.seed + v)
         rows.append([first, first.with_(colour=COLOURS[(COLOURS.index(first.colour) + 2) % len(COLOURS)])])
     rec = Recorder(device)
-    run = generate_videos(model, rows, args.num_frames, config, starts=(0, args.num_frames // 2), steps=args.steps,
+    run = generate_videos(model, rows, num_frames, config, starts=(0, num_frames // 2), steps=args.steps,
                           guidance=guidance, reflection=reflection, callback=rec, device=device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -102,6 +103,7 @@ def measure(model, videos: int, args: argparse.Namespace, device: torch.device) 
     trace = [[round(p[0], 3), p[1], p[2], None if p[4] is None else round(p[4], 3)] for p in pts[::step]]
     return {
         "videos": videos,
+        "num_frames": num_frames,
         "callbacks": len(pts),
         "window_first_last": [windows[0], windows[-1]] if windows else [],
         "total_windows_first_last": [totals[0], totals[-1]] if totals else [],
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--window-batch", type=int, default=1, help="windows per model call (the demo's 1)")
     ap.add_argument("--batch", type=int, default=0, help="also run this many videos in one batch (0: the demo's single video only)")
+    ap.add_argument("--long-frames", type=int, default=0,
+                    help="also run one video of this many frames (0: none): a run long enough that its first 10%% is past warm-up")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     record.deterministic(device)
@@ -138,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         head = record.header(SCRIPT, {k: v for k, v in vars(args).items() if k != "out"}, device, dtype=dtype,
                              argv=sys.argv[1:] if argv is None else argv)
         rows = []
-        for videos in [1] + ([args.batch] if args.batch > 1 else []):
-            rows.append(measure(model, videos, args, device))
+        runs = [(1, args.num_frames)] + ([(args.batch, args.num_frames)] if args.batch > 1 else []) \
+            + ([(1, args.long_frames)] if args.long_frames else [])
+        for videos, frames in runs:
+            rows.append(measure(model, videos, frames, args, device))
             record.write(record.resolve_out(args.out), "progress_eta", head, rows,
                          {"date": date, "seconds": round(time.perf_counter() - t0, 1)})
     return 0

@@ -359,7 +359,7 @@ def progress_text(data: dict) -> str:
                 verdicts.append(f"{name}: {ten[f'eta_{kind}_s']:.1f} s vs {ten['real_remaining_s']:.1f} s real, "
                                 f"error {100 * err:.1f}%, {ok} {100 * ETA_TOLERANCE:.0f}%")
         moves = "never changed" if not row["total_windows_changed"] else f"changed {row['total_windows_increases']} times"
-        lines.append(f"- {row['videos']} video(s): at window {ten['window']}/{ten['total_windows']} (first past 10%): "
+        lines.append(f"- {row['videos']} video(s) of {row.get('num_frames', data['record']['options']['num_frames'])} frames: at window {ten['window']}/{ten['total_windows']} (first past 10%): "
                      + "; ".join(verdicts) + f". `total_windows` {moves}; `window` "
                      + ("never went back." if row["window_monotone"] else "went backwards."))
     return table(rows) + "\n\n" + "\n".join(lines) + "\n"
