@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -46,9 +44,9 @@ class WindowInfo:
         levels: their levels before this step (each goes one level down).
         model_calls: denoiser invocations so far, search included (a call holds up to ``window_batch`` windows).
         search_windows: windows spent on self-reflection's candidate search so far [D5].
-        eta_seconds: estimated seconds left (None before the first window): remaining planned windows plus the
-            self-reflection search windows expected (:meth:`Progress.expected_search_windows`), at the median seconds
-            per window of the recent windows (:meth:`Progress.seconds_per_window`).
+        eta_seconds: estimated seconds left (None at the first window): remaining planned windows plus the
+            self-reflection search windows expected (:meth:`Progress.expected_search_windows`), at the mean seconds
+            per window of the recent half of the windows (:meth:`Progress.seconds_per_window`).
     """
 
     stage: str
@@ -85,8 +83,6 @@ class Progress:
     #: weight of that prior in checks (a Beta(1, 3) prior). From the toy benchmark at the preset threshold (n_eval / n_all
     #: 0.25 and 0.28 in ``benchmarks/results/toy_quality_cuda.json``); the run's own checks outweigh it after a few.
     SEARCH_PRIOR, SEARCH_PRIOR_WEIGHT = 0.25, 4.0
-    #: Window durations the ETA takes its median over (the most recent ones).
-    RECENT_WINDOWS = 64
 
     def __init__(self, planned: Mapping[str, int], callback: Callback | None = None, *, checks: int = 0, search_cost: int = 0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
@@ -101,8 +97,8 @@ class Progress:
         self.batch = 1
         self.callback = callback
         self.clock = clock
-        self.start = self.last = clock()
-        self.durations: deque[float] = deque(maxlen=self.RECENT_WINDOWS)
+        self.start = clock()
+        self.stamps: list[float] = []  # clock after each window (planned and search), for the rate of the recent half
 
     def count_call(self) -> None:
         """Count one denoiser invocation."""
@@ -131,9 +127,16 @@ class Progress:
         return left * self.search_chance() * self.search_cost
 
     def seconds_per_window(self) -> float | None:
-        """Median duration of the last :attr:`RECENT_WINDOWS` windows (robust to one-off costs: the first call of each
-        input shape, compilation, a model load), or None before the first window."""
-        return statistics.median(self.durations) if self.durations else None
+        """Mean duration of the most recent half of the windows so far (None before the second window).
+
+        The first window (model load, first call of each input shape, compilation) leaves the average at the second;
+        the recent half follows the run when a stage's windows cost more or less than the last stage's; a mean, not a
+        median, because a pass's own work (fresh noise, dequeue, the self-reflection score) lands on one of its windows."""
+        n = len(self.stamps)
+        if n < 2:
+            return None
+        half = n // 2
+        return (self.stamps[-1] - self.stamps[half - 1]) / (n - half)
 
     def eta_seconds(self) -> float | None:
         """Seconds left: planned windows left plus :meth:`expected_search_windows`, at :meth:`seconds_per_window`."""
@@ -145,9 +148,7 @@ class Progress:
     def report(self, stage: str, frames_done: int, num_frames: int, denoised: torch.Tensor, indices: tuple[int, ...],
                levels: tuple[int, ...] = (), *, search: bool = False) -> None:
         """Count one window (a search window if ``search``) and call the callback with its :class:`WindowInfo`."""
-        now = self.clock()
-        self.durations.append(now - self.last)
-        self.last = now
+        self.stamps.append(self.clock())
         self.batch = int(denoised.shape[0])
         if search:
             self.search_windows += 1

@@ -19,14 +19,18 @@ def _report(progress: Progress, clock: Clock, seconds: float, *, batch: int = 1,
     progress.report("zigzag", 0, 10, torch.zeros(batch, 1, 1, 1, 1), (0,), (1,), search=search)
 
 
-def test_eta_uses_the_median_window_time_so_a_slow_first_call_does_not_inflate_it():
+def test_eta_uses_the_recent_half_of_the_windows_so_a_slow_first_call_drops_out():
     clock = Clock()
-    progress = Progress({"init": 4, "zigzag": 6}, clock=clock)
-    assert progress.eta_seconds() is None
-    for seconds in (5.0, 1.0, 1.0):  # a slow first window (warm-up), then the steady rate
+    progress = Progress({"init": 6, "zigzag": 6}, clock=clock)
+    _report(progress, clock, 5.0)  # a slow first window (warm-up)
+    assert progress.eta_seconds() is None  # no rate from one window
+    for seconds in (1.0, 1.0, 3.0):  # then the steady rate, and a pass's own work landing on one window
         _report(progress, clock, seconds)
-    assert progress.seconds_per_window() == 1.0
-    assert progress.eta_seconds() == pytest.approx(7.0)  # 10 planned - 3 done, no checks
+    assert progress.seconds_per_window() == pytest.approx(2.0)  # the last two of four windows: (1 + 3) / 2
+    assert progress.eta_seconds() == pytest.approx(2.0 * 8)  # 12 planned - 4 done, no checks
+    for seconds in (4.0, 4.0, 4.0, 4.0):  # the windows got slower (a later stage): the recent half follows
+        _report(progress, clock, seconds)
+    assert progress.seconds_per_window() == pytest.approx(4.0)
 
 
 def test_search_windows_cost_time_but_do_not_advance_the_bar():
@@ -34,7 +38,8 @@ def test_search_windows_cost_time_but_do_not_advance_the_bar():
     progress = Progress({"zigzag": 4}, clock=clock)
     _report(progress, clock, 2.0)
     _report(progress, clock, 2.0, search=True)
-    assert (progress.window, progress.search_windows) == (1, 1)
+    _report(progress, clock, 2.0, search=True)
+    assert (progress.window, progress.search_windows) == (1, 2)
     assert progress.eta_seconds() == pytest.approx(2.0 * 3)
 
 
