@@ -163,6 +163,8 @@ def test_device_script_trains_selects_and_scores_within_its_budget(tmp_path):
     assert result["record"]["options"]["train_argv"][-2:] == ["--heads", "1"]
     with pytest.raises(SystemExit):  # the script owns --minutes
         train_toy.main(["--out", str(tmp_path), "--", "--minutes", "3"])
+    with pytest.raises(train_toy.OutOfTime):  # the long videos stop at the budget's end
+        train_toy.long_videos(trained_like(ToyDiTConfig(dim=16, depth=1, heads=1)), 1, 20, torch.device("cpu"), deadline=0.0)
 
 
 def test_the_shipped_weights_are_small_and_load():
