@@ -9,20 +9,26 @@ level shared by all frames of a clip (Peebles & Xie 2023, DiT; flow matching as 
 "Latents" here are the RGB frames scaled to [-1, 1]: ``[B, 3, F, 32, 32]``, patches of 4x4.
 Conditioning is the prompt's four attributes (shape, colour, background, motion) as summed
 embeddings; the extra index of each attribute table is the null prompt used for CFG.
+
+The model's size (:class:`ToyDiTConfig`) travels with its weights: :func:`save_model` writes it
+into the safetensors metadata and :func:`load_model` builds the model it describes. A file
+without that metadata (an early ToyDiT file) is read as the default ``ToyDiTConfig()``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-__all__ = ["ToyDiTConfig", "ToyDiT", "ToyDenoiser", "load_model", "save_model"]
+from miga_core.errors import MigaValueError, bad_value
+
+__all__ = ["ToyDiTConfig", "ToyDiT", "ToyDenoiser", "config_from_metadata", "load_model", "save_model"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,18 @@ class ToyDiTConfig:
     depth: int = 6
     heads: int = 5
     vocab: tuple[int, ...] = (3, 5, 6, 2)  # shapes, colours, backgrounds, motions (toyworld.world)
+
+    def __post_init__(self) -> None:
+        """Raises MigaValueError for a size that cannot be built (non-positive sizes, patch or heads that do not divide)."""
+        for name in ("size", "channels", "frames", "patch", "dim", "depth", "heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise MigaValueError(bad_value(f"ToyDiTConfig.{name}", value, "an integer >= 1", f"pass a positive {name}"))
+        if self.size % self.patch:
+            raise MigaValueError(bad_value("ToyDiTConfig.patch", self.patch, f"a divisor of size = {self.size}", "use patch 4 for 32x32 frames"))
+        if self.dim % self.heads:
+            raise MigaValueError(bad_value("ToyDiTConfig.heads", self.heads, f"a divisor of dim = {self.dim}",
+                                           f"use heads = dim // 32 (head width 32), e.g. {max(1, self.dim // 32)} if that divides"))
 
     @property
     def tokens_per_frame(self) -> int:
@@ -153,21 +171,53 @@ class ToyDenoiser:
 
 
 def save_model(model: ToyDiT, path: str, dtype: torch.dtype = torch.float16) -> None:
-    """Weights as safetensors (``dtype``), the config in the file's metadata."""
+    """Weights as safetensors (``dtype``, fp16 by default: 2 bytes a parameter); the model's
+    :class:`ToyDiTConfig` as JSON under the metadata key ``"config"`` (read back by :func:`load_model`)."""
     from safetensors.torch import save_file
 
     sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     save_file(sd, path, metadata={"config": json.dumps(asdict(model.config))})
 
 
+def config_from_metadata(metadata: dict[str, str] | None) -> ToyDiTConfig:
+    """The :class:`ToyDiTConfig` a safetensors file's metadata describes.
+
+    No metadata, or none under ``"config"`` (files written before the size was saved): the
+    default ``ToyDiTConfig()``, the size every such file has. Fields missing from the JSON take
+    their defaults too.
+
+    Raises:
+        MigaValueError: the ``"config"`` entry is not JSON, names fields ToyDiTConfig does not
+            have, or describes a size that cannot be built.
+    """
+    if not metadata or "config" not in metadata:
+        return ToyDiTConfig()
+    names = [f.name for f in fields(ToyDiTConfig)]
+    try:
+        options = json.loads(metadata["config"])
+    except ValueError as err:
+        raise MigaValueError(bad_value("safetensors metadata 'config'", metadata["config"][:80], "the JSON of a ToyDiTConfig",
+                                       "re-save the model with toyworld.model.save_model")) from err
+    unknown = sorted(set(options) - set(names)) if isinstance(options, dict) else ["<not a JSON object>"]
+    if unknown:
+        raise MigaValueError(bad_value("safetensors metadata 'config'", unknown, f"fields of ToyDiTConfig {names}",
+                                       "load it with the toyworld version that wrote it, or re-save it with save_model"))
+    if "vocab" in options:
+        options["vocab"] = tuple(options["vocab"])
+    return ToyDiTConfig(**options)
+
+
 def load_model(path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> ToyDiT:
-    """Load a :func:`save_model` file (no pickle)."""
+    """Load a :func:`save_model` file (no pickle) as the size its metadata names (:func:`config_from_metadata`).
+
+    Returns the model on ``device`` in ``dtype``, in eval mode. Raises MigaValueError for bad
+    metadata; torch's RuntimeError (``load_state_dict``) when the tensors do not fit that size.
+    """
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     with safe_open(path, framework="pt") as f:
-        meta = json.loads(f.metadata()["config"])
-    meta["vocab"] = tuple(meta["vocab"])
-    model = ToyDiT(ToyDiTConfig(**meta))
-    model.load_state_dict({k: v.float() for k, v in load_file(path).items()})
+        config = config_from_metadata(f.metadata())
+        state = {k: f.get_tensor(k).float() for k in f.keys()}
+    model = ToyDiT(config)
+    model.load_state_dict(state)
     return model.to(device, dtype).eval()

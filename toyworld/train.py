@@ -1,14 +1,22 @@
-"""Train the ToyDiT on procedurally generated clips (run on the GPU; a few minutes on an H200).
+"""Train the ToyDiT on procedurally generated clips (run on the GPU; about 7 minutes on an H200).
 
-    python -m toyworld.train --out toyworld/weights --minutes 6
-    python -m toyworld.train --out /tmp/tiny --steps 3 --batch 2 --device cpu   # smoke test
+    python -m toyworld.train --out toyworld/weights --minutes 7
+    python -m toyworld.train --out /tmp/tiny --steps 3 --batch 2 --dim 32 --depth 1 --heads 1 --device cpu   # smoke test
 
 As foundation video models are trained: every clip of 16 frames shares one noise level
 (logit-normal sigma, SD3), flow matching loss on the velocity, the prompt dropped 10% of the
 time for classifier-free guidance, an EMA of the weights saved as fp16 safetensors. Clips are
 rendered on the fly from fresh seeds (never the evaluation seeds, see ``EVAL_SEED_BASE``), at a
-random phase of their trajectory. Writes ``toy_dit.safetensors``, ``train_config.json`` and
-``train_log.jsonl`` (loss every ``--log-every`` steps).
+random phase of their trajectory.
+
+The model size (``--dim --depth --heads``) is saved with the weights (``model.save_model``).
+The learning rate warms up linearly over ``--warmup`` steps, then follows a cosine from
+``--lr`` down to ``--lr * --min-lr-ratio`` at the end of training; the end is whichever comes
+first of ``--steps`` and ``--minutes``, so with a wall-time budget the schedule is driven by the
+elapsed time (``progress``, :func:`lr_factor`). Writes ``toy_dit.safetensors`` (the EMA),
+with ``--save-raw`` also ``toy_dit_raw.safetensors`` (the trained weights themselves),
+``train_config.json`` (arguments, model, parameter count, and at the end the steps, clips and
+seconds) and ``train_log.jsonl`` (loss and learning rate every ``--log-every`` steps).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import pathlib
 import sys
 import time
@@ -26,7 +35,7 @@ import torch
 from .model import ToyDiT, ToyDiTConfig, save_model
 from .world import render, sample_spec
 
-__all__ = ["EVAL_SEED_BASE", "train_batch", "main"]
+__all__ = ["EVAL_SEED_BASE", "train_batch", "lr_factor", "build_parser", "main"]
 
 EVAL_SEED_BASE = 10_000_000  # seeds >= this are reserved for evaluation and benchmarks
 
@@ -41,33 +50,63 @@ def train_batch(step: int, batch: int, frames: int, size: int, device: str | tor
     return video.permute(0, 2, 1, 3, 4) * 2 - 1, attrs
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def lr_factor(step: int, progress: float, warmup: int, schedule: str, min_ratio: float) -> float:
+    """The multiplier of the peak learning rate at ``step`` (0-based) and ``progress`` in [0, 1] of the run.
+
+    Linear warm-up over ``warmup`` steps, times ``1`` (``schedule="constant"``) or
+    ``min_ratio + (1 - min_ratio) * (1 + cos(pi * progress)) / 2`` (``"cosine"``: from 1 at the
+    start to ``min_ratio`` at the end; Loshchilov & Hutter 2017, SGDR, without restarts).
+    """
+    warm = min(1.0, (step + 1) / max(1, warmup))
+    if schedule == "constant":
+        return warm
+    p = min(1.0, max(0.0, progress))
+    return warm * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; defaults are the recipe of the shipped weights' successor (dim 192, depth 6, heads 6)."""
+    ap = argparse.ArgumentParser(prog="python -m toyworld.train", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="toyworld/weights")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--dim", type=int, default=192, help="token width (ToyDiTConfig.dim). Default: 192")
+    ap.add_argument("--depth", type=int, default=6, help="transformer blocks (ToyDiTConfig.depth). Default: 6")
+    ap.add_argument("--heads", type=int, default=6, help="attention heads, must divide --dim (ToyDiTConfig.heads). Default: 6")
+    ap.add_argument("--batch", type=int, default=128, help="clips per step. Default: 128")
     ap.add_argument("--steps", type=int, default=1_000_000, help="stop after this many steps ...")
-    ap.add_argument("--minutes", type=float, default=6.0, help="... or after this much wall time")
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--minutes", type=float, default=7.0, help="... or after this much wall time (the cosine ends there)")
+    ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW). Default: 5e-4")
+    ap.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="after the warm-up. Default: cosine")
+    ap.add_argument("--warmup", type=int, default=500, help="linear warm-up steps. Default: 500")
+    ap.add_argument("--min-lr-ratio", type=float, default=0.02, help="cosine end as a fraction of --lr. Default: 0.02")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--dropout", type=float, default=0.1, help="prompt dropout for CFG")
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    ap.add_argument("--save-raw", action="store_true", help="also write toy_dit_raw.safetensors (the weights without EMA)")
+    return ap
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.perf_counter()
     torch.manual_seed(args.seed)
-    config = ToyDiTConfig()
+    config = ToyDiTConfig(dim=args.dim, depth=args.depth, heads=args.heads)
     model = ToyDiT(config).to(args.device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    cuda = torch.device(args.device).type == "cuda"
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99), **({"fused": True} if cuda else {}))
+    params, ema_params = list(model.parameters()), list(ema.parameters())
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps({"args": vars(args), "model": asdict(config),
-                                                       "params": sum(p.numel() for p in model.parameters())}, indent=1) + "\n")
+    info = {"args": vars(args), "model": asdict(config), "params": sum(p.numel() for p in params)}
+    (out / "train_config.json").write_text(json.dumps(info, indent=1) + "\n")
     log = (out / "train_log.jsonl").open("w")
-    cuda = str(args.device).startswith("cuda")
-    t0, step, running = time.perf_counter(), 0, 0.0
-    while step < args.steps and time.perf_counter() - t0 < 60 * args.minutes:
+    budget = 60 * args.minutes
+    step = 0
+    running = torch.zeros((), device=args.device)  # summed on the device: no host sync but at log time
+    while step < args.steps and time.perf_counter() - t0 < budget:
+        progress = max(step / args.steps, (time.perf_counter() - t0) / budget)
         x0, attrs = train_batch(args.seed * 1_000_003 + step, args.batch, config.frames, config.size, args.device)
         B = x0.shape[0]
         drop = torch.rand(B, device=args.device) < args.dropout
@@ -76,30 +115,34 @@ def main(argv: list[str] | None = None) -> int:
         noise = torch.randn_like(x0)
         s5 = sigma[:, None, None, None, None]
         x_t = (1 - s5) * x0 + s5 * noise
-        warm = min(1.0, (step + 1) / 500)
+        lr = args.lr * lr_factor(step, progress, args.warmup, args.schedule, args.min_lr_ratio)
         for group in opt.param_groups:
-            group["lr"] = args.lr * warm
+            group["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             v = model(x_t, sigma[:, None].expand(B, config.frames), model.embed_prompt(attrs))
         loss = torch.nn.functional.mse_loss(v.float(), noise - x0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - args.ema * warm)
-        running += loss.item() if step % 10 == 0 else 0.0
+        with torch.no_grad():  # EMA; its decay ramps up with the warm-up (the first steps copy)
+            torch._foreach_lerp_(ema_params, params, 1 - args.ema * min(1.0, (step + 1) / max(1, args.warmup)))
+        running += loss.detach()
         step += 1
         if step % args.log_every == 0:
-            record = {"step": step, "loss": round(running / (args.log_every / 10), 5), "seconds": round(time.perf_counter() - t0, 1)}
+            record = {"step": step, "loss": round(float(running) / args.log_every, 5), "lr": float(f"{lr:.4g}"),
+                      "seconds": round(time.perf_counter() - t0, 1)}
             log.write(json.dumps(record) + "\n")
             log.flush()
             print(json.dumps(record), flush=True)
-            running = 0.0
+            running.zero_()
     log.close()
     save_model(ema, str(out / "toy_dit.safetensors"))
-    print(json.dumps({"steps": step, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+    if args.save_raw:
+        save_model(model, str(out / "toy_dit_raw.safetensors"))
+    info["result"] = {"steps": step, "clips": step * args.batch, "seconds": round(time.perf_counter() - t0, 1)}
+    (out / "train_config.json").write_text(json.dumps(info, indent=1) + "\n")
+    print(json.dumps(info["result"]), flush=True)
     return 0
 
 
