@@ -23,9 +23,13 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 K_SE = 2.0  # standard errors a paired mean difference must exceed to count
-METRICS = ("subject_consistency", "background_consistency", "motion_smoothness", "temporal_flicker", "identity_accuracy")
+METRICS = ("subject_consistency", "background_consistency", "motion_smoothness", "temporal_flicker", "identity_accuracy",
+           "presence", "blink_count", "jump_count", "size_stability")
 SHORT = {"subject_consistency": "subject", "background_consistency": "background", "motion_smoothness": "smoothness",
-         "temporal_flicker": "flicker", "identity_accuracy": "identity"}
+         "temporal_flicker": "flicker", "identity_accuracy": "identity", "presence": "presence", "blink_count": "blinks",
+         "jump_count": "jumps", "size_stability": "size"}
+COUNTS = ("blink_count", "jump_count")  # events per video: lower is better (every other metric: higher is better)
+MISSING = "—"  # a metric the run's JSON does not hold (measured before the metric existed)
 
 INTRO = {
     "core_overhead": (
@@ -52,8 +56,11 @@ INTRO = {
     "toy_quality": (
         "## FIFO-Diffusion vs MIGA on the toy world\n\n"
         "Each run generates the same videos (the record's `videos`) with the shipped ToyDiT, CFG 3, and scores\n"
-        "each with `toyworld/metrics.py` (VBench-style, in [0, 1], higher is better); cells are mean ± std over\n"
-        "the videos. `windows/frame` counts model windows (each a CFG batch of 2) per frame of one video,\n"
+        "each with `toyworld/metrics.py` (VBench-style, in [0, 1], higher is better; and object measures: `presence`, the\n"
+        "fraction of frames showing the object, `blinks`, times it vanishes and comes back, `jumps`, times its centre\n"
+        "jumps farther than the world's motion allows, both counts per video, lower is better, and `size`, 1 minus the\n"
+        "coefficient of variation of its area); cells are mean ± std over the videos, `—` where the run predates a metric.\n"
+        "`windows/frame` counts model windows (each a CFG batch of 2) per frame of one video,\n"
         "self-reflection's candidate windows included. Rows with equal options are one run: `same run as`\n"
         "lists the other row names that denote it. The sweeps of zigzag_width, unified_steps, num_guidance and update\n"
         "vary full MIGA with self-reflection off; threshold, score_on and judge_position vary full MIGA.\n"
@@ -181,13 +188,19 @@ def _switch(run: dict) -> tuple[str, str]:
     return f"{len(landed)}/{len(errors)}", fmt(landed, 2) if landed else "never"
 
 
+def _metric(run: dict, key: str) -> str:
+    """Mean ± std of one metric over the run's videos; ``MISSING`` when the run did not measure it."""
+    values = run["per_video"].get(key)
+    return MISSING if values is None else fmt(values, 2 if key in COUNTS else 4)
+
+
 def toy_table(data: dict) -> str:
     opts = data["record"]["options"]
     frames = opts["num_frames"]
     rows = []
     for run in data["rows"]:
         row = {"run": _label(run), "same run as": ", ".join(lab["label"] for lab in run["labels"][1:])}
-        row.update({SHORT[k]: fmt(run["per_video"][k]) for k in METRICS})
+        row.update({SHORT[k]: _metric(run, k) for k in METRICS})
         row["windows/frame"] = round(run["num_windows"] / (len(data["record"]["videos"]["noise_seeds"]) * frames), 3)
         n_all, n_eval, n_corr = run["reflection_n_all"], run["reflection_n_eval"], run["reflection_n_corr"]
         row["R_corr"] = round(n_corr / n_all, 3) if n_all else "-"
@@ -211,7 +224,8 @@ def comparisons(data: dict, pairs: list[tuple[str, str]], title: str) -> str:
         if ref is other:
             row.update({SHORT[k]: "same run" for k in METRICS})
         else:
-            row.update({SHORT[k]: cell(compare(ref["per_video"][k], other["per_video"][k])) for k in METRICS})
+            row.update({SHORT[k]: cell(compare(ref["per_video"][k], other["per_video"][k]))
+                        if k in ref["per_video"] and k in other["per_video"] else MISSING for k in METRICS})
         rows.append(row)
     return f"{title}\n\n{table(rows)}\n" if rows else ""
 
@@ -232,7 +246,8 @@ def findings(data: dict) -> str:
     n = _videos(data)
     out = [f"### Verdicts\n\nEach cell: mean paired difference (run minus reference) over the {n} videos, (± two standard "
            "errors of that mean), and the verdict: `higher`/`lower` when the difference exceeds two standard errors, "
-           "`within spread` otherwise (all metrics: higher is better). About 1 in 20 comparisons of runs that do not truly "
+           "`within spread` otherwise (higher is better for every metric but blinks and jumps, which count events per video; "
+           "`—`: a run predates the metric). About 1 in 20 comparisons of runs that do not truly "
            "differ is still called a difference by this rule; a verdict that matters should hold on more videos.\n"]
     groups = _sweep_groups(data)
     ablation = groups.get("ablation", [])

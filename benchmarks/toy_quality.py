@@ -5,9 +5,11 @@
 
 Every run generates the same videos (``--prompts`` prompts x ``--seeds`` noise seeds, ``--num-frames``
 frames, prompts drawn from evaluation seeds never used in training) with the shipped ToyDiT and
-scores each video with ``toyworld.metrics``; the JSON keeps every video's value, so the report can
-compare two runs video by video (they share prompts and seeds). A run's videos form one latent batch;
-self-reflection still judges, searches and corrects each video on its own [D5].
+scores each video with ``toyworld.metrics`` (a two-prompt video: each prompt's segment, averaged,
+but the object measures presence, blink_count, jump_count and size_stability on the whole video);
+the JSON keeps every video's value, so the report can compare two runs video by video (they share
+prompts and seeds). A run's videos form one latent batch; self-reflection still judges, searches
+and corrects each video on its own [D5].
 
 Rows are labels of option sets: rows whose resolved options (config, guidance, reflection, prompts)
 are equal are generated once and stored once, with every label that names them. The sweeps of
@@ -38,14 +40,15 @@ if str(ROOT) not in sys.path:
 from benchmarks import record  # noqa: E402
 from miga_core import GuidanceOptions, ReflectionOptions, plan_run  # noqa: E402
 from toyworld.demo import WEIGHTS  # noqa: E402
-from toyworld.metrics import evaluate, switch_error  # noqa: E402
+from toyworld.metrics import OBJECT_METRICS, evaluate, object_measures, switch_error  # noqa: E402
 from toyworld.model import load_model  # noqa: E402
 from toyworld.sampling import generate_videos, toy_preset  # noqa: E402
 from toyworld.train import EVAL_SEED_BASE  # noqa: E402
 from toyworld.world import COLOURS, sample_spec  # noqa: E402
 
 SCRIPT = "benchmarks/toy_quality.py"
-METRICS = ("subject_consistency", "background_consistency", "motion_smoothness", "temporal_flicker", "identity_accuracy")
+METRICS = ("subject_consistency", "background_consistency", "motion_smoothness", "temporal_flicker", "identity_accuracy",
+           "presence", "blink_count", "jump_count", "size_stability")  # the object measures: on the whole video
 PROMPT_SEED_BASE = EVAL_SEED_BASE + 1000  # prompt p of every run is sample_spec(PROMPT_SEED_BASE + p)
 DIGITS = 6  # per-video metric values are rounded to this many decimals
 
@@ -149,8 +152,11 @@ def run_row(model, changes: dict, args: argparse.Namespace, device: torch.device
         counts["reflection_n_corr"] += stats.n_corr
         for video, row in zip(run.video.to(device), prompts):  # metrics on the GPU too
             segments = [(video[:mid], row[0]), (video[mid:], row[1])] if multi else [(video, row[0])]
+            scores = [evaluate(v, s) for v, s in segments]
+            whole = object_measures(video)  # colour-blind: a blink or jump across the prompt switch counts too
             for key in METRICS:
-                per_video[key].append(round(sum(evaluate(v, s)[key] for v, s in segments) / len(segments), DIGITS))
+                value = whole[key] if key in OBJECT_METRICS else sum(sc[key] for sc in scores) / len(scores)
+                per_video[key].append(round(value, DIGITS))
             if multi:
                 switch.append(switch_error(video, row, [0, mid])["errors"][0])
     out = {"options": resolved(changes, args), **counts, "per_video": per_video}

@@ -143,3 +143,26 @@ def test_records_of_two_code_states_are_not_called_one():
     assert same.startswith("All results below come from one state of the code") and "`miga_core` 1" in same
     other = report.commits_line([(Path("a.json"), rec("1", "2")), (Path("b.json"), rec("9", "2"))])
     assert "different states of the code (miga_core differ" in other
+
+
+def test_toy_tables_show_the_object_measures_and_a_dash_where_a_run_predates_them():
+    def run(label, values, extra):
+        per_video = {k: list(values) for k in report.METRICS if k not in report.COUNTS + ("presence", "size_stability")}
+        per_video.update(extra)
+        return {"labels": [{"group": "ablation", "label": label}], "per_video": per_video, "num_windows": 8,
+                "reflection_n_all": 0, "reflection_n_eval": 0, "reflection_n_corr": 0, "timing": {"seconds_per_frame": 0.1}}
+
+    base = [0.5, 0.7, 0.9, 0.6]
+    old = run("FIFO-Diffusion", base, {})  # measured before the object measures existed
+    new = run("full MIGA", base, {"presence": [1.0, 0.75, 1.0, 1.0], "blink_count": [0, 2, 1, 1],
+                                  "jump_count": [0, 0, 0, 0], "size_stability": [0.9] * 4})
+    data = {"record": {"options": {"num_frames": 4}, "videos": {"noise_seeds": [0], "prompt_seeds": [1, 2, 3, 4]},
+                       "row_order": [["ablation", "FIFO-Diffusion"], ["ablation", "full MIGA"]]}, "rows": [old, new]}
+    lines = report.toy_table(data).splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    cells = [dict(zip(head, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+    assert [cells[0][c] for c in ("presence", "blinks", "jumps", "size")] == [report.MISSING] * 4
+    assert [cells[1][c] for c in ("presence", "blinks", "jumps", "size")] == [
+        "0.9375 ± 0.1083", "1.00 ± 0.71", "0.00 ± 0.00", "0.9000 ± 0.0000"]
+    verdicts = report.comparisons(data, [("FIFO-Diffusion", "full MIGA")], "t")
+    assert verdicts.count(report.MISSING) == 4 and "identical" in verdicts
