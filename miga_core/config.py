@@ -29,7 +29,7 @@ __all__ = [
     "preset",
 ]
 
-SamplerName = Literal["euler", "euler_ancestral", "dpmpp_2m"]
+SamplerName = Literal["euler", "euler_ancestral", "dpmpp_2m", "uni_pc"]
 UpdateRule = Literal["lookahead", "former"]
 Parameterization = Literal["flow", "eps"]
 Mode = Literal["miga", "fifo"]
@@ -63,7 +63,7 @@ class MigaConfig:
     window_stride: int | None = None  # s: queue positions updated per window; None = floor(f0 / 2)
     zigzag_width: int = 4  # L_zig: latents per noise level in the stage-1 queue (1 = FIFO-Diffusion)
     unified_steps: int = 9  # u: steps left to the unified stage (paper e = u + 1); u = T: unified only
-    sampler: SamplerName = "euler"  # per-latent step [D2]
+    sampler: SamplerName = "euler"  # per-latent step [D2]; "uni_pc": UniPC-bh2 with per-latent history (REFERENCE A1.2)
     eta: float = 1.0  # ancestral noise scale, euler_ancestral only
     update: UpdateRule = "lookahead"  # where the updated region sits in the window [D1]
     parameterization: Parameterization = "flow"  # how a clean latent is noised: flow (1-s)x+s*n, eps x+s*n
@@ -110,7 +110,7 @@ class MigaConfig:
             raise InvalidConfigError(bad_value("eta", self.eta, "a finite float >= 0", "use 1.0 (ancestral) or 0.0 (deterministic)"))
         if self.sampler == "euler_ancestral" and self.parameterization != "eps":
             raise InvalidConfigError(
-                bad_value("sampler", self.sampler, "'euler' or 'dpmpp_2m' for flow models (ancestral is eps only) [D2]",
+                bad_value("sampler", self.sampler, "'euler', 'dpmpp_2m' or 'uni_pc' for flow models (ancestral is eps only) [D2]",
                           "use sampler='euler' for flow models such as Wan2.1")
             )
         need = self.stride + num_guidance + 1

@@ -3,7 +3,9 @@
 The queue Q, the history C, stage-1 outputs and reflection candidates are all
 :class:`LatentRun` values: the latents plus, per frame, its level, its absolute
 latent index (video position: 0 = first latent of the output video) and the
-sampler state that travels with it [D2] (its latest ``denoised``).
+sampler state that travels with it [D2]: its latest ``denoised`` and, for multistep samplers that
+need more (``uni_pc``, REFERENCE A1.2), an older x0 prediction and the latent its last step
+started from (``past``, ``depth``).
 Runs are immutable: every operation returns a new run and never writes into the
 tensors it was given.
 """
@@ -11,7 +13,7 @@ tensors it was given.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -31,6 +33,15 @@ class LatentRun:
         denoised: latest x0 prediction of each frame ``[B, C, F, H, W]`` (zeros where none).
         has_denoised: whether frame f has a prediction yet (multistep samplers and
             ``score_on="denoised"`` use it).
+        past: ``[2, B, C, F, H, W]`` or None, the extra state of ``uni_pc`` (REFERENCE A1.2):
+            ``past[0]`` is each frame's x0 prediction from the step before the one that made
+            ``denoised`` (made at level + 2), ``past[1]`` the latent its latest step started from
+            (at level + 1, after that step's corrector: UniPC's ``last_sample``). None when no
+            frame carries such state (every other sampler: no extra memory).
+        depth: per frame, how many of its latest steps the state covers (0..2): 0 none; 1
+            ``denoised`` and ``past[1]`` are valid; 2 ``past[0]`` too. Those steps were taken at
+            consecutive levels (level + 2 -> level + 1 -> level), as :func:`~miga_core.passes.queue_pass`
+            makes them. ``()`` (the default) means 0 for every frame. Only ``uni_pc`` sets it above 0.
     """
 
     x: torch.Tensor
@@ -38,6 +49,12 @@ class LatentRun:
     index: tuple[int, ...]
     denoised: torch.Tensor
     has_denoised: tuple[bool, ...]
+    past: torch.Tensor | None = None
+    depth: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.depth and self.level:  # () is shorthand for "no multistep state"
+            object.__setattr__(self, "depth", (0,) * len(self.level))
 
     @classmethod
     def fresh(cls, x: torch.Tensor, levels: Sequence[int], indices: Sequence[int]) -> "LatentRun":
@@ -56,15 +73,18 @@ class LatentRun:
 
     def frames(self, positions: Sequence[int] | slice) -> "LatentRun":
         """The frames at ``positions`` (a slice or a list of positions), in that order."""
+        past = self.past
         if isinstance(positions, slice):
             pos = list(range(len(self)))[positions]
             x, d = self.x[:, :, positions], self.denoised[:, :, positions]
+            past = past[:, :, :, positions] if past is not None else None
         else:
             pos = list(positions)
             t = torch.as_tensor(pos, dtype=torch.long, device=self.x.device)
             x, d = self.x.index_select(2, t), self.denoised.index_select(2, t)
+            past = past.index_select(3, t) if past is not None else None
         return LatentRun(x, tuple(self.level[p] for p in pos), tuple(self.index[p] for p in pos), d,
-                         tuple(self.has_denoised[p] for p in pos))
+                         tuple(self.has_denoised[p] for p in pos), past, tuple(self.depth[p] for p in pos))
 
     def __add__(self, other: "LatentRun") -> "LatentRun":
         """Concatenate along time: ``self`` first."""
@@ -76,21 +96,43 @@ class LatentRun:
         runs = [r for r in runs if len(r)] or list(runs[:1])
         if len(runs) == 1:
             return runs[0]
+        past = None
+        if any(r.past is not None for r in runs):  # runs without multistep state (fresh latents) get zeros, depth 0
+            past = torch.cat([r.past_or_zeros() for r in runs], dim=3)
         return cls(
             torch.cat([r.x for r in runs], dim=2),
             sum((r.level for r in runs), ()),
             sum((r.index for r in runs), ()),
             torch.cat([r.denoised for r in runs], dim=2),
             sum((r.has_denoised for r in runs), ()),
+            past,
+            sum((r.depth for r in runs), ()),
         )
+
+    def past_or_zeros(self) -> torch.Tensor:
+        """``past``, or zeros ``[2, B, C, F, H, W]`` like ``x`` when the run has none."""
+        return self.past if self.past is not None else self.x.new_zeros((2, *self.x.shape))
 
     def copy(self) -> "LatentRun":
         """A run that owns its memory (a slice from :meth:`frames` is a view that keeps its whole source alive)."""
-        return LatentRun(self.x.clone(), self.level, self.index, self.denoised.clone(), self.has_denoised)
+        past = self.past.clone() if self.past is not None else None
+        return LatentRun(self.x.clone(), self.level, self.index, self.denoised.clone(), self.has_denoised, past, self.depth)
 
     def with_levels(self, levels: Sequence[int]) -> "LatentRun":
-        """The same latents reported at other levels (used for FIFO's history, [D4])."""
-        return LatentRun(self.x, tuple(levels), self.index, self.denoised, self.has_denoised)
+        """The same latents reported at other levels (used for FIFO's history, [D4]).
+
+        The sampler state is kept as it is: history frames are context and never take a step.
+        """
+        return LatentRun(self.x, tuple(levels), self.index, self.denoised, self.has_denoised, self.past, self.depth)
+
+    def without_history(self) -> "LatentRun":
+        """The same latents with no sampler state: no x0 prediction, ``past`` None, depth 0.
+
+        The next multistep step of every frame is then first order, as after the official
+        code's scheduler resets (REFERENCE A1.2: at stage 2 and at refinement). ``score_on="denoised"``
+        falls back to the latents for these frames until the next pass.
+        """
+        return LatentRun.fresh(self.x, self.level, self.index)
 
     def groups(self) -> list[tuple[int, int]]:
         """``(level, count)`` of each run of equal levels, head first."""

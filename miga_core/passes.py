@@ -18,7 +18,7 @@ from .latents import LatentRun
 from .noise import Stream, latent_noise
 from .prompts import PromptSchedule
 from .protocols import Denoiser, Progress
-from .samplers import SAMPLERS, StepInputs
+from .samplers import PAST_SAMPLERS, SAMPLERS, StepInputs
 from .windows import Window, plan_windows
 
 __all__ = ["PassContext", "queue_pass"]
@@ -94,7 +94,9 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
         num_guidance: m guidance latents per window [D3] (0 in stage 2).
         frames_done: reported to the callback.
     Returns:
-        The new queue: same frames, levels - 1, ``denoised`` set to this pass's predictions.
+        The new queue: same frames, levels - 1, ``denoised`` set to this pass's predictions;
+        with ``uni_pc`` also ``past`` (the previous ``denoised``, the corrected start latents)
+        and ``depth + 1`` (at most 2) per frame (REFERENCE A1.2).
     Raises:
         NonFiniteDenoiserOutputError, DenoiserOutputShapeError: the denoiser misbehaved.
     """
@@ -111,9 +113,10 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
     sig_X = sigma_of_levels(sigmas, history.level + queue.level)
     windows = plan_windows(len(history), len(queue), cfg.window_length, cfg.stride, num_guidance=num_guidance,
                            zigzag_width=cfg.zigzag_width, update=cfg.update)
-    step = SAMPLERS[cfg.sampler]
+    step, past_step = SAMPLERS[cfg.sampler], PAST_SAMPLERS.get(cfg.sampler)
     compute = torch.device(cfg.compute_device) if cfg.compute_device is not None else x_all.device
     new_x, new_d = torch.empty_like(queue.x), torch.empty_like(queue.x)  # every region writes its slice once
+    new_past = queue.x.new_empty((2, *queue.x.shape)) if past_step is not None else None
     for batch in _batches(windows, cfg.window_batch):
         pos = [torch.as_tensor(w.positions, dtype=torch.long) for w in batch]
         xs = torch.cat([x_all.index_select(2, p.to(x_all.device)) for p in pos], dim=0).to(compute)
@@ -127,7 +130,7 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
             denoised = out[k * B:(k + 1) * B, :, off:off + n]
             region = queue.frames(slice(w.region[0] - h, w.region[1] - h))
             levels = region.level
-            x_next = step(StepInputs(
+            inputs = StepInputs(
                 x=region.x,
                 denoised=denoised.to(region.x.dtype),
                 sigma=sigma_of_levels(sigmas, levels),
@@ -138,8 +141,19 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
                 eta=cfg.eta,
                 noise=lambda r=region: latent_noise(cfg.seed, ctx.ancestral_stream, r.index, r.level,
                                                     (B, r.x.shape[1], *r.x.shape[3:]), dtype=r.x.dtype, device=r.x.device),
-            ))
-            new_x[:, :, w.region[0] - h:w.region[1] - h] = x_next
-            new_d[:, :, w.region[0] - h:w.region[1] - h] = denoised
+                sigma_prev2=sigma_of_levels(sigmas, [min(lv + 2, T) for lv in levels]),
+                past=region.past,
+                depth=torch.as_tensor(region.depth, dtype=torch.long),
+                final=torch.as_tensor([lv == 1 for lv in levels]),
+                parameterization=cfg.parameterization,
+            )
+            sl = slice(w.region[0] - h, w.region[1] - h)
+            if past_step is None:
+                new_x[:, :, sl] = step(inputs)
+            else:  # the frame's state moves one step: older x0 <- its last x0, start latent <- the corrected x
+                new_x[:, :, sl], new_past[1, :, :, sl] = past_step(inputs)
+                new_past[0, :, :, sl] = region.denoised
+            new_d[:, :, sl] = denoised
             ctx.progress.report(ctx.stage, frames_done, ctx.num_frames, denoised, region.index, region.level, search=ctx.search)
-    return LatentRun(new_x, tuple(k - 1 for k in queue.level), queue.index, new_d, (True,) * len(queue))
+    depth = tuple(min(d + 1, 2) for d in queue.depth) if past_step is not None else ()
+    return LatentRun(new_x, tuple(k - 1 for k in queue.level), queue.index, new_d, (True,) * len(queue), new_past, depth)

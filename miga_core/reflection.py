@@ -143,8 +143,13 @@ def reflect(
 def _pick(mask: torch.Tensor, a: LatentRun, b: LatentRun) -> LatentRun:
     """Per video (``mask [B]``), the frames of ``a`` where True, else ``b`` (same levels and indices).
 
-    A frame keeps its x0 prediction only where both runs have one (``has_denoised`` is per frame).
+    A frame keeps its x0 prediction only where both runs have one (``has_denoised`` is per frame),
+    and its multistep history (``past``) only as deep as both runs have it (``depth`` is per frame):
+    a shallower history is a valid lower-order one (REFERENCE A1.2).
     """
     m = mask.to(a.x.device).view(-1, 1, 1, 1, 1)
     has = tuple(p and q for p, q in zip(a.has_denoised, b.has_denoised))
-    return replace(b, x=torch.where(m, a.x, b.x), denoised=torch.where(m, a.denoised, b.denoised), has_denoised=has)
+    depth = tuple(min(p, q) for p, q in zip(a.depth, b.depth))
+    past = None if a.past is None and b.past is None else torch.where(m.unsqueeze(0), a.past_or_zeros(), b.past_or_zeros())
+    return replace(b, x=torch.where(m, a.x, b.x), denoised=torch.where(m, a.denoised, b.denoised), has_denoised=has,
+                   past=past, depth=depth)

@@ -3,7 +3,9 @@
 Each step moves every latent frame one level down, each frame with its own
 ``sigma -> sigma_next``. Sources: k-diffusion ``sample_euler``,
 ``sample_euler_ancestral`` (``get_ancestral_step``) and ``sample_dpmpp_2m``
-(Karras et al. 2022; Lu et al. 2022, DPM-Solver++(2M)), rewritten per frame.
+(Karras et al. 2022; Lu et al. 2022, DPM-Solver++(2M)), rewritten per frame; ``uni_pc`` is
+UniPC-bh2 with order 2 and data (x0) prediction (Zhao et al. 2023, UniPC), written from the
+paper's equations as the official MIGA code uses it per latent (REFERENCE A1.2).
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["StepInputs", "euler_step", "euler_ancestral_step", "dpmpp_2m_step", "SAMPLERS", "ancestral_split"]
+from .errors import InvalidLadderError, bad_value
+
+__all__ = ["StepInputs", "euler_step", "euler_ancestral_step", "dpmpp_2m_step", "uni_pc_update", "uni_pc_step",
+           "SAMPLERS", "PAST_SAMPLERS", "ancestral_split", "alpha_sigma", "check_sampler_ladder"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,12 @@ class StepInputs:
         has_old: ``[F]`` bool, whether ``old_denoised`` is valid for the frame.
         eta: ancestral noise scale.
         noise: returns ``[B, C, F, H, W]`` standard noise for the frames (ancestral only).
+        sigma_prev2: ``[F]`` the noise two levels above each frame (``uni_pc`` only).
+        past: ``[2, B, C, F, H, W]`` older x0 prediction and last step's start latent
+            (:attr:`~miga_core.latents.LatentRun.past`; ``uni_pc`` only; None when every depth is 0).
+        depth: ``[F]`` int, how many latest steps ``old_denoised``/``past`` cover (0..2; ``uni_pc`` only).
+        final: ``[F]`` bool, the step is the ladder's last (level 1 -> 0; ``uni_pc`` takes order 1 there).
+        parameterization: ``"flow"`` or ``"eps"``, how ``x`` mixes x0 and noise (``uni_pc`` only).
     """
 
     x: torch.Tensor
@@ -40,6 +51,11 @@ class StepInputs:
     has_old: torch.Tensor | None = None
     eta: float = 1.0
     noise: Callable[[], torch.Tensor] | None = None
+    sigma_prev2: torch.Tensor | None = None
+    past: torch.Tensor | None = None
+    depth: torch.Tensor | None = None
+    final: torch.Tensor | None = None
+    parameterization: str = "flow"
 
 
 def _frames(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -99,8 +115,135 @@ def dpmpp_2m_step(s: StepInputs) -> torch.Tensor:
     return (ratio_f * s.x + (1 - ratio_f) * d).to(s.x.dtype)
 
 
+def alpha_sigma(sigma: torch.Tensor, parameterization: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(alpha, sigma)`` of ``x = alpha * x0 + sigma * noise`` in float64, per frame.
+
+    ``"flow"``: ``alpha = 1 - sigma`` (rectified flow, sigma in [0, 1]); ``"eps"``: ``alpha = 1``
+    (k-diffusion sigma space, the VP model's latents divided by its alpha: same ``lambda``, same solver).
+    """
+    s = sigma.to(torch.float64)
+    return (1 - s if parameterization == "flow" else torch.ones_like(s)), s
+
+
+def _lam(sigma: torch.Tensor, parameterization: str) -> torch.Tensor:
+    """``lambda = log(alpha / sigma)`` (-inf at alpha = 0, +inf at sigma = 0), float64."""
+    a, s = alpha_sigma(sigma, parameterization)
+    return torch.log(a) - torch.log(s)
+
+
+def _bh2_order2_weights(h: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """UniC-2 weights of bh2 for points ``r = (r_1, 1)``, per frame (UniPC paper: the order conditions of UniC).
+
+    They solve ``rho_1 + rho_2 = b_1``, ``r_1 rho_1 + rho_2 = b_2`` with ``b_k = k! z phi_{k+1}(z) / B(h)``,
+    ``z = -h`` (data prediction), ``B(h) = expm1(z)`` (bh2), ``phi_1(z) = expm1(z)/z``,
+    ``phi_{k+1}(z) = (phi_k(z) - 1/k!) / z`` (float64 ``[F]`` each). Returns ``rho_1 / r_1`` (the weight of the older
+    x0 minus ``m_0``) and ``rho_2`` (the weight of the new x0 minus ``m_0``);
+    ``r_1 = -inf`` (a point at alpha = 0) gives ``rho_1 / r_1 = 0``, ``rho_2 = b_1``.
+    """
+    z = -h
+    bz = torch.expm1(z)
+    phi = bz / z - 1  # z * phi_2(z)
+    b1 = phi / bz
+    phi = phi / z - 0.5  # z * phi_3(z)
+    b2 = 2 * phi / bz
+    rho1 = (b1 - b2) / (1 - r)
+    return (b1 - b2) / ((1 - r) * r), b1 - rho1
+
+
+def uni_pc_update(s: StepInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """One UniPC-bh2 step per frame with its own history (REFERENCE A1.2; Zhao et al. 2023).
+
+    Every frame f goes from ``sigma`` to ``sigma_next`` with data prediction ``m = denoised``. With
+    ``lambda = log(alpha/sigma)`` (:func:`alpha_sigma`), a step from point a to point b with x0 terms
+    ``M`` is ``x_b = (sigma_b/sigma_a) x_a + alpha_b (1 - e^{-h}) M``, ``h = lambda_b - lambda_a``:
+
+    * corrector UniC (``depth >= 1``): the latent is recomputed from ``past[1]`` (at level + 1, x0
+      ``m_1 = old_denoised``) with ``M = m_1 + rho_t (m - m_1) + [depth 2] (rho_1/r_1)(past[0] - m_1)``,
+      ``r_1 = (lambda(level+2) - lambda(level+1)) / h``; order 1 (``depth == 1``): ``rho_t = 1/2``;
+      order 2: the bh2 weights (:func:`_bh2_order2_weights`);
+    * predictor UniP: order 1 ``M = m`` (first step of a frame, ``depth == 0``, or the ladder's last
+      step, ``final``); order 2 ``M = m + (1/2)(m_1 - m) / r``, ``r = (lambda(level+1) - lambda) / h``.
+
+    Order 1 is exactly Euler / DDIM: ``x' = (s'/s) x + (1 - s'/s) x0`` for flow. Coefficients are
+    float64; tensors are combined in float32 (float64 inputs stay float64) and returned in ``x``'s dtype.
+
+    Args:
+        s: the step; ``old_denoised``, ``sigma_prev``, ``sigma_prev2``, ``past`` and ``depth`` are
+            needed where ``depth > 0`` (``depth`` None means 0 for every frame).
+    Returns:
+        ``(x_next, x_start)``, both ``[B, C, F, H, W]``: the latents at ``sigma_next`` and the latents
+        the predictor started from (after the corrector; the next step's ``past[1]``).
+    """
+    work = torch.float64 if s.x.dtype == torch.float64 else torch.float32
+    F = s.sigma.numel()
+    depth = s.depth.to(torch.long).cpu() if s.depth is not None else torch.zeros(F, dtype=torch.long)
+    final = s.final.to(torch.bool).cpu() if s.final is not None else torch.zeros(F, dtype=torch.bool)
+    param = s.parameterization
+
+    def frames(v: torch.Tensor) -> torch.Tensor:
+        return _frames(v.to(work), s.x)
+
+    x, m = s.x.to(work), s.denoised.to(work)
+    lam = _lam(s.sigma, param)
+    if bool((depth > 0).any()):
+        assert s.old_denoised is not None and s.past is not None and s.sigma_prev is not None and s.sigma_prev2 is not None
+        m1 = s.old_denoised.to(work)
+        sig1 = s.sigma_prev.to(torch.float64)
+        lam1 = _lam(sig1, param)
+        corr, second = depth >= 1, depth >= 2
+        # corrector: from (level+1, past[1], m1) to this level with the new x0 m
+        h = torch.where(corr, lam - lam1, torch.ones_like(lam))
+        keep = torch.where(corr, s.sigma.to(torch.float64) / sig1, torch.zeros_like(lam))
+        a = alpha_sigma(s.sigma, param)[0]
+        gain = torch.where(corr, a * -torch.expm1(lam1 - lam), torch.zeros_like(lam))
+        w_t = torch.full_like(lam, 0.5)
+        w_2 = torch.zeros_like(lam)
+        if bool(second.any()):
+            assert s.sigma_prev2 is not None
+            r = (_lam(s.sigma_prev2, param) - lam1) / h
+            c2, rho_t = _bh2_order2_weights(h, r)
+            w_2 = torch.where(second, c2, w_2)
+            w_t = torch.where(second, rho_t, w_t)
+        older, start = s.past[0].to(work), s.past[1].to(work)
+        big_m = m1 + frames(w_t) * (m - m1) + frames(w_2) * (older - m1)
+        x = torch.where(_frames(corr, s.x), frames(keep) * start + frames(gain) * big_m, x)
+    # predictor: from this level (x, m) to sigma_next
+    lam_next = _lam(s.sigma_next, param)
+    keep = s.sigma_next.to(torch.float64) / s.sigma.to(torch.float64)
+    gain = alpha_sigma(s.sigma_next, param)[0] * -torch.expm1(lam - lam_next)
+    big_m = m
+    order2 = (depth >= 1) & ~final
+    if bool(order2.any()):
+        assert s.old_denoised is not None and s.sigma_prev is not None
+        inv_r = torch.where(order2, (lam_next - lam) / (_lam(s.sigma_prev, param) - lam), torch.zeros_like(lam))
+        big_m = m + frames(0.5 * inv_r) * (s.old_denoised.to(work) - m)
+    x_next = frames(keep) * x + frames(gain) * big_m
+    return x_next.to(s.x.dtype), x.to(s.x.dtype)
+
+
+def uni_pc_step(s: StepInputs) -> torch.Tensor:
+    """:func:`uni_pc_update`'s ``x_next`` (the :data:`SAMPLERS` entry)."""
+    return uni_pc_update(s)[0]
+
+
+def check_sampler_ladder(sampler: str, parameterization: str, sigmas: torch.Tensor) -> None:
+    """Refuse a ladder the sampler cannot step: ``uni_pc`` with ``"flow"`` needs every sigma <= 1 (``alpha = 1 - sigma >= 0``).
+
+    Raises:
+        InvalidLadderError: naming the largest sigma, the range and the fix.
+    """
+    if sampler == "uni_pc" and parameterization == "flow" and float(sigmas.max()) > 1:
+        raise InvalidLadderError(bad_value("sigmas", f"max {float(sigmas.max()):.6g}", "values <= 1 for uni_pc with parameterization='flow' "
+                                           "(alpha = 1 - sigma must stay >= 0)",
+                                           "pass the flow model's own ladder (sigmas in [0, 1]), or parameterization='eps' for an eps model"))
+
+
 SAMPLERS: dict[str, Callable[[StepInputs], torch.Tensor]] = {
     "euler": euler_step,
     "euler_ancestral": euler_ancestral_step,
     "dpmpp_2m": dpmpp_2m_step,
+    "uni_pc": uni_pc_step,
 }
+
+PAST_SAMPLERS: dict[str, Callable[[StepInputs], tuple[torch.Tensor, torch.Tensor]]] = {"uni_pc": uni_pc_update}
+"""Samplers whose frames carry :attr:`~miga_core.latents.LatentRun.past`: ``(x_next, x_start)`` per step."""

@@ -22,6 +22,7 @@ from .passes import PassContext, queue_pass
 from .plan import RunPlan
 from .protocols import Callback, Denoiser, Progress
 from .reflection import ReflectionStats, reflect
+from .samplers import check_sampler_ladder
 
 __all__ = ["MigaQueue", "QueueStart", "initialize_queue", "zigzag_stage", "unified_stage", "progress_of", "INITIALIZERS"]
 
@@ -218,6 +219,7 @@ def initialize_queue(
         MigaError subclasses for an invalid ladder, clip or shape, before any model call.
     """
     sigmas = check_ladder(sigmas)
+    check_sampler_ladder(plan.config.sampler, plan.config.parameterization, sigmas)
     if num_steps(sigmas) != plan.num_steps:
         raise InvalidConfigError(bad_value("sigmas", f"a ladder of {num_steps(sigmas)} steps", f"T = plan.num_steps = {plan.num_steps} steps",
                                            "make the plan with the ladder's step count"))
