@@ -88,14 +88,13 @@ export function stoppedSummary(state, reason) {
 }
 
 // ---------------------------------------------------------------------------------------------------- cost preview
-// Lines of the sampler's cost preview. `plan` is GET /miga/plan's answer (nodes/preview.py), `v` the widget values.
+// Lines of the sampler's cost preview (the duration and latents are the frames note's line, framesNote). `plan` is GET /miga/plan's answer (nodes/preview.py), `v` the widget values.
 // The estimate scales the measured seconds per model call by the latent area and batch (and halves it without CFG):
 // an estimate, said so, with its source.
 export function costLines(v, plan, fps = 16) {
   const lines = [];
   const latents = numLatentFrames(v.num_pixel_frames);
   if (latents === null || !plan) return lines;
-  lines.push(`${v.num_pixel_frames} frames = ${(v.num_pixel_frames / fps).toFixed(1)} s at ${fps} fps · ${latents} latents`);
   const calls = plan.model_calls;
   const per = plan.window_batch > 1 ? ` (${plan.total_windows} windows, ${plan.window_batch} per call)` : "";
   lines.push(`planned model calls: ${calls}${per}, plus self-reflection's search if connected`);

@@ -118,6 +118,8 @@ function install(node) {
   node.__miga.timeline = timelineOf(node);
   watch(node, "timeline", [source], () => {
     node.__miga.timeline = timelineOf(node);
+    const size = node.computeSize?.();
+    if (size && node.size && size[1] > node.size[1]) node.setSize?.([node.size[0], size[1]]);
   });
 }
 

@@ -63,6 +63,7 @@ class Page:
         self.page.screenshot(path=str(SHOTS / f"{name}.png"))
 
     def focus(self, node_type: str) -> None:
+        self.page.keyboard.press("Escape")  # the first visit may open the template browser
         self.page.evaluate("""(t) => { const n = app.graph._nodes.find((n) => n.comfyClass === t);
                                        app.canvas.ds.scale = 1; app.canvas.centerOnNode?.(n); app.graph.setDirtyCanvas(true, true); }""",
                            node_type)
@@ -116,9 +117,11 @@ def test_the_cost_preview_shows_planned_calls_and_a_labelled_estimate(page):
     cost = page.page.evaluate("""() => app.graph._nodes.find((n) => n.comfyClass === 'MigaSampler').__miga.panel.sections.get('cost')
                                  .lines.map((l) => l.text)""")
     plan = page.page.evaluate("() => app.graph._nodes.find((n) => n.comfyClass === 'MigaSampler').__miga.plan")
-    assert cost[0].startswith("481 frames = 30.1 s at 16 fps · 121 latents"), cost
-    assert f"planned model calls: {plan['model_calls']}" in cost[1] and plan["model_calls"] > 121
-    assert cost[2].startswith("estimate:") and "wan_node_cuda.json" in cost[3], cost
+    frames = page.page.evaluate("""() => app.graph._nodes.find((n) => n.comfyClass === 'MigaSampler').__miga.panel.sections
+                                   .get('frames').lines.map((l) => l.text)""")
+    assert frames == ["481 frames = 121 latents = 30.1 s at 16 fps"]
+    assert f"planned model calls: {plan['model_calls']}" in cost[0] and plan["model_calls"] > 121
+    assert cost[1].startswith("estimate:") and "wan_node_cuda.json" in cost[2], cost
     page.focus("MigaSampler")
     page.shot("cost_preview")
 
@@ -152,7 +155,20 @@ def test_the_quick_test_runs_with_forward_only_progress_that_ends_at_the_total(p
     assert all(b >= a for a, b in zip(shown, shown[1:])), shown
     assert shown[-1] == 1
     assert got["progress"]["framesDone"] == got["progress"]["framesTotal"] == 161
-    assert len(shown) == got["report"]["windows_planned"]
+    assert len(set(shown)) == got["report"]["windows_planned"]  # one step per planned window; search windows keep the value
     assert got["text"][0].startswith("161 frames in "), got["text"]
     page.shot("report_after_run")
     assert page.pack_problems() == [], json.dumps(page.pack_problems())
+
+
+def test_the_plan_route_answers_from_the_run_plan_and_refuses_bad_values(comfy_server):
+    from miga_core import MigaConfig, plan_run
+
+    query = ("num_pixel_frames=481&steps=54&mode=miga&window_length=21&zigzag_width=7&unified_steps=9&sampler=euler"
+             "&window_stride=0&update=lookahead&window_batch=1&width=832&height=480&has_initial_clip=0")
+    got = comfy_server.get_json(f"/miga/plan?{query}")
+    plan = plan_run(MigaConfig(window_length=21, zigzag_width=7, unified_steps=9), 54, 121)
+    assert got["calls"] == dict(plan.calls) and got["model_calls"] == plan.total_calls
+    assert got["measured"]["source"] == "benchmarks/results/wan_node_cuda.json"
+    status, body = comfy_server.request(f"/miga/plan?{query.replace('unified_steps=9', 'unified_steps=999')}")
+    assert status == 400 and "unified_steps" in body["error"]

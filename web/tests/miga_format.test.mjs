@@ -86,19 +86,18 @@ const V = { num_pixel_frames: 481, width: 832, height: 480, batch_size: 1, cfg: 
 
 test("cost preview: duration, latents, the plan's calls and a labelled estimate from the measured table", () => {
   const lines = costLines(V, PLAN, 16);
-  assert.equal(lines[0], "481 frames = 30.1 s at 16 fps · 121 latents");
-  assert.match(lines[1], /^planned model calls: 600,/);
-  assert.equal(lines[2], "estimate: 12 min on NVIDIA H200, 5.6 GiB VRAM"); // 600 * 1.185 s = 711 s
-  assert.match(lines[3], /benchmarks\/results\/wan_node_cuda\.json/);
+  assert.match(lines[0], /^planned model calls: 600,/);
+  assert.equal(lines[1], "estimate: 12 min on NVIDIA H200, 5.6 GiB VRAM"); // 600 * 1.185 s = 711 s
+  assert.match(lines[2], /benchmarks\/results\/wan_node_cuda\.json/);
 });
 
 test("cost preview scales the measured time by area, batch and CFG, and says VRAM was measured elsewhere", () => {
   const lines = costLines({ ...V, width: 416, height: 240, batch_size: 2, cfg: 1 }, PLAN, 16); // 1/4 area, x2, /2
-  assert.equal(lines[2], "estimate: 3.0 min on NVIDIA H200, VRAM measured only at 832×480 (5.6 GiB)");
-  assert.match(lines[3], /scaled by area/);
-  assert.match(costLines(V, { ...PLAN, model_calls: 300, window_batch: 2 }, 16)[1], /300 \(600 windows, 2 per call\)/);
+  assert.equal(lines[1], "estimate: 3.0 min on NVIDIA H200, VRAM measured only at 832×480 (5.6 GiB)");
+  assert.match(lines[2], /scaled by area/);
+  assert.match(costLines(V, { ...PLAN, model_calls: 300, window_batch: 2 }, 16)[0], /300 \(600 windows, 2 per call\)/);
   assert.deepEqual(costLines({ ...V, num_pixel_frames: 482 }, PLAN, 16), []);
-  assert.match(costLines(V, { ...PLAN, measured: null })[2], /no measured table/);
+  assert.match(costLines(V, { ...PLAN, measured: null })[1], /no measured table/);
 });
 
 const SPEC = { kind: "json", text: JSON.stringify({ 0: "a fox", 240: "a lake", 600: "night" }) };
