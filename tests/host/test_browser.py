@@ -63,7 +63,10 @@ class Page:
         self.page.screenshot(path=str(SHOTS / f"{name}.png"))
 
     def focus(self, node_type: str) -> None:
-        self.page.keyboard.press("Escape")  # the first visit may open the template browser
+        self.page.keyboard.press("Escape")  # the first visit may open the template browser: close it
+        self.page.evaluate("() => document.querySelectorAll('.p-dialog button[aria-label=\"Close\"], .p-dialog-close-button')"
+                           ".forEach((b) => b.click())")
+        self.page.wait_for_timeout(300)
         self.page.evaluate("""(t) => { const n = app.graph._nodes.find((n) => n.comfyClass === t);
                                        app.canvas.ds.scale = 1; app.canvas.centerOnNode?.(n); app.graph.setDirtyCanvas(true, true); }""",
                            node_type)
