@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import graph
+from . import graph, host, preview
 from .nodes_options import MigaGuidanceOptions, MigaReflectionOptions
 from .nodes_prompts import MigaPromptSchedule, MigaPromptScheduleConditioning
 from .nodes_queue import MigaQueueInit, MigaUnifiedStage, MigaZigzagStage
@@ -21,6 +21,8 @@ NODES: list[type[io.ComfyNode]] = [
 
 # Lets validate_inputs see the option nodes linked into a MIGA node (ComfyUI passes None for links).
 graph.install()
+# The sampler's cost preview in the editor (web/miga_cost.js): planned calls from the run plan.
+host.add_get_route(preview.PLAN_ROUTE, preview.plan_preview)
 
 
 class MigaExtension(ComfyExtension):

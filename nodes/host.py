@@ -44,7 +44,7 @@ from ..miga_core.errors import bad_value
 __all__ = [
     "SCHEDULER_NAMES", "UnsupportedModelError", "ModelRun", "check_model", "model_parameterization", "ladder",
     "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "HostProgress",
-    "on_prompt", "executing_node",
+    "on_prompt", "executing_node", "send_to_client", "add_get_route", "PROGRESS_EVENT", "REPORT_EVENT",
 ]
 
 log = logging.getLogger("miga")
@@ -328,6 +328,67 @@ def _warn_about_caches(model: Any) -> None:
                     "queue's windows do not. Results may drift: remove EasyCache/TeaCache-style nodes for MIGA runs.", caches)
 
 
+PROGRESS_EVENT = "miga.progress"  # one message per window, drawn on the node by web/miga_progress.js
+REPORT_EVENT = "miga.report"  # the run's report when a node finishes (web/miga_progress.js shows its summary)
+
+
+def progress_message(info: WindowInfo) -> dict:
+    """The ``miga.progress`` message of one window: what the node shows (stage, frames, search windows, ETA).
+
+    ``frames_done``/``num_frames`` are latents; ``pixel_frames_done``/``num_pixel_frames`` the same in video frames
+    (Wan2.1's 4n+1 rule, ``miga_core.frames``). ``window`` never goes back and ends at ``total_windows`` (the plan's).
+    """
+    from ..miga_core.frames import num_pixel_frames
+
+    def pixels(latents: int) -> int:
+        return num_pixel_frames(latents, "wan21") if latents > 0 else 0
+
+    return {"stage": info.stage, "window": info.window, "total_windows": info.total_windows, "frames_done": info.frames_done,
+            "num_frames": info.num_frames, "pixel_frames_done": pixels(info.frames_done), "num_pixel_frames": pixels(info.num_frames),
+            "model_calls": info.model_calls, "search_windows": info.search_windows,
+            "eta_seconds": None if info.eta_seconds is None else round(float(info.eta_seconds), 1)}
+
+
+def send_to_client(event: str, data: dict) -> bool:
+    """Send ``event`` with ``data`` (plus ``prompt_id`` and ``node`` of the executing node) to the client that queued
+    the prompt; False when there is no PromptServer (in-process tests) or nothing is executing. Never raises: a
+    message must not stop a run."""
+    try:
+        import server
+
+        instance = getattr(server.PromptServer, "instance", None)
+        where = executing_node()
+        if instance is None or where is None:
+            return False
+        instance.send_sync(event, {**data, "prompt_id": where[0], "node": where[1]}, instance.client_id)
+        return True
+    except Exception:  # noqa: BLE001 (a progress message is never worth a failed run)
+        log.debug("MIGA: could not send %s", event, exc_info=True)
+        return False
+
+
+def add_get_route(path: str, handler: Callable[[Mapping[str, str]], dict]) -> bool:
+    """Serve ``GET path`` with ``handler(query) -> JSON`` (HTTP 400 with ``{"error": message}`` on a MigaError);
+    False when there is no PromptServer (a bare import)."""
+    import server
+    from aiohttp import web
+
+    from ..miga_core import MigaError
+
+    instance = getattr(server.PromptServer, "instance", None)
+    if instance is None:
+        return False
+
+    async def serve(request):
+        try:
+            return web.json_response(handler(dict(request.rel_url.query)))
+        except (MigaError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+
+    instance.routes.get(path)(serve)
+    return True
+
+
 class HostProgress:
     """ComfyUI's progress bar over the planned windows, the interrupt check and a latent preview, per window.
 
@@ -351,6 +412,7 @@ class HostProgress:
             except Exception:  # a preview must never stop a run
                 log.debug("MIGA: preview failed", exc_info=True)
         self.pbar.update_absolute(info.window, info.total_windows, image)  # search windows keep the value: it never goes back
+        send_to_client(PROGRESS_EVENT, progress_message(info))
         decile = 10 * info.window // max(1, info.total_windows)
         if decile != self.last_log:
             self.last_log = decile

@@ -18,7 +18,7 @@ class MigaSampler(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="MigaSampler",
-            display_name="MIGA Long Video Sampler",
+            display_name="MIGA Long Video Sampler (Wan, FIFO, infinite)",
             category=CATEGORY,
             description="Generates a long video with MIGA (or FIFO-Diffusion in fifo mode) from a short-clip Wan2.1 model, "
                         "in constant GPU memory. Outputs a LATENT for VAE Decode and a JSON report (model calls, time, reflection).",

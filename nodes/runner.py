@@ -202,4 +202,5 @@ def _finish(run: host.ModelRun, plan: RunPlan, x: torch.Tensor, stats: Reflectio
         "reflection": {"n_all": stats.n_all, "n_eval": stats.n_eval, "n_corr": stats.n_corr,
                        "r_corr": stats.r_corr, "r_succ": stats.r_succ},
     }
+    host.send_to_client(host.REPORT_EVENT, {"report": report})
     return {"samples": latents}, json.dumps(report, indent=1)

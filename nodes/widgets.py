@@ -66,12 +66,13 @@ def queue_inputs() -> list[io.Input]:
         io.Int.Input("unified_steps", default=WAN.unified_steps, min=0, max=1000,
                      tooltip="u, steps finished by the unified stage at one shared level (paper: 9; = steps for unified only; 0 in fifo mode)."),
         io.Combo.Input("sampler", options=["euler", "dpmpp_2m", "euler_ancestral"], default="euler",
-                       tooltip="Per-frame step [D2]. euler_ancestral needs an eps model."),
-        io.Int.Input("window_stride", default=0, min=0, max=256, tooltip="s, latents each window updates; 0 = window_length // 2."),
+                       tooltip="How each frame takes one denoising step: euler (default), dpmpp_2m, or euler_ancestral (needs an eps model)."),
+        io.Int.Input("window_stride", default=0, min=0, max=256, tooltip="Advanced. How many latent frames each model call moves forward; 0 = half the window (the usual choice). Smaller is slower and smoother."),
         io.Combo.Input("update", options=["lookahead", "former"], default="lookahead",
-                       tooltip="Where a window's updated latents sit: lookahead (FIFO's, middle-late) or former (head) [D1]."),
+                       tooltip="Advanced. Which frames of a window each call updates: lookahead (the later middle, as FIFO-Diffusion does; "
+                               "the default) or former (the start of the window)."),
         io.Int.Input("window_batch", default=1, min=1, max=64,
-                     tooltip="Windows per model call; same result, more speed if VRAM allows."),
+                     tooltip="Advanced. Windows computed together in one model call: the same video, faster if the GPU memory allows."),
     ]
 
 

@@ -34,9 +34,10 @@ def test_ci_runs_the_readme_test_block_which_installs_the_pack_and_runs_pytest()
     printed = subprocess.run(["bash", str(ROOT / ".ci" / "run"), "--print-test-command"], capture_output=True, text=True,
                              timeout=60, check=True).stdout.strip()
     assert printed == readme_block("test")
-    install, run = steps(printed)
+    install, run, js = steps(printed)
     assert install == ["pip", "install", "-e", ".[test]"]  # this project, with pytest, keeping the installed torch
     assert run[:3] == ["python", "-m", "pytest"]
+    assert "node --test web/tests/" in " ".join(js) and "skipped" in " ".join(js)  # the JS unit tests, skipped without node
 
 
 def _ci_copy(tmp_path, test_block: str, test_file: str) -> pathlib.Path:

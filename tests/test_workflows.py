@@ -22,7 +22,7 @@ WORKFLOWS = ROOT / "workflows"
 API_DIR = WORKFLOWS / "api"  # API twins live one folder down so ComfyUI's template menu lists only UI files
 WEB = ROOT / "web"
 
-NAMES = ["miga_wan21_t2v_long", "miga_wan21_story", "miga_wan21_fifo_baseline", "miga_wan21_continue_clip"]
+NAMES = ["miga_wan21_t2v_long", "miga_wan21_story", "miga_wan21_fifo_baseline", "miga_wan21_continue_clip", "miga_quick_test"]
 LONG_VIDEO = ["miga_wan21_t2v_long", "miga_wan21_story", "miga_wan21_fifo_baseline"]
 VIRTUAL = {"Note", "MarkdownNote"}  # frontend-only nodes: never in API format
 MODEL_FILES = {"UNETLoader": "wan2.1_t2v_1.3B_fp16.safetensors", "CLIPLoader": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
@@ -228,7 +228,7 @@ def test_the_node_schemas_were_read():
     assert MIGA["MigaZigzagStage"].sockets[0] == ("queue", "MIGA_QUEUE", False)
 
 
-def test_every_workflow_file_parses_and_the_four_workflows_ship():
+def test_every_workflow_file_parses_and_the_five_workflows_ship():
     files = ui_files() + api_files()
     assert all(isinstance(load(p), dict) for p in files)
     assert sorted(p.stem for p in ui_files()) == sorted(NAMES)
@@ -441,13 +441,14 @@ def test_web_extensions_import_only_the_app_and_their_siblings():
 def test_web_extensions_reference_only_existing_node_types_widgets_and_options():
     text = "\n".join(p.read_text() for p in web_files())
     node_types = set(re.findall(r"\"(Miga[A-Z]\w*)\"", text))
-    assert node_types == {"MigaSampler", "MigaQueueInit"}
+    assert {"MigaSampler", "MigaQueueInit"} <= node_types <= set(MIGA), node_types
     widgets = set(re.findall(r"findWidget\(\s*\w+\s*,\s*\"(\w+)\"\s*\)", text))
     assert {"num_pixel_frames", "mode", "zigzag_width", "unified_steps"} <= widgets
-    for node_type in node_types:
-        assert widgets <= {w.name for w in MIGA[node_type].widgets}, (node_type, widgets)
+    every = {w.name for node_type in node_types for w in MIGA[node_type].widgets} | {"fps"}  # CreateVideo's fps
+    assert widgets <= every, widgets - every
+    for node_type in ("MigaSampler", "MigaQueueInit"):
         mode = next(w for w in MIGA[node_type].widgets if w.name == "mode")
-        assert set(re.findall(r"===\s*\"(\w+)\"", text)) <= set(mode.options)
+        assert set(re.findall(r"\.value\s*===\s*\"(\w+)\"", text)) <= set(mode.options)  # mode compared to its options only
 
 
 def test_every_node_input_and_output_has_a_tooltip():

@@ -1,17 +1,18 @@
-// Miga.FrameCount: next to num_pixel_frames, how many Wan2.1 latent frames the video is, and a visible
-// warning when the value is not 4n+1 (the node refuses it at queue time; this says so while editing).
+// Miga.FrameCount: under the node's widgets, how many Wan2.1 latent frames and seconds the video is, and a warning in
+// the warning colour, never cut off, when num_pixel_frames is not 4n+1 (the node refuses it at queue time).
 import { app } from "../../scripts/app.js";
-import { describeFrames } from "./miga_frame_rule.js";
-import { findWidget, isQueueNode, onLoaded, watch } from "./miga_widgets.js";
+import { framesNote } from "./miga_format.js";
+import { COLORS, setSection } from "./miga_panel.js";
+import { findWidget, isQueueNode, onLoaded, videoFps, watch } from "./miga_widgets.js";
 
 const KEY = "frames";
 
 function install(node) {
   const widget = findWidget(node, "num_pixel_frames");
   if (!widget) return;
-  const name = widget.label ?? widget.name;
   watch(node, KEY, [widget], () => {
-    widget.label = `${name} ${describeFrames(Number(widget.value))}`;
+    const note = framesNote(Number(widget.value), videoFps(node));
+    setSection(node, "frames", [{ text: note.text, color: note.warning ? COLORS.warning : COLORS.dim }]);
   });
 }
 

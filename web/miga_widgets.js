@@ -12,6 +12,14 @@ export function findWidget(node, name) {
   return Array.isArray(node?.widgets) ? node.widgets.find((widget) => widget?.name === name) : undefined;
 }
 
+// Frames per second of the video the node feeds: the fps widget of a CreateVideo node in the graph, else Wan2.1's 16.
+export function videoFps(node) {
+  const nodes = node?.graph?._nodes ?? node?.graph?.nodes ?? [];
+  const create = nodes.find((other) => (other?.comfyClass ?? other?.type) === "CreateVideo");
+  const fps = Number(findWidget(create, "fps")?.value);
+  return Number.isFinite(fps) && fps > 0 ? fps : 16;
+}
+
 export function redraw(node) {
   node?.setDirtyCanvas?.(true, true);
 }

@@ -1,0 +1,72 @@
+"""The sampler's cost preview, served to the editor before a prompt is queued (``GET /miga/plan``).
+
+The planned windows come from the run plan (:func:`.runner.plan_video`, the same validation the node runs), never
+from a re-derivation in JavaScript; the measured time and VRAM come from the pack's benchmark table
+(``benchmarks/results/wan_node_cuda.json``, written by ``benchmarks/wan_node_gpu.py``). web/miga_cost.js draws it.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+from ..miga_core import MigaValueError
+from ..miga_core.errors import bad_value
+from .runner import plan_video
+from .widgets import check_size, config_from
+
+__all__ = ["PLAN_ROUTE", "MEASURED", "plan_preview", "measured_row"]
+
+PLAN_ROUTE = "/miga/plan"
+MEASURED = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "wan_node_cuda.json"
+
+_INTS = ("num_pixel_frames", "steps", "window_length", "zigzag_width", "unified_steps", "window_stride", "window_batch", "width",
+         "height")
+
+
+def _int(query: Mapping[str, str], name: str) -> int:
+    value = query.get(name)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MigaValueError(bad_value(name, value, "an integer", f"pass {name}=<integer> in the query")) from None
+
+
+def measured_row(path: pathlib.Path = MEASURED) -> dict[str, Any] | None:
+    """The measured Wan node run (model, size, device, seconds per model call, peak VRAM), or None without the table."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    options, machine = data["record"]["options"], data["record"].get("machine", {})
+    row = next((r for r in data["rows"] if r.get("completed") and "s_per_model_call" in r.get("timing", {})), None)
+    if row is None:
+        return None
+    return {"model": "Wan2.1 T2V 1.3B", "width": options["width"], "height": options["height"], "cfg": options["cfg"],
+            "device": machine.get("device", "?"), "s_per_model_call": row["timing"]["s_per_model_call"],
+            "peak_vram_gib": row["peak_vram_gib"], "source": "benchmarks/results/wan_node_cuda.json",
+            "commit": data["record"].get("code", {}).get("commit")}
+
+
+def plan_preview(query: Mapping[str, str]) -> dict[str, Any]:
+    """The plan of a start node's widget values (strings, as the editor sends them) and the measured table.
+
+    Returns:
+        ``{"num_latents", "calls": {stage: windows}, "total_windows", "window_batch", "model_calls", "measured"}``;
+        ``model_calls`` is the planned denoiser calls (windows / window_batch per stage, rounded up), self-reflection's
+        search excluded (it depends on the video).
+    Raises:
+        MigaError subclasses: a value out of range (the message the node would give when queued).
+    """
+    v = {name: _int(query, name) for name in _INTS}
+    check_size(v["width"], v["height"])
+    config = config_from(query.get("mode", "miga"), v["window_length"], v["zigzag_width"], v["unified_steps"],
+                         query.get("sampler", "euler"), v["window_stride"], query.get("update", "lookahead"), v["window_batch"], 0)
+    config = config.with_(parameterization="eps" if query.get("sampler") == "euler_ancestral" else "flow")
+    plan = plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip=query.get("has_initial_clip") in ("1", "true"))
+    batch = v["window_batch"]
+    calls = dict(plan.calls)
+    return {"num_latents": plan.num_frames, "calls": calls, "total_windows": plan.total_calls, "window_batch": batch,
+            "model_calls": sum(-(-c // batch) for c in calls.values()), "measured": measured_row()}
