@@ -49,8 +49,8 @@ def node_of(prompt: dict, class_type: str) -> tuple[str, dict]:
     return next((k, v) for k, v in prompt.items() if v["class_type"] == class_type)
 
 
-def test_there_are_four_workflows_and_each_node_type_is_registered(comfy):
-    assert len(TWINS) == 4, TWINS
+def test_there_are_five_workflows_and_each_node_type_is_registered(comfy):
+    assert len(TWINS) == 5, TWINS
     used = {node["class_type"] for path in TWINS for node in load(path).values()}
     missing = used - set(comfy.node_types)
     assert not missing, f"node types used by workflows but not registered: {missing}"
