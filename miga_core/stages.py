@@ -24,7 +24,8 @@ from .protocols import Callback, Denoiser, Progress
 from .reflection import ReflectionStats, reflect, reflect_build
 from .samplers import check_sampler_ladder
 
-__all__ = ["MigaQueue", "QueueStart", "initialize_queue", "zigzag_stage", "unified_stage", "progress_of", "INITIALIZERS"]
+__all__ = ["MigaQueue", "QueueStart", "initialize_queue", "zigzag_stage", "unified_stage", "refine_stage", "progress_of",
+           "INITIALIZERS"]
 
 
 @dataclass(frozen=True)
@@ -334,14 +335,17 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
                    reflection=stats).counted(progress, *mark)
 
 
-def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None) -> MigaQueue:
-    """Stage 2, unified denoising (Eq. 4, Alg. 5 lines 16-26; [D4]).
+def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None,
+                  refine: bool = True) -> MigaQueue:
+    """Stage 2, unified denoising (Eq. 4, Alg. 5 lines 16-26; [D4]), then :func:`refine_stage` (``refine=True``).
 
-    All N outputs share the plan's exit level k; for k..1 one Phi over all of them (no guidance,
-    no reflection, no history before latent 0).
+    All stage-1 outputs (``plan.stage1_frames``) share the plan's exit level u; for u..1 one Phi over all of
+    them (no guidance, no reflection, no history before latent 0). ``stage2_history="reset"`` drops the multistep
+    state first; ``official_stage2_mislabel`` labels the latents u+1, so stage 2 ends at level 1 (REFERENCE A1.9) [D7].
 
     Returns:
-        A state whose ``outputs`` are N clean latents (level 0); ``outputs.x`` is ``[B, C, N, H, W]``.
+        A state whose ``outputs`` are the N clean latents ``[B, C, N, H, W]`` (``refine=False``: the stage-2 output,
+        ``plan.stage1_frames`` latents before the refinement and the trim).
     Raises:
         InvalidConfigError: the stage-1 outputs are missing or not at the exit level.
     """
@@ -350,7 +354,7 @@ def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | 
     if len(out) != M or set(out.level) != {u}:
         raise InvalidConfigError(bad_value("state.outputs", f"{len(out)} latents at levels {sorted(set(out.level))}",
                                            f"{M} latents at level {u}", "run zigzag_stage on the queue first"))
-    progress = progress or progress_of(plan, ("unified", "refine"), callback)
+    progress = progress or progress_of(plan, ("unified", "refine") if refine else ("unified",), callback)
     mark = _mark(progress)
     ctx = _context(denoiser, state.sigmas, plan, progress, "unified", noise=state.noise)
     empty = LatentRun.empty_like(out.x)
@@ -360,15 +364,39 @@ def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | 
         out = out.with_levels([u + 1] * M)
     for i in range(u):
         out = queue_pass(ctx, out, empty, frames_done=plan.num_frames, pass_index=i)
-    r = cfg.refine_steps
-    if r:  # REFERENCE A1.10: re-noise the finished video to level r with fresh noise, r unified passes from fresh states
+    state = replace(state, outputs=out).counted(progress, *mark)
+    return refine_stage(denoiser, state, progress=progress) if refine else state
+
+
+def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None) -> MigaQueue:
+    """The released code's refinement and trim (REFERENCE A1.10, A1.11, items 1, 10) [D7]; nothing when both are off.
+
+    With ``r = refine_steps > 0``: the stage-2 output (taken as finished, also when the mislabel left it at level 1)
+    is re-noised to level r with fresh noise, ``add_noise(x, eps, sigmas[T - r])``, its multistep state dropped, then
+    r unified passes take it to level 0. Then the last ``trim_tail`` latents are dropped.
+
+    Returns:
+        A state whose ``outputs`` are the N clean latents ``[B, C, N, H, W]``.
+    Raises:
+        InvalidConfigError: the outputs are not the stage-2 output (``plan.stage1_frames`` latents at its end level).
+    """
+    plan, out, cfg = state.plan, state.outputs, state.plan.config
+    M, r = plan.stage1_frames, cfg.refine_steps
+    end = 1 if cfg.official_stage2_mislabel else 0
+    if len(out) != M or set(out.level) != {end}:
+        raise InvalidConfigError(bad_value("state.outputs", f"{len(out)} latents at levels {sorted(set(out.level))}",
+                                           f"{M} latents at level {end}", "run unified_stage(refine=False) first"))
+    progress = progress or progress_of(plan, ("refine",), callback)
+    mark = _mark(progress)
+    if r:
         sigma = sigma_of_levels(state.sigmas, [r] * M).to(out.x.dtype)
         eps = state.noise_source(NoiseDraw("refine", "refine", Stream.REFINE, out.index, (r,) * M),
                                  (out.x.shape[0], out.x.shape[1], *out.x.shape[3:]), out.x.dtype, out.x.device)
         out = LatentRun.fresh(add_noise(out.x, eps, sigma, cfg.parameterization), [r] * M, out.index)
-        rctx = replace(ctx, stage="refine")
+        ctx = _context(denoiser, state.sigmas, plan, progress, "refine", noise=state.noise)
+        empty = LatentRun.empty_like(out.x)
         for i in range(r):
-            out = queue_pass(rctx, out, empty, frames_done=plan.num_frames, pass_index=i)
+            out = queue_pass(ctx, out, empty, frames_done=plan.num_frames, pass_index=i)
     if M != plan.num_frames:  # trim_tail (REFERENCE A1.11)
         out = out.frames(slice(0, plan.num_frames))
     return replace(state, outputs=out).counted(progress, *mark)
