@@ -187,3 +187,18 @@ def test_the_official_ladder_is_the_recorded_one():
         T = len(lat["timesteps"])
         sigmas, timesteps = official_flow_ladder(T)
         assert torch.equal(sigmas, lat["sigmas"]) and torch.equal(timesteps, lat["timesteps"])
+
+
+def test_the_window_rules_equal_the_written_spec_for_every_length_and_pass():
+    """miga_core's partition and guidance rules against the plain functions of tests/test_official_records.py."""
+    from miga_core.windows import official_guidance_positions, official_regions
+    from tests.test_official_records import guidance_positions as spec_guidance
+    from tests.test_official_records import regions_fixed, regions_rotating
+
+    for L in range(21, 330):
+        for n in (17, 21):
+            assert official_regions(L, n, 10) == regions_fixed(L, n)
+            for i in range(12):
+                assert official_regions(L, n, 10, i) == regions_rotating(L, n, i)
+    for b in range(0, 80):
+        assert list(official_guidance_positions(b, 4, 7) or []) == spec_guidance(b, 4, 7, offset=7 // 2)
