@@ -65,7 +65,7 @@ def queue_inputs() -> list[io.Input]:
                      tooltip="L_zig, latents per noise level in the queue (paper: 7 for Wan2.1; 1 = FIFO's queue, required in fifo mode)."),
         io.Int.Input("unified_steps", default=WAN.unified_steps, min=0, max=1000,
                      tooltip="u, steps finished by the unified stage at one shared level (paper: 9; = steps for unified only; 0 in fifo mode)."),
-        io.Combo.Input("sampler", options=["euler", "dpmpp_2m", "euler_ancestral"], default="euler",
+        io.Combo.Input("sampler", options=["euler", "dpmpp_2m", "euler_ancestral", "uni_pc"], default="euler",
                        tooltip="Per-frame step [D2]. euler_ancestral needs an eps model."),
         io.Int.Input("window_stride", default=0, min=0, max=256, tooltip="s, latents each window updates; 0 = window_length // 2."),
         io.Combo.Input("update", options=["lookahead", "former"], default="lookahead",
