@@ -40,6 +40,10 @@ class PassContext:
         search: the pass belongs to self-reflection's candidate search (not in the plan's count) [D5].
         noise: where noise comes from (None: :class:`~miga_core.noise.KeyedNoise` of ``config.seed``) [D1b, D7].
         guidance_rule: ``"even"`` [D3] or ``"official"`` guidance positions [D7].
+        pass_index: the pass's number in its stage (rotating borders shift by it) [D7].
+        borders: ``"fixed"`` or ``"rotating"`` (None: ``config.borders``) (REFERENCE A1.5).
+        gauss_seidel: guidance latents are read as the earlier windows of this pass left them, at their new
+            level (REFERENCE A1.4, item 16); local parts never hold such latents, so only guidance differs.
     """
 
     denoiser: Denoiser
@@ -53,6 +57,9 @@ class PassContext:
     search: bool = False
     noise: NoiseSource | None = None
     guidance_rule: str = "even"
+    pass_index: int = 0
+    borders: str | None = None
+    gauss_seidel: bool = False
 
     @property
     def noise_source(self) -> NoiseSource:
@@ -95,8 +102,7 @@ def _check_output(out: object, expected: torch.Size, device: torch.device, batch
     return out
 
 
-def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_guidance: int = 0, frames_done: int = 0,
-               pass_index: int = 0, borders: str | None = None, gauss_seidel: bool = False) -> LatentRun:
+def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_guidance: int = 0, frames_done: int = 0) -> LatentRun:
     """Apply Phi once: every queue latent goes one level down [D1].
 
     Args:
@@ -105,10 +111,7 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
         history: C, left context and guidance source (not updated).
         num_guidance: m guidance latents per window [D3] (0 in stage 2).
         frames_done: reported to the callback.
-        pass_index: the pass's number in its stage (rotating borders shift by it) [D7].
-        borders: ``"fixed"`` or ``"rotating"`` (None: ``config.borders``) (REFERENCE A1.5).
-        gauss_seidel: guidance latents are read as the earlier windows of this pass left them, at their new
-            level (REFERENCE A1.4, item 16); local parts never hold such latents, so only guidance differs.
+    The window plan follows ``ctx.pass_index``, ``ctx.borders`` and ``ctx.gauss_seidel`` [D7].
     Returns:
         The new queue: same frames, levels - 1, ``denoised`` set to this pass's predictions;
         with ``uni_pc`` also ``past`` (the previous ``denoised``, the corrected start latents)
@@ -128,8 +131,9 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
     B = x_all.shape[0]
     sig_X = sigma_of_levels(sigmas, history.level + queue.level)
     windows = plan_windows(len(history), len(queue), cfg.window_length, cfg.stride, num_guidance=num_guidance,
-                           zigzag_width=cfg.zigzag_width, update=cfg.update, borders=borders or cfg.borders,
-                           pass_index=pass_index, guidance_rule=ctx.guidance_rule)
+                           zigzag_width=cfg.zigzag_width, update=cfg.update, borders=ctx.borders or cfg.borders,
+                           pass_index=ctx.pass_index, guidance_rule=ctx.guidance_rule)
+    gauss_seidel = ctx.gauss_seidel
     if gauss_seidel:  # windows write their results back into X as they go (a copy: the inputs are never written)
         x_all, sig_X = x_all.clone(), sig_X.clone()
     noise_source = ctx.noise_source

@@ -192,12 +192,13 @@ def reflect_build(
 
     def grow(k: int) -> LatentRun:
         stream = mix_key(Stream.CANDIDATE, -1 - build_pass, k)
-        cctx = replace(ctx, stage="reflection", search=True, ancestral_stream=mix_key(stream, Stream.ANCESTRAL))
+        cctx = replace(ctx, stage="reflection", search=True, ancestral_stream=mix_key(stream, Stream.ANCESTRAL), borders="fixed",
+                       gauss_seidel=gauss_seidel)
         cand = LatentRun.empty_like(queue.x)
         for r in range(J):
             idx = tail.index[r * Lz:(r + 1) * Lz]
             cand = cand + tails(NoiseDraw("candidate", ctx.stage, stream, idx, (T,) * Lz, (build_pass, k)), queue.x)
-            cand = queue_pass(cctx, cand, guide, num_guidance=m, borders="fixed", pass_index=r, gauss_seidel=gauss_seidel)
+            cand = queue_pass(replace(cctx, pass_index=r), cand, guide, num_guidance=m)
         return cand
 
     return _check(ctx, queue, j, options, stats, grow)

@@ -177,7 +177,8 @@ def _init_miga(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: M
     for p in range(passes):
         queue = queue + group(next_index)
         next_index += Lz
-        queue = queue_pass(ctx, queue, empty, num_guidance=plan.num_guidance, pass_index=p, borders="fixed", gauss_seidel=gauss_seidel)
+        queue = queue_pass(replace(ctx, pass_index=p, borders="fixed", gauss_seidel=gauss_seidel), queue, empty,
+                           num_guidance=plan.num_guidance)
         if p in plan.check_passes:
             queue, stats = reflect_build(ctx, queue, plan, stats, build_pass=p, tails=tails)
     if len(queue) < sum(c for _, c in plan.init_groups):  # the paper's last group; official: only when its build broke
@@ -308,7 +309,7 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     while done < M and len(queue):
         if check:
             queue, stats = reflect(ctx, queue, plan, stats, frames_done=done, tails=tails)
-        queue = queue_pass(ctx, queue, history, num_guidance=plan.num_guidance, frames_done=done, pass_index=n_pass)
+        queue = queue_pass(replace(ctx, pass_index=n_pass), queue, history, num_guidance=plan.num_guidance, frames_done=done)
         n_pass += 1
         level, head = queue.groups()[0]
         if official and level != plan.exit_level:  # the head has not reached the exit level: nothing leaves (REFERENCE A1.8)
@@ -363,7 +364,7 @@ def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | 
     if cfg.official_stage2_mislabel:  # the released code's off-by-one (item 13): the latents are told level u + 1
         out = out.with_levels([u + 1] * M)
     for i in range(u):
-        out = queue_pass(ctx, out, empty, frames_done=plan.num_frames, pass_index=i)
+        out = queue_pass(replace(ctx, pass_index=i), out, empty, frames_done=plan.num_frames)
     state = replace(state, outputs=out).counted(progress, *mark)
     return refine_stage(denoiser, state, progress=progress) if refine else state
 
@@ -396,7 +397,7 @@ def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
         ctx = _context(denoiser, state.sigmas, plan, progress, "refine", noise=state.noise)
         empty = LatentRun.empty_like(out.x)
         for i in range(r):
-            out = queue_pass(ctx, out, empty, frames_done=plan.num_frames, pass_index=i)
+            out = queue_pass(replace(ctx, pass_index=i), out, empty, frames_done=plan.num_frames)
     if M != plan.num_frames:  # trim_tail (REFERENCE A1.11)
         out = out.frames(slice(0, plan.num_frames))
     return replace(state, outputs=out).counted(progress, *mark)
