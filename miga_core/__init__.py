@@ -37,9 +37,9 @@ from .errors import (
     NonFiniteDenoiserOutputError,
     PromptScheduleError,
 )
-from .ladder import check_ladder, sigma_of_levels
+from .ladder import check_ladder, official_flow_ladder, sigma_of_levels
 from .latents import LatentRun
-from .noise import Stream, add_noise, latent_noise
+from .noise import KeyedNoise, NoiseDraw, NoiseSource, Stream, add_noise, latent_noise
 from .pipeline import MigaResult, generate, run
 from .frames import LatentRule, num_latent_frames, num_pixel_frames, pixel_to_latent
 from .plan import VARIANTS, RunPlan, plan_run
@@ -48,7 +48,7 @@ from .protocols import Callback, Denoiser, Progress, WindowInfo
 from .passes import PassContext, queue_pass
 from .reflection import ReflectionStats, consistency_score, reflect
 from .samplers import SAMPLERS
-from .stages import MigaQueue, initialize_queue, unified_stage, zigzag_stage
+from .stages import MigaQueue, initialize_queue, refine_stage, unified_stage, zigzag_stage
 from .windows import Window, guidance_positions, history_needed, plan_windows
 
 __all__ = [
@@ -60,7 +60,8 @@ __all__ = [
     "MigaResult", "generate", "run", "PromptSchedule", "pixel_to_latent",
     "Callback", "Denoiser", "Progress", "WindowInfo", "PassContext", "queue_pass",
     "ReflectionStats", "consistency_score", "reflect", "SAMPLERS",
-    "MigaQueue", "initialize_queue", "unified_stage", "zigzag_stage",
+    "MigaQueue", "initialize_queue", "unified_stage", "zigzag_stage", "refine_stage",
+    "KeyedNoise", "NoiseDraw", "NoiseSource", "official_flow_ladder",
     "Window", "guidance_positions", "history_needed", "plan_windows",
 ]
 

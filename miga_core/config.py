@@ -22,6 +22,13 @@ __all__ = [
     "Parameterization",
     "Mode",
     "ScoreOn",
+    "Borders",
+    "BuildLength",
+    "FreshContent",
+    "BuildReads",
+    "Stage2History",
+    "GuidanceRule",
+    "ReflectionPhase",
     "MigaConfig",
     "GuidanceOptions",
     "ReflectionOptions",
@@ -30,10 +37,17 @@ __all__ = [
 ]
 
 SamplerName = Literal["euler", "euler_ancestral", "dpmpp_2m", "uni_pc"]
-UpdateRule = Literal["lookahead", "former"]
+UpdateRule = Literal["lookahead", "former", "official"]
 Parameterization = Literal["flow", "eps"]
 Mode = Literal["miga", "fifo"]
 ScoreOn = Literal["latent", "denoised"]
+Borders = Literal["fixed", "rotating"]  # window border schedule (REFERENCE A1.5, item 5)
+BuildLength = Literal["paper", "official"]  # queue-build length rule (REFERENCE A1.4, A1.8, item 2)
+FreshContent = Literal["noise", "clip_last"]  # content of a new tail latent (REFERENCE A1.4, item 11)
+BuildReads = Literal["jacobi", "gauss_seidel"]  # how queue-building windows read guidance latents (REFERENCE A1.4, item 16)
+Stage2History = Literal["keep", "reset"]  # multistep state at the start of stage 2 (REFERENCE A1.9, item 7)
+GuidanceRule = Literal["even", "official"]  # long-range guidance positions (REFERENCE A1.6, item 8)
+ReflectionPhase = Literal["stage1", "build"]  # when self-reflection checks (REFERENCE A1.7, item 3)
 
 
 def _check_int(name: str, value: object, minimum: int | None, fix: str) -> None:
@@ -72,6 +86,15 @@ class MigaConfig:
     mode: Mode = "miga"  # "fifo": FIFO-Diffusion's own queue, init and discard rule [D4] (zigzag_width 1, unified_steps 0)
     compute_device: str | None = None  # where windows go for the model; None = where the latents are
     # (latents stored on "cpu" with compute_device="cuda": GPU memory holds one window, whatever N)
+    # --- [D7] options of the authors' released code (REFERENCE.md item numbers); the defaults are the paper's [D1-D5]
+    borders: Borders = "fixed"  # "rotating": stage-1/2/refinement regions shift by pass mod s every pass (A1.5, item 5)
+    build_length: BuildLength = "paper"  # "official": min(ceil(M/L_zig), T-n_zig-(u+2)) build passes, drain (A1.4, A1.8, item 2)
+    fresh_content: FreshContent = "noise"  # "clip_last": new latents are the initial clip's last latent noised to sigma_0 (item 11)
+    build_reads: BuildReads = "jacobi"  # "gauss_seidel": build windows read guidance already stepped in the pass (A1.4, item 16)
+    stage2_history: Stage2History = "keep"  # "reset": multistep state dropped when stage 2 starts (A1.9, item 7)
+    refine_steps: int = 0  # r: re-noise the finished video to level r, then r unified passes (A1.10, item 1); 0 = off
+    trim_tail: int = 0  # latents dropped from the end of the video after everything (A1.11, item 10; official = f0)
+    official_stage2_mislabel: bool = False  # BUG of the released code, for equality only: stage 2 labels its input u+1 (item 13)
 
     @property
     def stride(self) -> int:
@@ -100,6 +123,25 @@ class MigaConfig:
         _check_choice("update", self.update, UpdateRule)
         _check_choice("parameterization", self.parameterization, Parameterization)
         _check_choice("mode", self.mode, Mode)
+        _check_choice("borders", self.borders, Borders)
+        _check_choice("build_length", self.build_length, BuildLength)
+        _check_choice("fresh_content", self.fresh_content, FreshContent)
+        _check_choice("build_reads", self.build_reads, BuildReads)
+        _check_choice("stage2_history", self.stage2_history, Stage2History)
+        _check_int("refine_steps", self.refine_steps, 0, "use 0 (no refinement) or the released code's 10")
+        _check_int("trim_tail", self.trim_tail, 0, "use 0 (keep every latent) or the released code's window_length")
+        if not isinstance(self.official_stage2_mislabel, bool):
+            raise MigaTypeError(f"official_stage2_mislabel={self.official_stage2_mislabel!r} has type "
+                                f"{type(self.official_stage2_mislabel).__name__}: allowed is a bool. Fix: use False.")
+        if self.official_stage2_mislabel and (self.stage2_history != "reset" or self.refine_steps < 1):
+            raise InvalidConfigError(bad_value(
+                "official_stage2_mislabel", True, "only with stage2_history='reset' and refine_steps >= 1 (the released code's "
+                "combination: the mislabelled stage 2 ends one step short, the refinement finishes it) [D7]",
+                "set official_stage2_mislabel=False, or stage2_history='reset' and refine_steps=10"))
+        if self.mode == "fifo" and (self.update == "official" or self.build_length != "paper" or self.refine_steps
+                                    or self.official_stage2_mislabel or self.fresh_content != "noise"):
+            raise InvalidConfigError(bad_value("mode", "fifo", "the paper's options (FIFO-Diffusion has no official MIGA profile) [D4]",
+                                               "use mode 'miga' for the official options"))
         if self.compute_device is not None:
             try:
                 torch.device(self.compute_device)
@@ -133,9 +175,11 @@ class GuidanceOptions:
     """
 
     num_guidance: int = 4  # m_guid; 0 disables guidance
+    positions: GuidanceRule = "even"  # "official": b-(floor(L_zig/2)+j*L_zig), early queue b-j*floor(b/m) (REFERENCE A1.6, item 8)
 
     def validate(self) -> None:
         _check_int("num_guidance", self.num_guidance, 0, "use 0 to disable, or the paper's 4 (Wan2.1) / 6 (VC2)")
+        _check_choice("positions", self.positions, GuidanceRule)
 
 
 @dataclass(frozen=True)
@@ -152,6 +196,11 @@ class ReflectionOptions:
     num_guide: int | None = None  # f_guid; None = window_length - window_stride
     judge_position: int | None = None  # f_judg; None = first position at the level nearest 0.8*T
     score_on: ScoreOn = "latent"  # score the noisy latents (paper) or their latest x0_hat
+    # "build": after each queue-building pass whose head has had more than judge_from_tail + num_ref/L_zig steps, judge
+    # the group judge_from_tail groups from the tail; candidates grow one group per round (REFERENCE A1.7, items 3, 4)
+    phase: ReflectionPhase = "stage1"
+    judge_from_tail: int | None = None  # phase "build": judged group, counted in groups from the tail (official 10)
+    candidate_guidance: bool = True  # False: candidate passes run without long-range guidance (official, item 4)
 
     def validate(self) -> None:
         if not (isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold)):
@@ -164,6 +213,15 @@ class ReflectionOptions:
         if self.judge_position is not None:
             _check_int("judge_position", self.judge_position, 0, "use None for the level nearest 0.8*T")
         _check_choice("score_on", self.score_on, ScoreOn)
+        _check_choice("phase", self.phase, ReflectionPhase)
+        if self.judge_from_tail is not None:
+            _check_int("judge_from_tail", self.judge_from_tail, 1, "use the released code's 10, or None with phase 'stage1'")
+        if self.phase == "build" and self.judge_from_tail is None:
+            raise InvalidConfigError(bad_value("judge_from_tail", None, "an integer >= 1 with phase 'build' (REFERENCE A1.7)",
+                                               "use the released code's 10"))
+        if not isinstance(self.candidate_guidance, bool):
+            raise MigaTypeError(f"candidate_guidance={self.candidate_guidance!r} has type {type(self.candidate_guidance).__name__}: "
+                                "allowed is a bool. Fix: use True.")
 
 
 # Paper defaults (docs/algorithm.md "Paper defaults"); T comes from the host's ladder (VC2 64, Wan2.1 54).
@@ -178,11 +236,23 @@ PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions]] = {
         GuidanceOptions(num_guidance=6),
         ReflectionOptions(threshold=0.01),
     ),
+    # The authors' released Wan2.1 loop (REFERENCE.md Part A1; docs/official_equivalence.md): use it with the official
+    # ladder (miga_core.ladder.official_flow_ladder(54)), CFG 5 and an initial clip; its last 21 latents are trimmed.
+    "wan21-official": (
+        MigaConfig(window_length=21, window_stride=10, zigzag_width=7, unified_steps=10, sampler="uni_pc", parameterization="flow",
+                   update="official", borders="rotating", build_length="official", fresh_content="clip_last",
+                   build_reads="gauss_seidel", stage2_history="reset", refine_steps=10, trim_tail=21,
+                   official_stage2_mislabel=True),
+        GuidanceOptions(num_guidance=4, positions="official"),
+        ReflectionOptions(threshold=0.01, num_eval=7, num_ref=14, num_candidates=3, num_guide=14, phase="build",
+                          judge_from_tail=10, candidate_guidance=False),
+    ),
 }
 
 
 def preset(name: str) -> tuple[MigaConfig, GuidanceOptions, ReflectionOptions]:
-    """Paper defaults for a model: ``"wan21"`` (T=54) or ``"vc2"`` (T=64, CFG 12).
+    """Options for a model: ``"wan21"`` (paper, T=54), ``"vc2"`` (paper, T=64, CFG 12) or ``"wan21-official"``
+    (the authors' released Wan2.1 loop [D7]: T=54 on :func:`~miga_core.ladder.official_flow_ladder`, CFG 5).
 
     Raises:
         InvalidConfigError: for an unknown name.

@@ -13,7 +13,7 @@ import torch
 
 from .errors import InvalidLadderError, MigaTypeError, bad_value
 
-__all__ = ["check_ladder", "sigma_of_levels", "num_steps"]
+__all__ = ["check_ladder", "sigma_of_levels", "num_steps", "official_flow_ladder"]
 
 
 def check_ladder(sigmas: torch.Tensor | Sequence[float]) -> torch.Tensor:
@@ -52,3 +52,30 @@ def sigma_of_levels(sigmas: torch.Tensor, levels: Sequence[int]) -> torch.Tensor
     """``sigmas[T - k]`` for each level k: ``[F]`` in the ladder's dtype, on the CPU."""
     T = num_steps(sigmas)
     return sigmas[torch.as_tensor([T - k for k in levels], dtype=torch.long)]
+
+
+def official_flow_ladder(num_steps: int, shift: float = 5.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ladder of the authors' released Wan2.1 code and its integer model timesteps (REFERENCE A1.2, item 20) [D7].
+
+    ``base_j = j * (0 - top) / T + top`` for ``j = 0..T-1`` with ``top = float32(0.999)`` (numpy ``linspace``
+    arithmetic, float64), ``sigma_j = shift * base_j / (1 + (shift - 1) * base_j)``, then ``sigma_T = 0``; the
+    model's timestep of level ``T - j`` is ``trunc(1000 * sigma_j)``. For T = 54 the top is 0.9998 (t = 999), not 1.
+    A host must feed the model these integer timesteps (ComfyUI's Wan sampling maps sigma to ``1000 * sigma``).
+
+    Args:
+        num_steps: T >= 1.  shift: the flow shift (Wan2.1 t2v: 5).
+    Returns:
+        ``(sigmas [T + 1] float32, timesteps [T] int64)``.
+    Raises:
+        InvalidLadderError: T < 1 or shift <= 0.
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise InvalidLadderError(bad_value("num_steps", num_steps, "an integer >= 1", "use the released code's 54"))
+    if not shift > 0:
+        raise InvalidLadderError(bad_value("shift", shift, "a float > 0", "use Wan2.1's 5.0"))
+    T, top = num_steps, float(torch.tensor(0.999, dtype=torch.float32))
+    step = (0.0 - top) / T
+    base = torch.tensor([j * step + top for j in range(T)], dtype=torch.float64)
+    sig = shift * base / (1 + (shift - 1) * base)
+    sigmas = torch.cat([sig, torch.zeros(1, dtype=torch.float64)]).to(torch.float32)
+    return sigmas, (sig * 1000).to(torch.int64)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .noise import latent_noise
+from .noise import KeyedNoise, NoiseDraw, NoiseSource, add_noise, latent_noise
 
-__all__ = ["LatentRun", "fresh_latents"]
+__all__ = ["LatentRun", "fresh_latents", "TailSource"]
 
 
 @dataclass(frozen=True)
@@ -157,3 +157,42 @@ def fresh_latents(seed: int, stream: int, indices: Sequence[int], sigmas: torch.
     T = len(sigmas) - 1
     noise = latent_noise(seed, stream, indices, [T] * len(indices), (B, C, H, W), dtype=like.dtype, device=like.device)
     return LatentRun.fresh(noise * sigmas[0].to(device=like.device, dtype=like.dtype), [T] * len(indices), indices)
+
+
+@dataclass(frozen=True)
+class TailSource:
+    """Makes the new latents that enter a queue tail (and self-reflection candidates) at level T [D1b, D7].
+
+    Attributes:
+        noise: where the noise comes from (:class:`~miga_core.noise.KeyedNoise` by default).
+        sigmas: the ladder ``[T + 1]``.
+        content: ``"noise"`` (the paper: ``sigma_T * eps``) or ``"clip_last"`` (the released code, REFERENCE A1.4 /
+            item 11: the initial clip's last latent noised to ``sigma_T``, e.g. ``(1 - sigma_T) x_last + sigma_T eps``).
+        clip_last: ``[B, C, 1, H, W]`` the initial clip's last latent (``"clip_last"`` only).
+        parameterization: how ``"clip_last"`` mixes latent and noise (:func:`~miga_core.noise.add_noise`).
+    """
+
+    noise: NoiseSource
+    sigmas: torch.Tensor
+    content: str = "noise"
+    clip_last: torch.Tensor | None = None
+    parameterization: str = "flow"
+
+    @classmethod
+    def keyed(cls, seed: int, sigmas: torch.Tensor) -> "TailSource":
+        """The paper's pure-noise tail with the keyed noise of ``seed`` (= :func:`fresh_latents`)."""
+        return cls(KeyedNoise(seed), sigmas)
+
+    def __call__(self, draw: NoiseDraw, like: torch.Tensor) -> LatentRun:
+        """New latents at the levels and indices of ``draw``, with ``like``'s batch, channels, size, dtype and device."""
+        B, C, _, H, W = like.shape
+        eps = self.noise(draw, (B, C, H, W), like.dtype, like.device)
+        top = self.sigmas[0].to(device=like.device, dtype=like.dtype)
+        if self.content == "noise":
+            x = eps * top
+        else:
+            assert self.clip_last is not None, "clip_last content needs the initial clip's last latent"
+            F = len(draw.indices)
+            x = add_noise(self.clip_last.to(device=like.device, dtype=like.dtype).expand(-1, -1, F, -1, -1), eps, top.expand(F),
+                          self.parameterization)
+        return LatentRun.fresh(x, draw.levels, draw.indices)

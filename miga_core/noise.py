@@ -9,10 +9,12 @@ noise, ancestral steps, noising the initial clip, and each self-reflection candi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
-__all__ = ["Stream", "mix_key", "latent_noise", "add_noise"]
+__all__ = ["Stream", "mix_key", "latent_noise", "add_noise", "NoiseDraw", "NoiseSource", "KeyedNoise"]
 
 _MASK64 = (1 << 64) - 1
 
@@ -25,6 +27,7 @@ class Stream:
     RENOISE = 3  # noising a clean initial latent to a level (Alg. 1 / Alg. 4)
     INITIAL_CLIP = 4  # the default initial clip's own sampling
     CANDIDATE = 5  # self-reflection candidates (mixed with the check and candidate ids)
+    REFINE = 6  # re-noising the finished video before the refinement passes [D7]
 
 
 def _splitmix64(z: int) -> int:
@@ -88,3 +91,47 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, parame
     s = sigma.to(device=x0.device).view(1, 1, -1, 1, 1)
     out = x0 + s * noise if parameterization == "eps" else (1 - s) * x0 + s * noise
     return out.to(x0.dtype)
+
+
+@dataclass(frozen=True)
+class NoiseDraw:
+    """One request for noise: what it is for, and the keys of :func:`latent_noise`.
+
+    Attributes:
+        use: ``"renoise"`` (an initial latent noised to its queue level), ``"fresh"`` (a new tail latent),
+            ``"candidate"`` (a self-reflection candidate's new latent), ``"ancestral"`` (an ancestral step),
+            ``"refine"`` (the re-noise before the refinement passes) [D7].
+        phase: the stage drawing it: ``"initial_clip"``, ``"init"``, ``"zigzag"``, ``"unified"``, ``"refine"``.
+        stream: our :class:`Stream` id for it (:func:`mix_key` of one with more ids where a use has several).
+        indices: absolute latent index of each frame.  levels: the level each frame is drawn for.
+        extra: further ids: ``(check, candidate)`` for candidates (the check is the judged queue position's index
+            in stage 1, the queue-building pass with ``phase="build"`` reflection).
+    """
+
+    use: str
+    phase: str
+    stream: int
+    indices: tuple[int, ...]
+    levels: tuple[int, ...]
+    extra: tuple[int, ...] = ()
+
+
+class NoiseSource(Protocol):
+    """Where a run's noise comes from: ``source(draw, shape [B, C, H, W], dtype, device) -> [B, C, F, H, W]``.
+
+    The default is :class:`KeyedNoise` [D1b]. Another source (e.g. a recorded run's draws, to hold a run against
+    other code) is passed as ``noise=`` to :func:`~miga_core.stages.initialize_queue` / ``run`` / ``generate``.
+    It must return standard-normal noise, one latent per entry of ``draw.indices``.
+    """
+
+    def __call__(self, draw: NoiseDraw, shape: Sequence[int], dtype: torch.dtype, device: torch.device | str) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class KeyedNoise:
+    """The default :class:`NoiseSource`: :func:`latent_noise` of ``(seed, draw.stream, index, level)`` [D1b]."""
+
+    seed: int
+
+    def __call__(self, draw: NoiseDraw, shape: Sequence[int], dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+        return latent_noise(self.seed, draw.stream, draw.indices, draw.levels, shape, dtype=dtype, device=device)

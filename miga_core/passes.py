@@ -15,7 +15,7 @@ from .config import MigaConfig
 from .errors import DenoiserOutputShapeError, MigaValueError, NonFiniteDenoiserOutputError
 from .ladder import num_steps, sigma_of_levels
 from .latents import LatentRun
-from .noise import Stream, latent_noise
+from .noise import KeyedNoise, NoiseDraw, NoiseSource, Stream
 from .prompts import PromptSchedule
 from .protocols import Denoiser, Progress
 from .samplers import PAST_SAMPLERS, SAMPLERS, StepInputs
@@ -38,6 +38,12 @@ class PassContext:
         num_frames: N, reported to the callback.
         ancestral_stream: noise stream of ancestral steps (candidates use their own).
         search: the pass belongs to self-reflection's candidate search (not in the plan's count) [D5].
+        noise: where noise comes from (None: :class:`~miga_core.noise.KeyedNoise` of ``config.seed``) [D1b, D7].
+        guidance_rule: ``"even"`` [D3] or ``"official"`` guidance positions [D7].
+        pass_index: the pass's number in its stage (rotating borders shift by it) [D7].
+        borders: ``"fixed"`` or ``"rotating"`` (None: ``config.borders``) (REFERENCE A1.5).
+        gauss_seidel: guidance latents are read as the earlier windows of this pass left them, at their new
+            level (REFERENCE A1.4, item 16); local parts never hold such latents, so only guidance differs.
     """
 
     denoiser: Denoiser
@@ -49,13 +55,25 @@ class PassContext:
     num_frames: int = 0
     ancestral_stream: int = Stream.ANCESTRAL
     search: bool = False
+    noise: NoiseSource | None = None
+    guidance_rule: str = "even"
+    pass_index: int = 0
+    borders: str | None = None
+    gauss_seidel: bool = False
+
+    @property
+    def noise_source(self) -> NoiseSource:
+        """:attr:`noise`, or the keyed default of the run's seed."""
+        return self.noise if self.noise is not None else KeyedNoise(self.config.seed)
 
 
-def _batches(windows: list[Window], size: int) -> list[list[Window]]:
-    """Consecutive windows of equal length, at most ``size`` per batch."""
+def _batches(windows: list[Window], size: int, gauss_seidel: bool = False) -> list[list[Window]]:
+    """Consecutive windows of equal length, at most ``size`` per batch; with ``gauss_seidel`` a window never shares a
+    batch with a window whose region holds one of its guidance latents (it must read that window's output)."""
     out: list[list[Window]] = []
     for w in windows:
-        if out and len(out[-1]) < size and len(out[-1][0].positions) == len(w.positions):
+        reads_batch = gauss_seidel and out and any(a <= p < b for p in w.positions[:w.num_guidance] for a, b in (v.region for v in out[-1]))
+        if out and len(out[-1]) < size and len(out[-1][0].positions) == len(w.positions) and not reads_batch:
             out[-1].append(w)
         else:
             out.append([w])
@@ -93,6 +111,7 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
         history: C, left context and guidance source (not updated).
         num_guidance: m guidance latents per window [D3] (0 in stage 2).
         frames_done: reported to the callback.
+    The window plan follows ``ctx.pass_index``, ``ctx.borders`` and ``ctx.gauss_seidel`` [D7].
     Returns:
         The new queue: same frames, levels - 1, ``denoised`` set to this pass's predictions;
         with ``uni_pc`` also ``past`` (the previous ``denoised``, the corrected start latents)
@@ -112,12 +131,17 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
     B = x_all.shape[0]
     sig_X = sigma_of_levels(sigmas, history.level + queue.level)
     windows = plan_windows(len(history), len(queue), cfg.window_length, cfg.stride, num_guidance=num_guidance,
-                           zigzag_width=cfg.zigzag_width, update=cfg.update)
+                           zigzag_width=cfg.zigzag_width, update=cfg.update, borders=ctx.borders or cfg.borders,
+                           pass_index=ctx.pass_index, guidance_rule=ctx.guidance_rule)
+    gauss_seidel = ctx.gauss_seidel
+    if gauss_seidel:  # windows write their results back into X as they go (a copy: the inputs are never written)
+        x_all, sig_X = x_all.clone(), sig_X.clone()
+    noise_source = ctx.noise_source
     step, past_step = SAMPLERS[cfg.sampler], PAST_SAMPLERS.get(cfg.sampler)
     compute = torch.device(cfg.compute_device) if cfg.compute_device is not None else x_all.device
     new_x, new_d = torch.empty_like(queue.x), torch.empty_like(queue.x)  # every region writes its slice once
     new_past = queue.x.new_empty((2, *queue.x.shape)) if past_step is not None else None
-    for batch in _batches(windows, cfg.window_batch):
+    for batch in _batches(windows, cfg.window_batch, gauss_seidel):
         pos = [torch.as_tensor(w.positions, dtype=torch.long) for w in batch]
         xs = torch.cat([x_all.index_select(2, p.to(x_all.device)) for p in pos], dim=0).to(compute)
         sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0).to(compute)
@@ -139,8 +163,8 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
                 old_denoised=region.denoised,
                 has_old=torch.as_tensor(region.has_denoised),
                 eta=cfg.eta,
-                noise=lambda r=region: latent_noise(cfg.seed, ctx.ancestral_stream, r.index, r.level,
-                                                    (B, r.x.shape[1], *r.x.shape[3:]), dtype=r.x.dtype, device=r.x.device),
+                noise=lambda r=region: noise_source(NoiseDraw("ancestral", ctx.stage, ctx.ancestral_stream, r.index, r.level),
+                                                    (B, r.x.shape[1], *r.x.shape[3:]), r.x.dtype, r.x.device),
                 sigma_prev2=sigma_of_levels(sigmas, [min(lv + 2, T) for lv in levels]),
                 past=region.past,
                 depth=torch.as_tensor(region.depth, dtype=torch.long),
@@ -154,6 +178,9 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
                 new_x[:, :, sl], new_past[1, :, :, sl] = past_step(inputs)
                 new_past[0, :, :, sl] = region.denoised
             new_d[:, :, sl] = denoised
+            if gauss_seidel:
+                x_all[:, :, w.region[0]:w.region[1]] = new_x[:, :, sl]
+                sig_X[w.region[0]:w.region[1]] = inputs.sigma_next
             ctx.progress.report(ctx.stage, frames_done, ctx.num_frames, denoised, region.index, region.level, search=ctx.search)
     depth = tuple(min(d + 1, 2) for d in queue.depth) if past_step is not None else ()
     return LatentRun(new_x, tuple(k - 1 for k in queue.level), queue.index, new_d, (True,) * len(queue), new_past, depth)

@@ -23,12 +23,12 @@ from .config import GuidanceOptions, MigaConfig, ReflectionOptions
 from .errors import InvalidConfigError, InvalidInitialClipError, MigaTypeError, PromptScheduleError, bad_value
 from .frames import num_pixel_frames
 from .prompts import PromptSchedule
-from .windows import history_needed
+from .windows import history_needed, plan_windows
 
 __all__ = ["VariantName", "Variant", "VARIANTS", "RunPlan", "plan_run", "STAGES"]
 
 VariantName = Literal["miga", "fifo", "unified_only"]
-STAGES: tuple[str, ...] = ("initial_clip", "init", "zigzag", "unified")  # in run order
+STAGES: tuple[str, ...] = ("initial_clip", "init", "zigzag", "unified", "refine")  # in run order
 
 Groups = tuple[tuple[int, int], ...]  # (level, count) runs of the queue, head first
 
@@ -106,9 +106,79 @@ def _miga_queue(config: MigaConfig, T: int) -> tuple[Groups, int]:
     return tuple(first + [(k, Lz) for k in range(u + 1 + n_zig, T + 1)]), 0
 
 
-def _init_calls(config: MigaConfig, passes: int, width: int) -> int:
-    """Windows of the initialization passes: pass r runs over ``f0 + (r+1) * width`` latents [D1]."""
-    return sum(math.ceil((config.window_length + (r + 1) * width) / config.stride) for r in range(passes))
+def pass_windows(config: MigaConfig, history: int, length: int, *, num_guidance: int = 0, pass_index: int = 0,
+                 borders: str | None = None, guidance_rule: str = "even") -> int:
+    """Windows of one pass over ``length`` queue latents after ``history`` ones (exactly what :func:`~miga_core.passes.queue_pass`
+    runs) [D1, D7]: ``ceil(L / s)`` for the paper's fixed regions, else the number of :func:`~miga_core.windows.plan_windows`."""
+    borders = borders or config.borders
+    if borders == "fixed" and config.update != "official":
+        return math.ceil(length / config.stride)
+    return len(plan_windows(history, length, config.window_length, config.stride, num_guidance=num_guidance,
+                            zigzag_width=config.zigzag_width, update=config.update, borders=borders, pass_index=pass_index,
+                            guidance_rule=guidance_rule))
+
+
+def _init_calls(config: MigaConfig, passes: int, width: int, m: int = 0, rule: str = "even") -> int:
+    """Windows of the initialization passes: pass r runs over ``f0 + (r+1) * width`` latents, fixed borders [D1]."""
+    return sum(pass_windows(config, 0, config.window_length + (r + 1) * width, num_guidance=m, pass_index=r, borders="fixed",
+                            guidance_rule=rule) for r in range(passes))
+
+
+def official_build(config: MigaConfig, T: int, num_out: int) -> tuple[Groups, int, bool]:
+    """The released code's queue build (REFERENCE A1.4, item 2): ``(groups after it, passes, whether it broke)``.
+
+    With ``G = ceil(M / L_zig)`` output groups wanted and ``B = T - n_zig - (u + 2)`` (Wan: ``T - 3 - 12``): ``min(G, B)``
+    passes, each after appending a group at level T; when ``G > B`` the loop breaks after one more append (a group at
+    level T without a pass). Groups run from level ``T - n_zig - passes`` (head) to ``T - 1`` (``T`` after a break).
+    """
+    Lz, f0, u, n_zig = config.zigzag_width, config.window_length, config.unified_steps, _n_zig(config)
+    G, B = math.ceil(num_out / Lz), T - n_zig - (u + 2)
+    passes, broke = min(G, B), G > B
+    first = [(T - n_zig + g - passes, min(Lz, f0 - g * Lz)) for g in range(n_zig)]
+    fresh = [(T - passes + r, Lz) for r in range(passes)] + ([(T, Lz)] if broke else [])
+    return tuple(first + fresh), passes, broke
+
+
+def stage1_lengths(config: MigaConfig, T: int, groups: Groups, head_index: int, width: int, exit_level: int,
+                   num_out: int) -> list[int]:
+    """Queue length before each stage-1 pass, until ``num_out`` latents are out [D4, D7].
+
+    Paper (``build_length="paper"``): every pass dequeues the head group (latents with a negative index are
+    discarded, FIFO) and enqueues ``width`` fresh latents. Official (REFERENCE A1.8): a pass dequeues the head group
+    only when it reached the exit level; once one has (popping began), a group is appended whenever the tail is
+    at level ``T - 1``: never in a drain, where the queue runs down in place.
+    """
+    official = config.build_length == "official" and config.mode == "miga"
+    levels = [k for k, _ in groups]
+    sizes = [c for _, c in groups]
+    out, index, lengths, popping = 0, head_index, [], False
+    while out < num_out and levels:
+        lengths.append(sum(sizes))
+        if not official:
+            size = sizes.pop(0)
+            levels.pop(0)
+            out += max(0, index + size) - max(0, index)
+            index += size
+            levels = [k - 1 for k in levels] + [T]
+            sizes.append(width)
+            continue
+        levels = [k - 1 for k in levels]
+        if levels[0] == exit_level:
+            out += sizes.pop(0)
+            levels.pop(0)
+        popping = popping or (bool(levels) and levels[0] <= exit_level + 1)
+        if popping and levels and levels[-1] >= T - 1:
+            levels.append(T)
+            sizes.append(width)
+    return lengths
+
+
+def build_checks(config: MigaConfig, T: int, passes: int, options: ReflectionOptions) -> list[int]:
+    """Queue-building passes after which ``phase="build"`` self-reflection checks (REFERENCE A1.7): those after which the
+    head has had more than ``judge_from_tail + ceil(num_ref / L_zig)`` steps (Wan: 12)."""
+    assert options.judge_from_tail is not None
+    need = options.judge_from_tail + math.ceil(options.num_ref / config.zigzag_width)
+    return [p for p in range(passes) if _n_zig(config) + p + 1 > need]
 
 
 VARIANTS: dict[str, Variant] = {
@@ -173,7 +243,11 @@ class RunPlan:
         stage_calls: planned windows of each stage, in :data:`STAGES` order (self-reflection's search excluded).
         num_checks: self-reflection checks, one before every stage-1 pass (0 without self-reflection) [D5].
         search_windows: windows one search costs when a check fires: ``num_candidates`` candidates, each grown
-            group by group to the tail ``Q[f_judg:]`` with one pass per group but the last [D5b].
+            group by group to the tail ``Q[f_judg:]`` with one pass per group but the last [D5b] (``phase="build"``:
+            one pass per group, ``judge_from_tail`` groups).
+        stage1_frames: M = N + ``trim_tail``, latents stage 1 outputs and stage 2 / the refinement denoise [D7].
+        check_passes: queue-building passes followed by a ``phase="build"`` self-reflection check [D7].
+        stage1_passes: queue length before each stage-1 pass (the plan's count of stage-1 windows follows it).
     """
 
     config: MigaConfig
@@ -196,6 +270,9 @@ class RunPlan:
     stage_calls: tuple[int, ...] = field(repr=False, default=())
     num_checks: int = 0
     search_windows: int = 0
+    stage1_frames: int = 0
+    check_passes: tuple[int, ...] = ()
+    stage1_passes: tuple[int, ...] = field(repr=False, default=())
 
     @property
     def num_guidance(self) -> int:
@@ -203,8 +280,13 @@ class RunPlan:
         return self.guidance.num_guidance
 
     @property
+    def guidance_rule(self) -> str:
+        """``"even"`` [D3] or ``"official"`` guidance positions [D7]."""
+        return self.guidance.positions
+
+    @property
     def calls(self) -> dict[str, int]:
-        """Planned windows per stage ``{"initial_clip", "init", "zigzag", "unified"}`` (search excluded)."""
+        """Planned windows per stage ``{"initial_clip", "init", "zigzag", "unified", "refine"}`` (search excluded)."""
         return dict(zip(STAGES, self.stage_calls))
 
     @property
@@ -273,6 +355,27 @@ def _reflection_geometry(config: MigaConfig, T: int, options: ReflectionOptions,
     return judge_level, num_guide
 
 
+def _check_build_reflection(config: MigaConfig, T: int, options: ReflectionOptions, num_guide: int, groups: Groups, passes: int,
+                            checks: list[int]) -> None:
+    """Every ``phase="build"`` check must find its judged group, reference and guide inside the queue, and a tail of
+    full groups one level apart (REFERENCE A1.7) [D7]."""
+    Lz, J = config.zigzag_width, options.judge_from_tail
+    assert J is not None
+    if options.num_eval > Lz * J:
+        raise InvalidConfigError(bad_value("num_eval", options.num_eval, f"<= judge_from_tail * zigzag_width = {J * Lz}",
+                                           "use zigzag_width (the released code's f_eval)"))
+    initial = [k for k, c in groups for _ in range(c)][:config.window_length]
+    for p in checks:
+        levels = [k + (passes - p - 1) for k in initial] + [T - 1 - q for q in range(p, -1, -1) for _ in range(Lz)]
+        j = len(levels) - J * Lz
+        tail = levels[j:]
+        if j < max(options.num_ref, num_guide) or tail != [T - J + g // Lz for g in range(J * Lz)]:
+            raise InvalidConfigError(bad_value(
+                "judge_from_tail", J, f"a judged group with num_ref={options.num_ref} and num_guide={num_guide} latents before it and a tail "
+                f"of full groups (queue of {len(levels)} latents after build pass {p})",
+                "lower judge_from_tail / num_ref / num_guide, or choose window_length divisible by zigzag_width"))
+
+
 def plan_run(
     config: MigaConfig,
     num_steps: int,
@@ -311,25 +414,61 @@ def plan_run(
     variant = VARIANTS[name]
     variant.check(config, T, guidance.num_guidance, reflection, has_initial_clip)
     _check_prompts(prompts, N)
-    groups, head_index = variant.queue(config, T)
-    width, exit_level, init_passes = variant.group_width(config), variant.exit_level(config, T), variant.init_passes(config, T)
-    s = config.stride
-    zigzag_calls, passes = _stage1_calls(groups, head_index, width, N, s)
+    M, s = N + config.trim_tail, config.stride
+    width, exit_level = variant.group_width(config), variant.exit_level(config, T)
+    m, rule = guidance.num_guidance, guidance.positions
+    official = name == "miga" and config.build_length == "official"
+    if official:
+        if config.unified_steps > T - _n_zig(config) - 2:
+            raise InvalidConfigError(bad_value("unified_steps", config.unified_steps, f"0..T-n_zig-2 = {T - _n_zig(config) - 2} with "
+                                               "build_length='official' (its build stops with the head two levels above u) [D7]",
+                                               "lower unified_steps, use more steps, or build_length='paper'"))
+        groups, init_passes, _ = official_build(config, T, M)
+        head_index = 0
+    else:
+        groups, head_index = variant.queue(config, T)
+        init_passes = variant.init_passes(config, T)
+    lengths = stage1_lengths(config, T, groups, head_index, width, exit_level, M)
+    zigzag_calls = sum(pass_windows(config, 0, L, num_guidance=m, pass_index=i, guidance_rule=rule) for i, L in enumerate(lengths))
+    passes = len(lengths)
     judge_level = num_guide = None
     num_checks = search_windows = 0
-    if reflection is not None:
+    check_passes: list[int] = []
+    if reflection is not None and reflection.phase == "build":
+        if name != "miga":
+            raise InvalidConfigError(bad_value("phase", "build", "'stage1' outside two-stage MIGA runs", "use phase='stage1'"))
+        num_guide = reflection.num_guide if reflection.num_guide is not None else reflection.num_ref
+        check_passes = build_checks(config, T, init_passes, reflection)
+        _check_build_reflection(config, T, reflection, num_guide, groups, init_passes, check_passes)
+        num_checks = len(check_passes)
+        J, mc = reflection.judge_from_tail, (m if reflection.candidate_guidance else 0)
+        assert J is not None
+        search_windows = reflection.num_candidates * sum(
+            pass_windows(config, num_guide, (r + 1) * width, num_guidance=mc, borders="fixed", guidance_rule=rule) for r in range(J))
+    elif reflection is not None:
+        if official:
+            raise InvalidConfigError(bad_value("phase", "stage1", "'build' with build_length='official' (its stage-1 queue drains, "
+                                               "so a judge position before every stage-1 pass does not exist) [D7]",
+                                               "use phase='build' with judge_from_tail, or build_length='paper'"))
         first = [k for k, c in groups for _ in range(c)]
         full = [k for k in range(exit_level + 1, T + 1) for _ in range(width)]
         judge_level, num_guide = _reflection_geometry(config, T, reflection, first, full)
         num_checks = passes
         search_windows = reflection.num_candidates * sum(math.ceil(g * width / s) for g in range(1, T - judge_level + 1))
+    stage2_passes = exit_level
+    if config.official_stage2_mislabel and exit_level + 1 > T:
+        raise InvalidConfigError(bad_value("official_stage2_mislabel", True, f"only with unified_steps < T={T}", "set it to False"))
+    if config.refine_steps > T:
+        raise InvalidConfigError(bad_value("refine_steps", config.refine_steps, f"0..T={T}", "use the released code's 10 or fewer"))
     calls = (
         T if variant.samples_initial_clip and not has_initial_clip else 0,
-        _init_calls(config, init_passes, width),
+        _init_calls(config, init_passes, width, m, rule),
         zigzag_calls,
-        exit_level * math.ceil(N / s),
+        sum(pass_windows(config, 0, M, pass_index=i) for i in range(stage2_passes)),
+        sum(pass_windows(config, 0, M, pass_index=i) for i in range(config.refine_steps)),
     )
+    history = 0 if config.update == "official" else history_needed(config.window_length, s, m, config.zigzag_width)
     return RunPlan(config, T, N, guidance, reflection, prompts, has_initial_clip, name, groups, init_passes, head_index, width, exit_level,
-                   variant.history_level, history_needed(config.window_length, s, guidance.num_guidance, config.zigzag_width),
-                   judge_level, num_guide, calls, num_checks, search_windows)
+                   variant.history_level, history, judge_level, num_guide, calls, num_checks, search_windows, M, tuple(check_passes),
+                   tuple(lengths))
 

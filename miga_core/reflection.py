@@ -10,14 +10,16 @@ from dataclasses import dataclass, replace
 import torch
 from einops import reduce
 
-from .latents import LatentRun, fresh_latents
-from .noise import Stream, mix_key
+from collections.abc import Callable
+
+from .latents import LatentRun, TailSource
+from .noise import NoiseDraw, Stream, mix_key
 from .passes import PassContext, queue_pass
 from .plan import RunPlan
 
 SCORE_HISTORY = 64  # checks whose scores ReflectionStats keeps (an endless run keeps constant memory)
 
-__all__ = ["consistency_score", "consistency_scores", "ReflectionStats", "reflect", "SCORE_HISTORY"]
+__all__ = ["consistency_score", "consistency_scores", "ReflectionStats", "reflect", "reflect_build", "SCORE_HISTORY"]
 
 
 def consistency_scores(reference: torch.Tensor, evaluated: torch.Tensor) -> torch.Tensor:
@@ -75,30 +77,10 @@ def _score_frames(run: LatentRun, on: str) -> torch.Tensor:
     return torch.where(mask, run.denoised, run.x)
 
 
-def reflect(
-    ctx: PassContext,
-    queue: LatentRun,
-    plan: RunPlan,
-    stats: ReflectionStats,
-    *,
-    frames_done: int = 0,
-) -> tuple[LatentRun, ReflectionStats]:
-    """One self-reflection check before a stage-1 pass (Alg. 6; [D5]).
-
-    Scores ``Q[f_judg : f_judg+f_eval]`` against ``Q[f_judg-f_ref : f_judg]``. When
-    ``C_prev - C > threshold``, ``num_candidates`` candidates regenerate the tail ``Q[f_judg:]``
-    from fresh noise, guided by ``Q[f_judg-f_guid : f_judg]`` as history; the best replaces the
-    tail only if it scores higher than C.
-
-    Args:
-        ctx: the stage-1 pass context.  queue: Q.  plan: the run plan (options ``plan.reflection``,
-            judge level and f_guid resolved by :func:`~miga_core.plan.plan_run`).  stats: counters so far.
-    Returns:
-        The (possibly corrected) queue and the updated counters. The input is not modified.
-    """
-    cfg, options = ctx.config, plan.reflection
-    assert options is not None and plan.judge_level is not None and plan.num_guide is not None
-    j = queue.level.index(plan.judge_level)
+def _check(ctx: PassContext, queue: LatentRun, j: int, options, stats: ReflectionStats,
+           grow: Callable[[int], LatentRun]) -> tuple[LatentRun, ReflectionStats]:
+    """Score ``Q[j : j+f_eval]`` against ``Q[j-f_ref : j]``; on ``C_prev - C > threshold`` grow ``num_candidates`` tails
+    (``grow(k)``, levels and indices of ``Q[j:]``) and keep the best if it beats C [D5, D5b]."""
     ref = _score_frames(queue.frames(slice(j - options.num_ref, j)), options.score_on)
     score = consistency_scores(ref, _score_frames(queue.frames(slice(j, j + options.num_eval)), options.score_on))  # [B]
     B = score.shape[0]
@@ -112,21 +94,9 @@ def reflect(
         return queue, replace(stats, last_score=tuple(score.tolist()))
     stats = replace(stats, n_eval=stats.n_eval + int(trigger.sum()))
     tail = queue.frames(slice(j, None))
-    guide = queue.frames(slice(j - plan.num_guide, j))
-    groups = tail.groups()  # (level, count), lowest level first; every count is L_zig
-    check_id = queue.index[j]
     best_score, best = torch.full_like(score, -math.inf), None
     for k in range(options.num_candidates):  # candidates run for the whole batch; each video keeps its own best
-        stream = mix_key(Stream.CANDIDATE, check_id, k)
-        cctx = replace(ctx, stage="reflection", search=True, ancestral_stream=mix_key(stream, Stream.ANCESTRAL))
-        start = 0
-        cand = LatentRun.empty_like(queue.x)
-        for g, (_, count) in enumerate(groups):
-            idx = tail.index[start:start + count]
-            start += count
-            cand = cand + fresh_latents(cfg.seed, stream, idx, ctx.sigmas, queue.x)
-            if g < len(groups) - 1:
-                cand = queue_pass(cctx, cand, guide, num_guidance=plan.num_guidance, frames_done=frames_done)
+        cand = grow(k)
         c_score = consistency_scores(ref, _score_frames(cand.frames(slice(0, options.num_eval)), options.score_on))
         better = c_score > best_score
         best = cand if best is None else _pick(better, cand, best)
@@ -138,6 +108,100 @@ def reflect(
         return queue, replace(stats, last_score=new_score)
     new_tail = best if bool(accept.all()) else _pick(accept, best, tail)
     return queue.frames(slice(0, j)) + new_tail, replace(stats, n_corr=stats.n_corr + int(accept.sum()), last_score=new_score)
+
+
+def reflect(
+    ctx: PassContext,
+    queue: LatentRun,
+    plan: RunPlan,
+    stats: ReflectionStats,
+    *,
+    frames_done: int = 0,
+    tails: TailSource | None = None,
+) -> tuple[LatentRun, ReflectionStats]:
+    """One self-reflection check before a stage-1 pass (Alg. 6; [D5]).
+
+    Scores ``Q[f_judg : f_judg+f_eval]`` against ``Q[f_judg-f_ref : f_judg]``. When
+    ``C_prev - C > threshold``, ``num_candidates`` candidates regenerate the tail ``Q[f_judg:]``
+    from fresh noise, guided by ``Q[f_judg-f_guid : f_judg]`` as history; the best replaces the
+    tail only if it scores higher than C.
+
+    Args:
+        ctx: the stage-1 pass context.  queue: Q.  plan: the run plan (options ``plan.reflection``,
+            judge level and f_guid resolved by :func:`~miga_core.plan.plan_run`).  stats: counters so far.
+        tails: makes the candidates' new latents (None: the paper's keyed noise of ``config.seed``).
+    Returns:
+        The (possibly corrected) queue and the updated counters. The input is not modified.
+    """
+    cfg, options = ctx.config, plan.reflection
+    assert options is not None and plan.judge_level is not None and plan.num_guide is not None
+    tails = tails or TailSource.keyed(cfg.seed, ctx.sigmas)
+    j = queue.level.index(plan.judge_level)
+    tail = queue.frames(slice(j, None))
+    guide = queue.frames(slice(j - plan.num_guide, j))
+    groups = tail.groups()  # (level, count), lowest level first; every count is L_zig
+    check_id = queue.index[j]
+    T = len(ctx.sigmas) - 1
+
+    def grow(k: int) -> LatentRun:
+        stream = mix_key(Stream.CANDIDATE, check_id, k)
+        cctx = replace(ctx, stage="reflection", search=True, ancestral_stream=mix_key(stream, Stream.ANCESTRAL))
+        start = 0
+        cand = LatentRun.empty_like(queue.x)
+        for g, (_, count) in enumerate(groups):
+            idx = tail.index[start:start + count]
+            start += count
+            cand = cand + tails(NoiseDraw("candidate", ctx.stage, stream, idx, (T,) * count, (check_id, k)), queue.x)
+            if g < len(groups) - 1:
+                cand = queue_pass(cctx, cand, guide, num_guidance=plan.num_guidance, frames_done=frames_done)
+        return cand
+
+    return _check(ctx, queue, j, options, stats, grow)
+
+
+def reflect_build(
+    ctx: PassContext,
+    queue: LatentRun,
+    plan: RunPlan,
+    stats: ReflectionStats,
+    *,
+    build_pass: int,
+    tails: TailSource,
+) -> tuple[LatentRun, ReflectionStats]:
+    """One ``phase="build"`` self-reflection check after a queue-building pass (REFERENCE A1.7, items 3, 4) [D7].
+
+    The judged group is the ``judge_from_tail``-th group from the tail (``j = L - judge_from_tail * L_zig``); the
+    score, trigger and acceptance are those of :func:`reflect`. A candidate starts empty after the fixed guide
+    ``Q[j-f_guid : j]`` and grows ``judge_from_tail`` rounds: append ``L_zig`` new latents at level T, then one pass
+    with fixed borders over guide + candidate updating the candidate only (no long-range guidance unless
+    ``candidate_guidance``). Its groups then sit at the tail's levels.
+
+    Args:
+        ctx: the queue-building pass context.  queue: Q after the pass.  plan: the run plan.  stats: counters so far.
+        build_pass: the pass's number (keys the candidates' noise).  tails: makes the candidates' new latents.
+    Returns:
+        The (possibly corrected) queue and the updated counters. The input is not modified.
+    """
+    cfg, options = ctx.config, plan.reflection
+    assert options is not None and options.judge_from_tail is not None and plan.num_guide is not None
+    Lz, J, T = cfg.zigzag_width, options.judge_from_tail, len(ctx.sigmas) - 1
+    j = len(queue) - J * Lz
+    tail, guide = queue.frames(slice(j, None)), queue.frames(slice(j - plan.num_guide, j))
+    m = plan.num_guidance if options.candidate_guidance else 0
+    gauss_seidel = cfg.build_reads == "gauss_seidel"
+
+    def grow(k: int) -> LatentRun:
+        stream = mix_key(Stream.CANDIDATE, -1 - build_pass, k)
+        cctx = replace(ctx, stage="reflection", search=True, ancestral_stream=mix_key(stream, Stream.ANCESTRAL), borders="fixed",
+                       gauss_seidel=gauss_seidel)
+        cand = LatentRun.empty_like(queue.x)
+        for r in range(J):
+            idx = tail.index[r * Lz:(r + 1) * Lz]
+            cand = cand + tails(NoiseDraw("candidate", ctx.stage, stream, idx, (T,) * Lz, (build_pass, k)), queue.x)
+            cand = queue_pass(replace(cctx, pass_index=r), cand, guide, num_guidance=m)
+        return cand
+
+    return _check(ctx, queue, j, options, stats, grow)
 
 
 def _pick(mask: torch.Tensor, a: LatentRun, b: LatentRun) -> LatentRun:

@@ -16,15 +16,16 @@ import torch
 
 from .errors import InvalidConfigError, InvalidInitialClipError, MigaTypeError, bad_value
 from .ladder import check_ladder, num_steps, sigma_of_levels
-from .latents import LatentRun, fresh_latents
-from .noise import Stream, add_noise, latent_noise, mix_key
+from .latents import LatentRun, TailSource
+from .noise import KeyedNoise, NoiseDraw, NoiseSource, Stream, add_noise, mix_key
 from .passes import PassContext, queue_pass
 from .plan import RunPlan
 from .protocols import Callback, Denoiser, Progress
-from .reflection import ReflectionStats, reflect
+from .reflection import ReflectionStats, reflect, reflect_build
 from .samplers import check_sampler_ladder
 
-__all__ = ["MigaQueue", "QueueStart", "initialize_queue", "zigzag_stage", "unified_stage", "progress_of", "INITIALIZERS"]
+__all__ = ["MigaQueue", "QueueStart", "initialize_queue", "zigzag_stage", "unified_stage", "refine_stage", "progress_of",
+           "INITIALIZERS"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class MigaQueue:
         reflection: self-reflection counters [D5].
         num_windows: windows run so far (search included).
         model_calls: denoiser invocations so far (a call holds up to ``window_batch`` windows).
+        noise: where the run's noise comes from (None: :class:`~miga_core.noise.KeyedNoise` of the seed) [D1b, D7].
+        clip_last: ``[B, C, 1, H, W]`` the initial clip's last latent (new latents' content with ``fresh_content="clip_last"``).
     """
 
     plan: RunPlan
@@ -52,6 +55,18 @@ class MigaQueue:
     reflection: ReflectionStats = field(default_factory=ReflectionStats)
     num_windows: int = 0
     model_calls: int = 0
+    noise: NoiseSource | None = None
+    clip_last: torch.Tensor | None = None
+
+    @property
+    def noise_source(self) -> NoiseSource:
+        """:attr:`noise`, or the keyed default of the run's seed [D1b]."""
+        return self.noise if self.noise is not None else KeyedNoise(self.plan.config.seed)
+
+    def tails(self) -> TailSource:
+        """What new tail latents are made of (``fresh_content``, REFERENCE item 11) [D7]."""
+        cfg = self.plan.config
+        return TailSource(self.noise_source, self.sigmas, cfg.fresh_content, self.clip_last, cfg.parameterization)
 
     @property
     def config(self):
@@ -79,13 +94,14 @@ def _mark(progress: Progress) -> tuple[int, int]:
 
 
 def _context(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, progress: Progress, stage: str, **kw) -> PassContext:
-    return PassContext(denoiser, sigmas, kw.pop("config", plan.config), plan.prompts, progress, stage, plan.num_frames, **kw)
+    return PassContext(denoiser, sigmas, kw.pop("config", plan.config), plan.prompts, progress, stage, plan.num_frames,
+                       guidance_rule=plan.guidance_rule, **kw)
 
 
 def progress_of(plan: RunPlan, stages: tuple[str, ...], callback: Callback | None) -> Progress:
     """A :class:`Progress` over the planned windows of ``stages`` (with the self-reflection checks when stage 1 is one)."""
-    zigzag = "zigzag" in stages
-    return Progress({k: plan.calls[k] for k in stages}, callback, checks=plan.num_checks if zigzag else 0,
+    checking = "init" if plan.reflection is not None and plan.reflection.phase == "build" else "zigzag"
+    return Progress({k: plan.calls[k] for k in stages}, callback, checks=plan.num_checks if checking in stages else 0,
                     search_cost=plan.search_windows)
 
 
@@ -107,17 +123,19 @@ def _check_initial_clip(clip: object, plan: RunPlan) -> torch.Tensor:
     return clip
 
 
-def _sample_initial_clip(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, like: torch.Tensor, progress: Progress) -> torch.Tensor:
+def _sample_initial_clip(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, like: torch.Tensor, progress: Progress,
+                        noise: NoiseSource) -> torch.Tensor:
     """The default initial clip: plain sampling of ``window_length`` latents over the ladder [D4].
 
     One window of f0 latents per step, all at one level, with the run's sampler, the prompt of
     latent 0 and its own noise stream. Returns ``[B, C, f0, H, W]`` clean latents.
     """
     f0 = plan.config.window_length
-    one_window = plan.config.with_(window_stride=f0, update="lookahead")
+    one_window = plan.config.with_(window_stride=f0, update="lookahead", borders="fixed")
     ctx = _context(denoiser, sigmas, plan, progress, "initial_clip", config=one_window,
-                   ancestral_stream=mix_key(Stream.INITIAL_CLIP, Stream.ANCESTRAL))
-    run = fresh_latents(plan.config.seed, Stream.INITIAL_CLIP, range(f0), sigmas, like)
+                   ancestral_stream=mix_key(Stream.INITIAL_CLIP, Stream.ANCESTRAL), noise=noise)
+    T = plan.num_steps
+    run = TailSource(noise, sigmas)(NoiseDraw("initial_clip", "initial_clip", Stream.INITIAL_CLIP, tuple(range(f0)), (T,) * f0), like)
     empty = LatentRun.empty_like(like)
     for _ in range(plan.num_steps):
         run = queue_pass(ctx, run, empty)
@@ -125,31 +143,49 @@ def _sample_initial_clip(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan
 
 
 def _renoised(plan: RunPlan, sigmas: torch.Tensor, clip: torch.Tensor, frames: list[int], levels: list[int],
-              indices: list[int]) -> LatentRun:
+              indices: list[int], noise_source: NoiseSource | None = None) -> LatentRun:
     """Initial-clip latents ``frames`` noised to ``levels`` (Alg. 1 / Alg. 4), keyed by absolute ``indices`` [D1b]."""
     B, C, _, H, W = clip.shape
-    noise = latent_noise(plan.config.seed, Stream.RENOISE, indices, levels, (B, C, H, W), dtype=clip.dtype, device=clip.device)
+    source = noise_source or KeyedNoise(plan.config.seed)
+    noise = source(NoiseDraw("renoise", "init", Stream.RENOISE, tuple(indices), tuple(levels)), (B, C, H, W), clip.dtype, clip.device)
     x = add_noise(clip[:, :, frames], noise, sigma_of_levels(sigmas, levels), plan.config.parameterization)
     return LatentRun.fresh(x, levels, indices)
 
 
 def _init_miga(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: MigaQueue, clip: torch.Tensor,
                progress: Progress) -> MigaQueue:
-    """Alg. 4 with the floor fix [D4a]: the initial clip renoised in groups, then grown pass by pass to ``plan.init_groups``."""
+    """Alg. 4 with the floor fix [D4a]: the initial clip renoised in groups, then grown pass by pass to ``plan.init_groups``.
+
+    ``build_length="official"`` (REFERENCE A1.4): the plan's (fewer) passes and the last group only if its build broke;
+    ``build_reads="gauss_seidel"``: guidance read as earlier windows of the pass left it; ``phase="build"``
+    self-reflection after the passes of ``plan.check_passes`` [D7].
+    """
     cfg = plan.config
-    f0, Lz = cfg.window_length, cfg.zigzag_width
+    f0, Lz, T = cfg.window_length, cfg.zigzag_width, plan.num_steps
     passes = plan.init_passes  # each pass moves the clip one level down: it starts at T - n_zig + floor(i / L_zig)
     levels = [k + passes for k, c in plan.init_groups for _ in range(c)][:f0]
-    queue = _renoised(plan, sigmas, clip, list(range(f0)), levels, list(range(f0)))
-    ctx = _context(denoiser, sigmas, plan, progress, "init")
+    state = replace(state, clip_last=clip[:, :, -1:])
+    queue = _renoised(plan, sigmas, clip, list(range(f0)), levels, list(range(f0)), state.noise_source)
+    ctx = _context(denoiser, sigmas, plan, progress, "init", noise=state.noise)
+    tails, stats = state.tails(), state.reflection
     empty, next_index = LatentRun.empty_like(clip), f0
-    for _ in range(passes):
-        queue = queue + fresh_latents(cfg.seed, Stream.FRESH, range(next_index, next_index + Lz), sigmas, clip)
+    gauss_seidel = cfg.build_reads == "gauss_seidel"
+
+    def group(start: int) -> LatentRun:
+        return tails(NoiseDraw("fresh", "init", Stream.FRESH, tuple(range(start, start + Lz)), (T,) * Lz), clip)
+
+    for p in range(passes):
+        queue = queue + group(next_index)
         next_index += Lz
-        queue = queue_pass(ctx, queue, empty, num_guidance=plan.num_guidance)
-    queue = queue + fresh_latents(cfg.seed, Stream.FRESH, range(next_index, next_index + Lz), sigmas, clip)
+        queue = queue_pass(replace(ctx, pass_index=p, borders="fixed", gauss_seidel=gauss_seidel), queue, empty,
+                           num_guidance=plan.num_guidance)
+        if p in plan.check_passes:
+            queue, stats = reflect_build(ctx, queue, plan, stats, build_pass=p, tails=tails)
+    if len(queue) < sum(c for _, c in plan.init_groups):  # the paper's last group; official: only when its build broke
+        queue = queue + group(next_index)
+        next_index += Lz
     assert queue.groups() == list(plan.init_groups), "the initialized queue must match the plan [D4]"
-    return replace(state, queue=queue, next_index=next_index + Lz)
+    return replace(state, queue=queue, next_index=next_index, reflection=stats)
 
 
 def _init_fifo(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: MigaQueue, clip: torch.Tensor,
@@ -167,8 +203,9 @@ def _init_fifo(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: M
 def _init_unified_only(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: MigaQueue, like: torch.Tensor,
                        progress: Progress) -> MigaQueue:
     """Alg. 8: N latents of fresh noise at level T go straight to the unified stage."""
-    N = plan.num_frames
-    return replace(state, outputs=fresh_latents(plan.config.seed, Stream.FRESH, range(N), sigmas, like), next_index=N)
+    M, T = plan.stage1_frames, plan.num_steps
+    fresh = TailSource(state.noise_source, sigmas)(NoiseDraw("fresh", "init", Stream.FRESH, tuple(range(M)), (T,) * M), like)
+    return replace(state, outputs=fresh, next_index=M)
 
 
 class QueueStart(TypedDict, total=False):
@@ -178,12 +215,14 @@ class QueueStart(TypedDict, total=False):
         initial_clip: ``[B, C, f0, H, W]`` clean latents, when the plan has one (continuation).
         latent_shape: ``(B, C, H, W)`` of the latents when there is no initial clip (one is sampled).
         dtype / device: of the latents sampled from ``latent_shape`` (default float32 on the CPU).
+        noise: where the run's noise comes from (:class:`~miga_core.noise.NoiseSource`; None: keyed noise of the seed) [D7].
     """
 
     initial_clip: torch.Tensor | None
     latent_shape: tuple[int, int, int, int] | None
     dtype: torch.dtype
     device: torch.device | str
+    noise: NoiseSource | None
 
 
 Initializer = Callable[[Denoiser, torch.Tensor, RunPlan, MigaQueue, torch.Tensor, Progress], MigaQueue]
@@ -201,6 +240,7 @@ def initialize_queue(
     device: torch.device | str = "cpu",
     callback: Callback | None = None,
     progress: Progress | None = None,
+    noise: NoiseSource | None = None,
 ) -> MigaQueue:
     """Build the stage-1 queue of ``plan`` (MIGA: Alg. 4 with the floor fix [D4a]; FIFO: Alg. 1 [D4]; Alg. 8).
 
@@ -215,6 +255,8 @@ def initialize_queue(
         initial_clip: ``[B, C, f0, H, W]`` clean latents when ``plan.has_initial_clip``; else one is
             sampled (T windows) from ``latent_shape`` ``(B, C, H, W)``, ``dtype`` and ``device``.
         callback / progress: per-window reports (a new :class:`Progress` over this stage's planned windows if None).
+        noise: the run's :class:`~miga_core.noise.NoiseSource` (None: :class:`~miga_core.noise.KeyedNoise` of the seed);
+            it travels in the state to the later stages [D1b, D7].
     Raises:
         MigaError subclasses for an invalid ladder, clip or shape, before any model call.
     """
@@ -235,10 +277,10 @@ def initialize_queue(
     progress = progress or progress_of(plan, ("initial_clip", "init"), callback)
     mark = _mark(progress)
     empty = LatentRun.empty_like(like)
-    state = MigaQueue(plan, sigmas, empty, empty, empty, 0)
+    state = MigaQueue(plan, sigmas, empty, empty, empty, 0, noise=noise)
     clip = like
     if plan.calls["initial_clip"]:
-        clip = _sample_initial_clip(denoiser, sigmas, plan, like, progress)
+        clip = _sample_initial_clip(denoiser, sigmas, plan, like, progress, state.noise_source)
     return INITIALIZERS[plan.variant](denoiser, sigmas, plan, state, clip, progress).counted(progress, *mark)
 
 
@@ -254,52 +296,108 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
         A new state whose ``outputs`` are the first N latents at the exit level; ``queue`` is emptied.
     """
     plan, sigmas = state.plan, state.sigmas
-    N, cfg = plan.num_frames, plan.config
+    M, cfg, T = plan.stage1_frames, plan.config, plan.num_steps
+    official = cfg.build_length == "official" and plan.variant == "miga"
     progress = progress or progress_of(plan, ("zigzag",), callback)
     mark = _mark(progress)
-    ctx = _context(denoiser, sigmas, plan, progress, "zigzag")
+    ctx = _context(denoiser, sigmas, plan, progress, "zigzag", noise=state.noise)
+    tails = state.tails()
     queue, history, stats, next_index = state.queue, state.history, state.reflection, state.next_index
     chunks, done = [state.outputs], len(state.outputs)  # concatenated once at the end
-    while done < N and len(queue):
-        if plan.reflection is not None:
-            queue, stats = reflect(ctx, queue, plan, stats, frames_done=done)
-        queue = queue_pass(ctx, queue, history, num_guidance=plan.num_guidance, frames_done=done)
+    check = plan.reflection is not None and plan.reflection.phase == "stage1"
+    popping, n_pass = False, 0
+    while done < M and len(queue):
+        if check:
+            queue, stats = reflect(ctx, queue, plan, stats, frames_done=done, tails=tails)
+        queue = queue_pass(replace(ctx, pass_index=n_pass), queue, history, num_guidance=plan.num_guidance, frames_done=done)
+        n_pass += 1
         level, head = queue.groups()[0]
-        assert level == plan.exit_level, "the head group leaves at the plan's exit level [D4]"
-        out, queue = queue.frames(slice(0, head)).copy(), queue.frames(slice(head, None))  # copy: outputs outlive the pass
-        shown = out if plan.history_level is None else out.with_levels([plan.history_level] * head)  # FIFO: level 1 [D4]
-        history = (history + shown).frames(slice(-plan.history_size, None))
-        out = out.frames([i for i, idx in enumerate(out.index) if idx >= 0])
-        chunks.append(out)
-        done += len(out)
-        add = plan.group_width
-        queue = queue + fresh_latents(cfg.seed, Stream.FRESH, range(next_index, next_index + add), sigmas, queue.x)
-        next_index += add
+        if official and level != plan.exit_level:  # the head has not reached the exit level: nothing leaves (REFERENCE A1.8)
+            popping = popping or level <= plan.exit_level + 1
+            add = plan.group_width if popping and queue.level[-1] >= T - 1 else 0
+        else:
+            assert level == plan.exit_level, "the head group leaves at the plan's exit level [D4]"
+            out, queue = queue.frames(slice(0, head)).copy(), queue.frames(slice(head, None))  # copy: outputs outlive the pass
+            if plan.history_size:
+                shown = out if plan.history_level is None else out.with_levels([plan.history_level] * head)  # FIFO: level 1 [D4]
+                history = (history + shown).frames(slice(-plan.history_size, None))
+            out = out.frames([i for i, idx in enumerate(out.index) if idx >= 0])
+            chunks.append(out)
+            done += len(out)
+            popping = True
+            add = plan.group_width if not official or (len(queue) and queue.level[-1] >= T - 1) else 0
+        if add:
+            queue = queue + tails(NoiseDraw("fresh", "zigzag", Stream.FRESH, tuple(range(next_index, next_index + add)), (T,) * add), queue.x)
+            next_index += add
+    assert n_pass == len(plan.stage1_passes), "stage 1 must run the plan's passes [D4]"
     outputs = LatentRun.cat(chunks)
     empty = LatentRun.empty_like(outputs.x)
-    return replace(state, queue=empty, history=empty, outputs=outputs.frames(slice(0, N)), next_index=next_index,
+    return replace(state, queue=empty, history=empty, outputs=outputs.frames(slice(0, M)), next_index=next_index,
                    reflection=stats).counted(progress, *mark)
 
 
-def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None) -> MigaQueue:
-    """Stage 2, unified denoising (Eq. 4, Alg. 5 lines 16-26; [D4]).
+def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None,
+                  refine: bool = True) -> MigaQueue:
+    """Stage 2, unified denoising (Eq. 4, Alg. 5 lines 16-26; [D4]), then :func:`refine_stage` (``refine=True``).
 
-    All N outputs share the plan's exit level k; for k..1 one Phi over all of them (no guidance,
-    no reflection, no history before latent 0).
+    All stage-1 outputs (``plan.stage1_frames``) share the plan's exit level u; for u..1 one Phi over all of
+    them (no guidance, no reflection, no history before latent 0). ``stage2_history="reset"`` drops the multistep
+    state first; ``official_stage2_mislabel`` labels the latents u+1, so stage 2 ends at level 1 (REFERENCE A1.9) [D7].
 
     Returns:
-        A state whose ``outputs`` are N clean latents (level 0); ``outputs.x`` is ``[B, C, N, H, W]``.
+        A state whose ``outputs`` are the N clean latents ``[B, C, N, H, W]`` (``refine=False``: the stage-2 output,
+        ``plan.stage1_frames`` latents before the refinement and the trim).
     Raises:
         InvalidConfigError: the stage-1 outputs are missing or not at the exit level.
     """
-    plan, out = state.plan, state.outputs
-    if len(out) != plan.num_frames or set(out.level) != {plan.exit_level}:
+    plan, out, cfg = state.plan, state.outputs, state.plan.config
+    M, u = plan.stage1_frames, plan.exit_level
+    if len(out) != M or set(out.level) != {u}:
         raise InvalidConfigError(bad_value("state.outputs", f"{len(out)} latents at levels {sorted(set(out.level))}",
-                                           f"{plan.num_frames} latents at level {plan.exit_level}", "run zigzag_stage on the queue first"))
-    progress = progress or progress_of(plan, ("unified",), callback)
+                                           f"{M} latents at level {u}", "run zigzag_stage on the queue first"))
+    progress = progress or progress_of(plan, ("unified", "refine") if refine else ("unified",), callback)
     mark = _mark(progress)
-    ctx = _context(denoiser, state.sigmas, plan, progress, "unified")
+    ctx = _context(denoiser, state.sigmas, plan, progress, "unified", noise=state.noise)
     empty = LatentRun.empty_like(out.x)
-    for _ in range(plan.exit_level):
-        out = queue_pass(ctx, out, empty, frames_done=plan.num_frames)
+    if cfg.stage2_history == "reset":  # REFERENCE A1.9: fresh solver states
+        out = out.without_history()
+    if cfg.official_stage2_mislabel:  # the released code's off-by-one (item 13): the latents are told level u + 1
+        out = out.with_levels([u + 1] * M)
+    for i in range(u):
+        out = queue_pass(replace(ctx, pass_index=i), out, empty, frames_done=plan.num_frames)
+    state = replace(state, outputs=out).counted(progress, *mark)
+    return refine_stage(denoiser, state, progress=progress) if refine else state
+
+
+def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None) -> MigaQueue:
+    """The released code's refinement and trim (REFERENCE A1.10, A1.11, items 1, 10) [D7]; nothing when both are off.
+
+    With ``r = refine_steps > 0``: the stage-2 output (taken as finished, also when the mislabel left it at level 1)
+    is re-noised to level r with fresh noise, ``add_noise(x, eps, sigmas[T - r])``, its multistep state dropped, then
+    r unified passes take it to level 0. Then the last ``trim_tail`` latents are dropped.
+
+    Returns:
+        A state whose ``outputs`` are the N clean latents ``[B, C, N, H, W]``.
+    Raises:
+        InvalidConfigError: the outputs are not the stage-2 output (``plan.stage1_frames`` latents at its end level).
+    """
+    plan, out, cfg = state.plan, state.outputs, state.plan.config
+    M, r = plan.stage1_frames, cfg.refine_steps
+    end = 1 if cfg.official_stage2_mislabel else 0
+    if len(out) != M or set(out.level) != {end}:
+        raise InvalidConfigError(bad_value("state.outputs", f"{len(out)} latents at levels {sorted(set(out.level))}",
+                                           f"{M} latents at level {end}", "run unified_stage(refine=False) first"))
+    progress = progress or progress_of(plan, ("refine",), callback)
+    mark = _mark(progress)
+    if r:
+        sigma = sigma_of_levels(state.sigmas, [r] * M).to(out.x.dtype)
+        eps = state.noise_source(NoiseDraw("refine", "refine", Stream.REFINE, out.index, (r,) * M),
+                                 (out.x.shape[0], out.x.shape[1], *out.x.shape[3:]), out.x.dtype, out.x.device)
+        out = LatentRun.fresh(add_noise(out.x, eps, sigma, cfg.parameterization), [r] * M, out.index)
+        ctx = _context(denoiser, state.sigmas, plan, progress, "refine", noise=state.noise)
+        empty = LatentRun.empty_like(out.x)
+        for i in range(r):
+            out = queue_pass(replace(ctx, pass_index=i), out, empty, frames_done=plan.num_frames)
+    if M != plan.num_frames:  # trim_tail (REFERENCE A1.11)
+        out = out.frames(slice(0, plan.num_frames))
     return replace(state, outputs=out).counted(progress, *mark)

@@ -65,8 +65,9 @@ def queue_inputs() -> list[io.Input]:
                      tooltip="L_zig, latents per noise level in the queue (paper: 7 for Wan2.1; 1 = FIFO's queue, required in fifo mode)."),
         io.Int.Input("unified_steps", default=WAN.unified_steps, min=0, max=1000,
                      tooltip="u, steps finished by the unified stage at one shared level (paper: 9; = steps for unified only; 0 in fifo mode)."),
-        io.Combo.Input("sampler", options=["euler", "dpmpp_2m", "euler_ancestral"], default="euler",
-                       tooltip="How each frame takes one denoising step: euler (default), dpmpp_2m, or euler_ancestral (needs an eps model)."),
+        io.Combo.Input("sampler", options=["euler", "dpmpp_2m", "euler_ancestral", "uni_pc"], default="euler",
+                       tooltip="How each frame takes one denoising step: euler (default), dpmpp_2m, euler_ancestral (needs an eps "
+                               "model) or uni_pc (the authors' Wan sampler: second order, each frame keeps its own history)."),
         io.Int.Input("window_stride", default=0, min=0, max=256, tooltip="Advanced. How many latent frames each model call moves forward; 0 = half the window (the usual choice). Smaller is slower and smoother."),
         io.Combo.Input("update", options=["lookahead", "former"], default="lookahead",
                        tooltip="Advanced. Which frames of a window each call updates: lookahead (the later middle, as FIFO-Diffusion does; "

@@ -23,6 +23,12 @@ from tests.helpers import ToyDenoiser
 
 SHAPE = (1, 2, 3, 3)
 
+OFFICIAL = MigaConfig(window_length=8, window_stride=3, zigzag_width=2, unified_steps=3, sampler="uni_pc", update="official",
+                      borders="rotating", build_length="official", fresh_content="clip_last", build_reads="gauss_seidel",
+                      stage2_history="reset", refine_steps=3, trim_tail=8, official_stage2_mislabel=True)
+OFFICIAL_REFLECTION = ReflectionOptions(threshold=-1.0, num_eval=2, num_ref=4, num_candidates=2, num_guide=4, phase="build",
+                                        judge_from_tail=2, candidate_guidance=False)
+
 RUNS = {
     # name: (config, T, N, guidance, reflection, initial clip)
     "miga": (MigaConfig(window_length=8, zigzag_width=2, unified_steps=3), 16, 23, None, None, False),
@@ -37,6 +43,10 @@ RUNS = {
     "unified only": (MigaConfig(window_length=8, zigzag_width=2, unified_steps=10), 10, 13, None, None, False),
     "miga reflecting": (MigaConfig(window_length=8, zigzag_width=2, unified_steps=3), 20, 24, None,
                         ReflectionOptions(threshold=-1.0, num_candidates=2), False),
+    # [D7] the released code's options (REFERENCE.md): rotating borders alone; the whole official profile, steady and draining
+    "miga rotating borders": (MigaConfig(window_length=8, zigzag_width=2, unified_steps=3, borders="rotating"), 16, 23, 2, None, False),
+    "official steady": (OFFICIAL, 20, 15, GuidanceOptions(2, positions="official"), OFFICIAL_REFLECTION, False),
+    "official draining": (OFFICIAL, 20, 9, GuidanceOptions(2, positions="official"), OFFICIAL_REFLECTION, True),
 }
 
 
@@ -44,7 +54,7 @@ def _run(name, callback):
     cfg, T, N, m, reflection, has_clip = RUNS[name]
     sigmas = torch.linspace(1, 0, T + 1)
     clip = torch.randn(1, 2, cfg.window_length, 3, 3, generator=torch.Generator().manual_seed(5)) if has_clip else None
-    guidance = GuidanceOptions(m) if m else None
+    guidance = m if isinstance(m, GuidanceOptions) else (GuidanceOptions(m) if m else None)
     plan = plan_run(cfg, T, N, guidance=guidance, reflection=reflection, has_initial_clip=has_clip)
     result = generate(ToyDenoiser(), sigmas, N, cfg, latent_shape=SHAPE, initial_clip=clip, guidance=guidance,
                       reflection=reflection, callback=callback)
