@@ -22,7 +22,7 @@ import torch
 from ..miga_core.errors import MigaValueError, bad_value
 
 __all__ = ["CODECS", "PIX_FMT", "VideoFileWriter", "temporary_path", "latent_chunks", "eta_seconds", "encoder_available",
-           "to_uint8"]
+           "to_uint8", "check_filename_prefix"]
 
 #: Codec choice (the node's combo) -> PyAV encoder name. CRF is x264's quality scale (0 lossless .. 51 worst).
 CODECS: dict[str, str] = {"h264": "libx264"}
@@ -178,3 +178,14 @@ def eta_seconds(elapsed: float, done: int, total: int) -> float | None:
     if done <= 0 or elapsed < 0:
         return None
     return elapsed / done * max(0, total - done)
+
+
+def check_filename_prefix(prefix: Any) -> bool | str:
+    """True, or why ``prefix`` cannot name a file inside ComfyUI's output folder (empty, absolute, or climbing out with '..')."""
+    if not isinstance(prefix, str) or not prefix.strip():
+        return bad_value("filename_prefix", prefix, "a non-empty relative path such as video/miga", "type a name")
+    normal = os.path.normpath(prefix)
+    if os.path.isabs(prefix) or normal == ".." or normal.startswith(".." + os.sep) or os.path.basename(normal) in ("", ".", ".."):
+        return bad_value("filename_prefix", prefix, "a path inside ComfyUI's output folder, ending in a file name",
+                         "remove leading '/' and '..' parts, e.g. video/miga")
+    return True

@@ -140,3 +140,13 @@ def test_eta_is_the_average_rate_times_what_is_left():
 def test_to_uint8_rounds_and_clamps():
     x = torch.tensor([-0.5, 0.0, 0.5, 1.0, 2.0]).reshape(1, 1, 5, 1).expand(1, 1, 5, 3)
     assert vf.to_uint8(x)[0, 0, :, 0].tolist() == [0, 0, 128, 255, 255]
+
+
+@pytest.mark.parametrize("prefix, ok", [("video/miga", True), ("miga_%year%", True), ("a/b/c", True), ("", False), ("  ", False),
+                                        ("/etc/miga", False), ("../miga", False), ("video/../../x", False), ("video/", True),
+                                        ("video/..", False), (None, False)])
+def test_the_filename_prefix_must_stay_inside_the_output_folder(prefix, ok):
+    result = vf.check_filename_prefix(prefix)
+    assert (result is True) == ok, result
+    if not ok:
+        assert "filename_prefix" in result and "Fix" in result or "fix" in result.lower()
