@@ -495,10 +495,14 @@ def decode_chunks(vae: Any, samples: torch.Tensor, chunk: int) -> Iterator[torch
     cache: list = [None] * count_conv3d(model.decoder)  # the causal cache, as WanVAE.decode builds it
     for start, stop in latent_chunks(f, chunk):
         comfy.model_management.load_models_gpu([vae.patcher], memory_required=memory, force_full_load=vae.disable_offload)
-        with torch.inference_mode():
-            z = model.conv2(samples[:, :, start:stop].to(vae.vae_dtype).to(vae.device))  # 1x1x1 conv: per latent frame
-            out = torch.cat([model.decoder(z[:, :, i:i + 1], feat_cache=cache, feat_idx=[0]) for i in range(stop - start)], dim=2)
-            pixels = vae.process_output(out.to(vae.output_device).float())  # [B, 3, t, H, W] in [0, 1]
+        try:
+            with torch.inference_mode():
+                z = model.conv2(samples[:, :, start:stop].to(vae.vae_dtype).to(vae.device))  # 1x1x1 conv: per latent frame
+                out = torch.cat([model.decoder(z[:, :, i:i + 1], feat_cache=cache, feat_idx=[0]) for i in range(stop - start)], dim=2)
+                pixels = vae.process_output(out.to(vae.output_device).float())  # [B, 3, t, H, W] in [0, 1]
+        except comfy.model_management.OOM_EXCEPTION as exc:
+            raise MigaValueError(bad_value("decode_chunk", chunk, "a chunk whose frames fit in free VRAM",
+                                           "lower decode_chunk (1 decodes one latent = 4 frames at a time) or free VRAM")) from exc
         yield pixels.movedim(1, -1)
         del z, out, pixels
 

@@ -80,6 +80,39 @@ def test_a_video_vae_that_cannot_stream_and_a_mismatched_latent_are_refused(vae,
         host.decoded_frames(vae, torch.zeros(16, 5, 6))
 
 
+@pytest.fixture(scope="module")
+def image_vae(comfy):
+    """A tiny random SD-style AutoencoderKL (4 latent channels, frame-wise) built by ComfyUI's VAE from a config."""
+    import comfy.sd
+
+    ddconfig = {"double_z": True, "z_channels": 4, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32, "ch_mult": [1, 1, 1, 1],
+                "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+    import tiny_models
+
+    vae = comfy.sd.VAE(sd={}, config={"params": {"embed_dim": 4, "ddconfig": ddconfig}})
+    tiny_models._randomise(vae.first_stage_model, seed=5)  # ComfyUI's layers start uninitialised
+    return vae
+
+
+def test_an_image_vae_decodes_frame_batches_equal_to_vae_decode(image_vae, host):
+    frames = torch.randn(7, 4, H // 8, W // 8, generator=torch.Generator().manual_seed(1))  # an image LATENT: frames in the batch
+    video = torch.randn(2, 4, 5, H // 8, W // 8, generator=torch.Generator().manual_seed(2))  # a video LATENT of an image model
+    with torch.inference_mode():
+        full = image_vae.decode(frames)  # [7, H, W, 3]
+        per_frame = torch.stack([image_vae.decode(video[:, :, i]) for i in range(5)], dim=1)  # [2, 5, H, W, 3]
+    assert host.check_vae(image_vae, frames) == "framewise" and host.decoded_frames(image_vae, video) == 5
+    assert ((full > 0) & (full < 1)).float().mean() > 0.5
+    diffs = {}
+    for chunk in (1, 3, 7):
+        streamed = stream(host, image_vae, frames, chunk)
+        assert streamed.shape == (1, 7, H, W, 3)
+        streamed_video = stream(host, image_vae, video, chunk)
+        assert streamed_video.shape == (2, 5, H, W, 3)
+        diffs[chunk] = max((streamed[0] - full).abs().max().item(), (streamed_video - per_frame).abs().max().item())
+    print(f"frame-wise: max |streamed - VAE.decode| by decode_chunk: {diffs}")
+    assert max(diffs.values()) <= 1e-5, diffs  # float rounding only: convolutions round differently by batch size
+
+
 def save_prompt(prefix: str, length: int = 33, chunk: int = 2, image_frames: int = 0, with_core: bool = False) -> dict:
     prompt = {
         "1": {"class_type": "VAELoader", "inputs": {"vae_name": "wan_2.1_vae.safetensors"}},
