@@ -92,7 +92,8 @@ class MigaSaveVideo(io.ComfyNode):
             raise MigaValueError(bad_value("image_frames", image_frames, f">= {frames * videos} (the frames of this LATENT) to "
                                            "return them as IMAGE", "set image_frames to 0 for long videos: the MP4 and the VIDEO "
                                                                    "output do not need the frames in memory"))
-        metadata = host.save_metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
+        hidden = getattr(cls, "hidden", None)  # set by ComfyUI's executor; absent when execute is called directly
+        metadata = host.save_metadata(getattr(hidden, "prompt", None), getattr(hidden, "extra_pnginfo", None))
         progress = host.DecodeProgress(frames)
         writers: list[VideoFileWriter] = []
         saved: list[ui.SavedResult] = []
