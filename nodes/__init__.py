@@ -9,13 +9,14 @@ from .nodes_options import MigaGuidanceOptions, MigaReflectionOptions
 from .nodes_prompts import MigaPromptSchedule, MigaPromptScheduleConditioning
 from .nodes_queue import MigaQueueInit, MigaUnifiedStage, MigaZigzagStage
 from .nodes_sampler import MigaSampler
+from .nodes_video import MigaSaveVideo
 
 __all__ = ["NODES", "MigaExtension"]
 
 # Registration order only; IDs are the node_id of each schema and are frozen once released.
 NODES: list[type[io.ComfyNode]] = [
     MigaSampler, MigaQueueInit, MigaZigzagStage, MigaUnifiedStage, MigaGuidanceOptions, MigaReflectionOptions,
-    MigaPromptSchedule, MigaPromptScheduleConditioning,
+    MigaPromptSchedule, MigaPromptScheduleConditioning, MigaSaveVideo,
 ]
 
 

@@ -22,8 +22,11 @@ HOST.md records as working on ComfyUI v0.8.0:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,8 +38,12 @@ import comfy.model_sampling
 import comfy.patcher_extension
 import comfy.samplers
 import comfy.utils
+import folder_paths
 import latent_preview
+from comfy.cli_args import args as comfy_args
 from comfy.ldm.wan.model import WanModel
+from comfy.ldm.wan.vae import WanVAE, count_conv3d
+from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..miga_core import MigaValueError, PromptSchedule, WindowInfo
 from ..miga_core.errors import bad_value
@@ -45,6 +52,8 @@ __all__ = [
     "SCHEDULER_NAMES", "UnsupportedModelError", "ModelRun", "check_model", "model_parameterization", "ladder",
     "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "HostProgress",
     "on_prompt", "executing_node", "send_to_client", "add_get_route", "PROGRESS_EVENT", "REPORT_EVENT",
+    "UnsupportedVaeError", "check_vae", "decoded_frames", "decode_chunks", "DecodeProgress", "save_path", "save_metadata",
+    "blocked_output",
 ]
 
 log = logging.getLogger("miga")
@@ -463,3 +472,185 @@ def executing_node() -> tuple[str, str] | None:
 
     context = get_executing_context()
     return None if context is None else (str(context.prompt_id), str(context.node_id))
+
+
+# --------------------------------------------------------------------------- streaming decode (MIGA Save Video)
+# ``VAE.decode`` decodes the whole LATENT at once: Wan2.1's ``WanVAE.decode`` (comfy/ldm/wan/vae.py) runs
+# its decoder one latent frame at a time with a feature cache (``feat_map``: one slot per CausalConv3d
+# of the decoder, holding the last CACHE_T=2 input frames of that conv), and concatenates every decoded
+# frame on the device (fp32, 250 latents at 832x480: ~4.5 GiB) before moving the video to host memory.
+# :func:`decode_chunks` makes the same per-latent decoder calls with the same cache list, kept across
+# chunks, and hands each chunk's frames out as soon as they exist: the frames are those of one full
+# ``VAE.decode`` (the host test measures the difference), GPU memory holds one chunk, host memory one
+# chunk plus what the caller keeps. Temporal tiles or independent chunks restart the cache: not exact.
+
+
+class UnsupportedVaeError(MigaValueError):
+    """The VAE cannot be decoded in a stream: a video VAE other than Wan2.1's causal one."""
+
+
+def check_vae(vae: Any, samples: torch.Tensor) -> str:
+    """How ``samples`` can be decoded by ``vae`` chunk by chunk: ``"causal"`` (Wan2.1) or ``"framewise"`` (image VAEs).
+
+    ``"framewise"``: an image VAE (``latent_dim == 2``: SD, SDXL, Flux VAE...), latents ``[N, C, H, W]``
+    (frames in the batch) or ``[B, C, F, H, W]``.
+
+    Raises:
+        UnsupportedVaeError: not a ComfyUI VAE; a video VAE other than Wan2.1's (Wan2.2, Hunyuan, LTX, Cosmos...);
+            latents whose channel count is not the VAE's.
+    """
+    model = getattr(vae, "first_stage_model", None)
+    if model is None or not hasattr(vae, "patcher"):
+        raise UnsupportedVaeError(bad_value("vae", type(vae).__name__, "a ComfyUI VAE", "connect the VAE output of VAELoader"))
+    if not isinstance(samples, torch.Tensor) or samples.ndim not in (4, 5) or getattr(samples, "is_nested", False):
+        shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
+        raise UnsupportedVaeError(bad_value("samples", shape, "an image LATENT [N, C, H, W] or a video LATENT [B, C, F, H, W]",
+                                            "connect the LATENT of a sampler"))
+    channels = getattr(vae, "latent_channels", samples.shape[1])
+    if samples.shape[1] != channels:
+        raise UnsupportedVaeError(bad_value("samples", f"{samples.shape[1]} latent channels", f"the VAE's {channels}",
+                                            "connect the VAE that belongs to the model that sampled the LATENT"))
+    if type(model) is WanVAE and samples.ndim == 5:
+        return "causal"
+    if getattr(vae, "latent_dim", None) == 2 and getattr(vae, "output_channels", 3) == 3:
+        return "framewise"
+    raise UnsupportedVaeError(bad_value("vae", type(model).__name__, "Wan2.1's causal video VAE or an image VAE (SD, SDXL, Flux)",
+                                        "load wan_2.1_vae with VAELoader, or save this model's video with core VAE Decode + Save Video"))
+
+
+def decoded_frames(vae: Any, samples: torch.Tensor) -> int:
+    """Pixel frames per video that ``samples`` decode to (Wan2.1: ``4 (F - 1) + 1``; frame-wise: one per latent frame)."""
+    kind = check_vae(vae, samples)
+    if kind == "causal":
+        return int(vae.upscale_ratio[0](samples.shape[2]))
+    return samples.shape[0] if samples.ndim == 4 else samples.shape[2]
+
+
+def decode_chunks(vae: Any, samples: torch.Tensor, chunk: int) -> Iterator[torch.Tensor]:
+    """Decode ``samples`` ``chunk`` latent frames at a time; yield each chunk's frames ``[B, t, H, W, 3]`` (float32, [0, 1]).
+
+    Concatenated over the chunks, the frames are ``VAE.decode(samples)`` (which gives ``[B, T, H, W, 3]`` for
+    a video LATENT and ``[N, H, W, 3]`` for an image LATENT, here ``[1, N, H, W, 3]``): Wan2.1's decoder cache
+    is carried from chunk to chunk (see above); an image VAE decodes frame batches with ``VAE.decode`` itself.
+    The VAE is loaded through ``comfy.model_management.load_models_gpu`` with the memory of ONE chunk, before
+    every chunk (a no-op while it stays loaded). Frames are on ComfyUI's intermediate device (host memory).
+
+    Args:
+        vae: a ComfyUI VAE; samples: its LATENT's samples (VAE space); chunk: latent frames per chunk (>= 1).
+    Raises:
+        UnsupportedVaeError: see :func:`check_vae`. MigaValueError: chunk < 1.
+    """
+    from .video_file import latent_chunks
+
+    kind = check_vae(vae, samples)
+    vae.throw_exception_if_invalid()
+    if kind == "framewise":
+        frames = samples.unsqueeze(0).movedim(1, 2) if samples.ndim == 4 else samples  # [B, C, F, H, W]
+        b = frames.shape[0]
+        for start, stop in latent_chunks(frames.shape[2], chunk):
+            flat = frames[:, :, start:stop].movedim(2, 1).reshape(-1, *frames.shape[1:2], *frames.shape[3:])  # [B*t, C, H, W]
+            images = vae.decode(flat)  # [B*t, H, W, 3]: ComfyUI's own batching, memory estimate and tiled fallback
+            yield images.reshape(b, stop - start, *images.shape[1:])
+        return
+    model: WanVAE = vae.first_stage_model
+    b, c, f, h, w = samples.shape
+    memory = vae.memory_used_decode((b, c, min(chunk, f), h, w), vae.vae_dtype)
+    cache: list = [None] * count_conv3d(model.decoder)  # the causal cache, as WanVAE.decode builds it
+    for start, stop in latent_chunks(f, chunk):
+        comfy.model_management.load_models_gpu([vae.patcher], memory_required=memory, force_full_load=vae.disable_offload)
+        try:
+            with torch.inference_mode():
+                z = model.conv2(samples[:, :, start:stop].to(vae.vae_dtype).to(vae.device))  # 1x1x1 conv: per latent frame
+                out = torch.cat([model.decoder(z[:, :, i:i + 1], feat_cache=cache, feat_idx=[0]) for i in range(stop - start)], dim=2)
+                pixels = vae.process_output(out.to(vae.output_device).float())  # [B, 3, t, H, W] in [0, 1]
+        except comfy.model_management.OOM_EXCEPTION as exc:
+            raise MigaValueError(bad_value("decode_chunk", chunk, "a chunk whose frames fit in free VRAM",
+                                           "lower decode_chunk (1 decodes one latent = 4 frames at a time) or free VRAM")) from exc
+        yield pixels.movedim(1, -1)
+        del z, out, pixels
+
+
+class DecodeProgress:
+    """ComfyUI's progress bar in video frames, a text line with the ETA on the node and a preview every ``preview_every`` s.
+
+    Call with the frames done so far and the newest frame ``[H, W, 3]``; raises ComfyUI's
+    ``InterruptProcessingException`` when the user cancels (checked first, so a cancel lands between chunks).
+    """
+
+    def __init__(self, total_frames: int, preview_every: float = 5.0) -> None:
+        self.total = max(1, total_frames)
+        self.pbar = comfy.utils.ProgressBar(self.total)
+        self.start = time.monotonic()
+        self.preview_every = preview_every
+        self.last_preview = -float("inf")
+        self.last_log = -1
+        self.node = executing_node()
+
+    def __call__(self, frames_done: int, newest: torch.Tensor | None = None) -> float | None:
+        """Report ``frames_done``; return the ETA in seconds (None before the first frame)."""
+        from .video_file import eta_seconds, to_uint8
+
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        now = time.monotonic()
+        eta = eta_seconds(now - self.start, frames_done, self.total)
+        preview = None
+        if newest is not None and now - self.last_preview >= self.preview_every:
+            self.last_preview = now
+            try:
+                from PIL import Image
+
+                preview = ("JPEG", Image.fromarray(to_uint8(newest[None, ..., :3])[0]), comfy_args.preview_size)
+            except Exception:  # a preview must never stop a save
+                log.debug("MIGA: decode preview failed", exc_info=True)
+        self.pbar.update_absolute(frames_done, self.total, preview)
+        text = f"{frames_done}/{self.total} frames" + (f", about {eta:.0f} s left" if eta is not None and frames_done < self.total else "")
+        self._text(text)
+        decile = 10 * frames_done // self.total
+        if decile != self.last_log:
+            self.last_log = decile
+            log.info("MIGA Save Video: %s", text)
+        return eta
+
+    def _text(self, text: str) -> None:
+        import server
+
+        instance = getattr(server.PromptServer, "instance", None)
+        if instance is not None and self.node is not None and hasattr(instance, "send_progress_text"):
+            try:
+                instance.send_progress_text(text, self.node[1])
+            except Exception:  # progress text is cosmetic
+                log.debug("MIGA: progress text failed", exc_info=True)
+
+
+def save_path(filename_prefix: str, width: int, height: int, extension: str, index: int = 0) -> tuple[Path, str, str]:
+    """``(full path, file name, subfolder)`` in ComfyUI's output folder, named as core Save Video names its files.
+
+    ``index`` counts on from ComfyUI's next free counter (one file per video of a batch).
+
+    Raises:
+        MigaValueError: the prefix points outside the output folder.
+    """
+    output = folder_paths.get_output_directory()
+    try:
+        folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output, width, height)
+    except Exception as exc:  # ComfyUI raises a bare Exception for a path outside the output folder
+        raise MigaValueError(bad_value("filename_prefix", filename_prefix, "a path inside ComfyUI's output folder",
+                                       "remove '..' and leading '/' from the prefix")) from exc
+    os.makedirs(folder, exist_ok=True)
+    file = f"{filename}_{counter + index:05}_.{extension}"
+    return Path(folder) / file, file, subfolder
+
+
+def save_metadata(prompt: Any, extra_pnginfo: Any) -> dict | None:
+    """The workflow metadata core Save Video stores in its files (None with ``--disable-metadata``)."""
+    if comfy_args.disable_metadata:
+        return None
+    metadata = dict(extra_pnginfo or {})
+    if prompt is not None:
+        metadata["prompt"] = prompt
+    return metadata or None
+
+
+def blocked_output(message: str) -> Any:
+    """An output value that stops the nodes connected to it with ``message`` (ComfyUI's ``ExecutionBlocker``)."""
+    return ExecutionBlocker(message)

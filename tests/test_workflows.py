@@ -219,13 +219,16 @@ def upstream(workflow: dict, node: dict, input_name: str) -> dict | None:
 
 def test_the_node_schemas_were_read():
     assert {"MigaSampler", "MigaQueueInit", "MigaZigzagStage", "MigaUnifiedStage", "MigaGuidanceOptions",
-            "MigaReflectionOptions", "MigaPromptSchedule", "MigaPromptScheduleConditioning"} <= set(MIGA)
+            "MigaReflectionOptions", "MigaPromptSchedule", "MigaPromptScheduleConditioning", "MigaSaveVideo"} <= set(MIGA)
     sampler = MIGA["MigaSampler"]
     assert [w.name for w in sampler.widgets][:3] == ["width", "height", "num_pixel_frames"]
     assert [s[0] for s in sampler.sockets] == ["model", "positive", "negative", "initial_clip", "prompts", "guidance", "reflection"]
     assert sampler.outputs == ["LATENT", "STRING"]
     assert "seed.control" in sampler.ui_slots()
     assert MIGA["MigaZigzagStage"].sockets[0] == ("queue", "MIGA_QUEUE", False)
+    save = MIGA["MigaSaveVideo"]
+    assert [s[0] for s in save.sockets] == ["samples", "vae"] and save.outputs == ["IMAGE", "VIDEO"]
+    assert [w.name for w in save.widgets] == ["filename_prefix", "fps", "codec", "crf", "decode_chunk", "image_frames"]
 
 
 def test_every_workflow_file_parses_and_the_five_workflows_ship():
@@ -338,15 +341,17 @@ def test_api_inputs_name_only_declared_inputs_and_every_required_one(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_workflows_load_the_standard_wan21_files_and_save_16_fps_video(name):
+def test_workflows_load_the_standard_wan21_files_and_save_16_fps_video_with_the_streaming_save_node(name):
     prompt = api(name)
     for class_type, filename in MODEL_FILES.items():
         loaders = [n["inputs"] for n in prompt.values() if n["class_type"] == class_type]
         assert loaders and all(filename in inputs.values() for inputs in loaders), (name, class_type)
     assert [n["inputs"]["type"] for n in prompt.values() if n["class_type"] == "CLIPLoader"] == ["wan"]
     assert [n["inputs"]["shift"] for n in prompt.values() if n["class_type"] == "ModelSamplingSD3"] == [8.0]
-    assert [n["inputs"]["fps"] for n in prompt.values() if n["class_type"] == "CreateVideo"] == [16.0]
-    assert len([n for n in prompt.values() if n["class_type"] == "SaveVideo"]) == 1
+    saves = [n["inputs"] for n in prompt.values() if n["class_type"] == "MigaSaveVideo"]
+    assert [s["fps"] for s in saves] == [16.0] and saves[0]["filename_prefix"] == f"video/{name}"
+    assert saves[0]["samples"][0] in {k for k, n in prompt.items() if n["class_type"] in ("MigaSampler", "MigaUnifiedStage")}
+    assert not {"VAEDecode", "CreateVideo", "SaveVideo"} & {n["class_type"] for n in prompt.values()}  # no full-video decode
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -413,7 +418,7 @@ def test_the_continuation_feeds_an_81_frame_ksampler_clip_through_the_composable
     assert (size["length"] - 1) // 4 + 1 == settings["window_length"] == 21
     assert upstream(workflow, zigzag, "queue") is init and upstream(workflow, unified, "queue") is zigzag
     assert upstream(workflow, zigzag, "reflection")["type"] == "MigaReflectionOptions"
-    assert upstream(workflow, the(workflow, "VAEDecode"), "samples") is unified
+    assert upstream(workflow, the(workflow, "MigaSaveVideo"), "samples") is unified
     assert settings["num_pixel_frames"] >= 481
 
 
