@@ -47,6 +47,8 @@ class WindowInfo:
         eta_seconds: estimated seconds left (None at the first window): remaining planned windows plus the
             self-reflection search windows expected (:meth:`Progress.expected_search_windows`), at the mean seconds
             per window of the recent half of the windows (:meth:`Progress.seconds_per_window`).
+        reflection_checks / reflection_corrections: self-reflection's checks so far and the checks whose search replaced
+            the tail, per video (the report's ``n_all`` and ``n_corr``) [D5].
     """
 
     stage: str
@@ -60,6 +62,8 @@ class WindowInfo:
     model_calls: int = 0
     search_windows: int = 0
     eta_seconds: float | None = None
+    reflection_checks: int = 0
+    reflection_corrections: int = 0
 
 
 Callback = Callable[[WindowInfo], None]
@@ -94,6 +98,7 @@ class Progress:
         self.checks, self.search_cost = checks, search_cost
         self.checks_done = self.searches = 0
         self.videos_checked = self.videos_triggered = 0
+        self.reflection_checks = self.reflection_corrections = 0
         self.batch = 1
         self.callback = callback
         self.clock = clock
@@ -111,6 +116,10 @@ class Progress:
         self.searches += int(triggered > 0)
         self.videos_checked += checked
         self.videos_triggered += triggered
+
+    def note_reflection(self, checks: int, corrections: int) -> None:
+        """Self-reflection's counters so far (``n_all``, ``n_corr``), passed on in every later :class:`WindowInfo`."""
+        self.reflection_checks, self.reflection_corrections = checks, corrections
 
     def search_chance(self) -> float:
         """Chance that a coming check searches: ``1 - (1 - p)^B`` for B videos, each triggering with
@@ -159,4 +168,5 @@ class Progress:
                                    f"({self.planned}) in stage {stage!r}; please report it with the options used.")
         if self.callback is not None:
             self.callback(WindowInfo(stage, self.window, self.total_windows, frames_done, num_frames, denoised, indices, levels,
-                                     self.model_calls, self.search_windows, self.eta_seconds()))
+                                     self.model_calls, self.search_windows, self.eta_seconds(), self.reflection_checks,
+                                     self.reflection_corrections))

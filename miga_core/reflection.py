@@ -80,7 +80,15 @@ def _score_frames(run: LatentRun, on: str) -> torch.Tensor:
 def _check(ctx: PassContext, queue: LatentRun, j: int, options, stats: ReflectionStats,
            grow: Callable[[int], LatentRun]) -> tuple[LatentRun, ReflectionStats]:
     """Score ``Q[j : j+f_eval]`` against ``Q[j-f_ref : j]``; on ``C_prev - C > threshold`` grow ``num_candidates`` tails
-    (``grow(k)``, levels and indices of ``Q[j:]``) and keep the best if it beats C [D5, D5b]."""
+    (``grow(k)``, levels and indices of ``Q[j:]``) and keep the best if it beats C [D5, D5b]. The progress learns the
+    counters (checks and corrections so far, per video) for its reports."""
+    queue, stats = _judge(ctx, queue, j, options, stats, grow)
+    ctx.progress.note_reflection(stats.n_all, stats.n_corr)
+    return queue, stats
+
+
+def _judge(ctx: PassContext, queue: LatentRun, j: int, options, stats: ReflectionStats,
+           grow: Callable[[int], LatentRun]) -> tuple[LatentRun, ReflectionStats]:
     ref = _score_frames(queue.frames(slice(j - options.num_ref, j)), options.score_on)
     score = consistency_scores(ref, _score_frames(queue.frames(slice(j, j + options.num_eval)), options.score_on))  # [B]
     B = score.shape[0]

@@ -342,7 +342,7 @@ REPORT_EVENT = "miga.report"  # the run's report when a node finishes (web/miga_
 
 
 def progress_message(info: WindowInfo) -> dict:
-    """The ``miga.progress`` message of one window: what the node shows (stage, frames, search windows, ETA).
+    """The ``miga.progress`` message of one window: what the node shows (stage, frames, self-reflection, ETA).
 
     ``frames_done``/``num_frames`` are latents; ``pixel_frames_done``/``num_pixel_frames`` the same in video frames
     (Wan2.1's 4n+1 rule, ``miga_core.frames``). ``window`` never goes back and ends at ``total_windows`` (the plan's).
@@ -355,6 +355,7 @@ def progress_message(info: WindowInfo) -> dict:
     return {"stage": info.stage, "window": info.window, "total_windows": info.total_windows, "frames_done": info.frames_done,
             "num_frames": info.num_frames, "pixel_frames_done": pixels(info.frames_done), "num_pixel_frames": pixels(info.num_frames),
             "model_calls": info.model_calls, "search_windows": info.search_windows,
+            "reflection_checks": info.reflection_checks, "reflection_corrections": info.reflection_corrections,
             "eta_seconds": None if info.eta_seconds is None else round(float(info.eta_seconds), 1)}
 
 

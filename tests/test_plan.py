@@ -99,6 +99,9 @@ def test_progress_with_a_searching_reflection_never_goes_back_and_keeps_its_tota
     assert infos[-1].eta_seconds == 0  # nothing planned is left
     # every search costs the plan's search_windows; one check per stage-1 pass
     assert search[-1] == plan.search_windows * result.reflection.n_eval and plan.num_checks == result.reflection.n_all
+    # the live counters the node shows end at the report's
+    assert (infos[-1].reflection_checks, infos[-1].reflection_corrections) == (result.reflection.n_all, result.reflection.n_corr)
+    assert result.reflection.n_corr > 0 and infos[0].reflection_corrections == 0
 
 
 def test_reflection_keeps_a_bounded_score_history():

@@ -53,6 +53,8 @@ export function nextProgress(previous, message) {
     framesDone: fresh ? message.pixel_frames_done : Math.max(previous.framesDone, message.pixel_frames_done),
     framesTotal: message.num_pixel_frames,
     searchWindows: message.search_windows ?? 0,
+    checks: message.reflection_checks ?? 0,
+    corrections: message.reflection_corrections ?? 0,
     eta: message.eta_seconds ?? null,
     done: false,
   };
@@ -61,7 +63,7 @@ export function nextProgress(previous, message) {
 // The lines drawn under the bar.
 export function progressLines(state) {
   const eta = state.eta === null ? "estimating time left…" : `about ${formatDuration(state.eta)} left`;
-  const search = state.searchWindows > 0 ? `self-reflection checked the tail (${state.searchWindows} search windows) · ` : "";
+  const search = state.checks > 0 ? `self-reflection: ${state.corrections} of ${state.checks} checks corrected the tail · ` : "";
   return [
     `${state.stage} · ${state.framesDone} of ${state.framesTotal} frames finished · ${Math.round(100 * state.fraction)}%`,
     `${search}${eta}`,

@@ -59,9 +59,9 @@ test("progress only moves forward within a run and starts afresh for a new one",
 });
 
 test("progress lines name the stage, frames of total, self-reflection and the time left", () => {
-  const [first, second] = progressLines(nextProgress(null, msg(4, 41, { search_windows: 6, eta_seconds: 150 })));
+  const [first, second] = progressLines(nextProgress(null, msg(4, 41, { search_windows: 72, reflection_checks: 6, reflection_corrections: 2, eta_seconds: 150 })));
   assert.equal(first, "zigzag · 41 of 161 frames finished · 40%");
-  assert.equal(second, "self-reflection checked the tail (6 search windows) · about 2.5 min left");
+  assert.equal(second, "self-reflection: 2 of 6 checks corrected the tail · about 2.5 min left");
   assert.match(progressLines(nextProgress(null, msg(1, 0, { eta_seconds: null })))[1], /estimating/);
 });
 
