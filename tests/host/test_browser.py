@@ -42,6 +42,8 @@ class Page:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("response", lambda r: self.missing.append(r.url) if r.status == 404 else None)
+        # a new user's first visit opens the template browser over the canvas (frontend 1.35: Comfy.TutorialCompleted)
+        self.page.request.post(f"{url}/settings/Comfy.TutorialCompleted", data="true", headers={"Content-Type": "application/json"})
         self.page.goto(url)
         self.page.wait_for_function("window.app && window.app.graph && window.LiteGraph", timeout=60_000)
         self.page.wait_for_timeout(1500)
