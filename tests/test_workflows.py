@@ -22,7 +22,16 @@ WORKFLOWS = ROOT / "workflows"
 API_DIR = WORKFLOWS / "api"  # API twins live one folder down so ComfyUI's template menu lists only UI files
 WEB = ROOT / "web"
 
-NAMES = ["miga_wan21_t2v_long", "miga_wan21_story", "miga_wan21_fifo_baseline", "miga_wan21_continue_clip", "miga_quick_test"]
+# short id (the saved video's filename prefix) -> template file name, which frontend 1.35 shows as the template's title,
+# description and search text (so it carries the aliases: long video, infinite, fifo, wan)
+TEMPLATES = {
+    "miga_wan21_t2v_long": "MIGA infinite long video - Wan2.1 text to video 481 frames",
+    "miga_wan21_story": "MIGA story - Wan2.1 prompt schedule 721 frames",
+    "miga_wan21_fifo_baseline": "FIFO-Diffusion baseline - Wan2.1 fifo mode 481 frames",
+    "miga_wan21_continue_clip": "MIGA continue a clip - Wan2.1 KSampler clip to 481 frames",
+    "miga_quick_test": "MIGA quick test - Wan2.1 32x32 161 frames",
+}
+NAMES = list(TEMPLATES)
 LONG_VIDEO = ["miga_wan21_t2v_long", "miga_wan21_story", "miga_wan21_fifo_baseline"]
 VIRTUAL = {"Note", "MarkdownNote"}  # frontend-only nodes: never in API format
 MODEL_FILES = {"UNETLoader": "wan2.1_t2v_1.3B_fp16.safetensors", "CLIPLoader": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
@@ -182,11 +191,11 @@ def load(path: pathlib.Path) -> dict:
 
 
 def ui(name: str) -> dict:
-    return load(WORKFLOWS / f"{name}.json")
+    return load(WORKFLOWS / f"{TEMPLATES[name]}.json")
 
 
 def api(name: str) -> dict:
-    return load(API_DIR / f"{name}.api.json")
+    return load(API_DIR / f"{TEMPLATES[name]}.api.json")
 
 
 def ui_widgets(node: dict) -> dict[str, Any]:
@@ -234,7 +243,7 @@ def test_the_node_schemas_were_read():
 def test_every_workflow_file_parses_and_the_five_workflows_ship():
     files = ui_files() + api_files()
     assert all(isinstance(load(p), dict) for p in files)
-    assert sorted(p.stem for p in ui_files()) == sorted(NAMES)
+    assert sorted(p.stem for p in ui_files()) == sorted(TEMPLATES.values())
 
 
 def test_every_ui_workflow_has_an_api_twin_and_vice_versa():

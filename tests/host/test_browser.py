@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import shutil
+import urllib.parse
 
 import pytest
 
@@ -55,7 +56,7 @@ class Page:
     def load(self, name: str) -> None:
         self.page.evaluate(
             """async (name) => {
-                 const r = await fetch(`/api/workflow_templates/comfyui-miga/${name}.json`);
+                 const r = await fetch(`/api/workflow_templates/comfyui-miga/${encodeURIComponent(name)}.json`);
                  await window.app.loadGraphData(await r.json(), true, true, name);
                }""", name)
         self.page.wait_for_timeout(800)
@@ -86,7 +87,7 @@ def test_every_template_loads_with_its_thumbnail_and_no_missing_node_or_pack_err
     listed = comfy_server.get_json("/workflow_templates")[PACK]
     assert sorted(listed) == TEMPLATES
     for name in TEMPLATES:
-        status = page.page.request.get(f"{comfy_server.url}/api/workflow_templates/{PACK}/{name}.jpg").status
+        status = page.page.request.get(f"{comfy_server.url}/api/workflow_templates/{PACK}/{urllib.parse.quote(name)}.jpg").status
         assert status == 200, f"thumbnail of {name}: HTTP {status}"
     page.page.evaluate("() => app.extensionManager?.command?.execute?.('Comfy.BrowseTemplates')")
     page.page.wait_for_timeout(1500)
@@ -102,7 +103,7 @@ def test_every_template_loads_with_its_thumbnail_and_no_missing_node_or_pack_err
 
 
 def test_fifo_mode_marks_the_guidance_and_reflection_sockets(page):
-    page.load("miga_wan21_t2v_long")
+    page.load("MIGA infinite long video - Wan2.1 text to video 481 frames")
     marked = page.page.evaluate("""() => { const n = app.graph._nodes.find((n) => n.comfyClass === 'MigaSampler');
         const mode = n.widgets.find((w) => w.name === 'mode'); mode.value = 'fifo'; mode.callback?.('fifo');
         return { incompatible: n.__miga.incompatible, labels: n.inputs.filter((i) => ['guidance', 'reflection'].includes(i.name)).map((i) => i.label),
@@ -116,7 +117,7 @@ def test_fifo_mode_marks_the_guidance_and_reflection_sockets(page):
 
 
 def test_the_cost_preview_shows_planned_calls_and_a_labelled_estimate(page):
-    page.load("miga_wan21_t2v_long")
+    page.load("MIGA infinite long video - Wan2.1 text to video 481 frames")
     page.page.wait_for_function("""() => { const n = app.graph._nodes.find((n) => n.comfyClass === 'MigaSampler');
                                            return n.__miga?.panel?.sections.get('cost'); }""", timeout=15_000)
     cost = page.page.evaluate("""() => app.graph._nodes.find((n) => n.comfyClass === 'MigaSampler').__miga.panel.sections.get('cost')
@@ -132,7 +133,7 @@ def test_the_cost_preview_shows_planned_calls_and_a_labelled_estimate(page):
 
 
 def test_the_timeline_shows_a_keyframe_past_the_end_as_an_error(page):
-    page.load("miga_wan21_story")
+    page.load("MIGA story - Wan2.1 prompt schedule 721 frames")
     errors = page.page.evaluate("""async () => { const n = app.graph._nodes.find((n) => n.comfyClass === 'MigaPromptSchedule');
         const w = n.widgets.find((w) => w.name === 'keyframes');
         const kf = JSON.parse(w.value); kf['9000'] = 'past the end'; w.value = JSON.stringify(kf); w.callback?.(w.value);
@@ -146,7 +147,7 @@ def test_the_timeline_shows_a_keyframe_past_the_end_as_an_error(page):
 
 
 def test_the_quick_test_runs_with_forward_only_progress_that_ends_at_the_total(page):
-    page.load("miga_quick_test")
+    page.load("MIGA quick test - Wan2.1 32x32 161 frames")
     page.page.evaluate("() => app.queuePrompt(0)")
     page.page.wait_for_function("() => app.graph._nodes.find((n) => n.comfyClass === 'MigaSampler').__miga?.shown?.length > 3",
                                 timeout=240_000)
