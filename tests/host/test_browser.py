@@ -91,6 +91,14 @@ def test_every_template_loads_with_its_thumbnail_and_no_missing_node_or_pack_err
         assert status == 200, f"thumbnail of {name}: HTTP {status}"
     page.page.evaluate("() => app.extensionManager?.command?.execute?.('Comfy.BrowseTemplates')")
     page.page.wait_for_timeout(1500)
+    search = page.page.get_by_placeholder("Search")
+    for alias, expected in (("fifo", "FIFO-Diffusion baseline"), ("infinite", "MIGA infinite long video"), ("long video", "MIGA")):
+        search.fill(alias)
+        page.page.wait_for_timeout(800)
+        assert expected in page.page.inner_text(".p-dialog"), f"searching {alias!r} does not find {expected!r}"
+    search.fill("")
+    page.page.get_by_text(PACK, exact=True).last.click()  # the pack's category: its five cards with their thumbnails
+    page.page.wait_for_timeout(1500)
     page.shot("templates_dialog")
     page.page.keyboard.press("Escape")
     for name in TEMPLATES:
