@@ -43,6 +43,17 @@ def load_pack(name: str = "comfyui_miga"):
     return module
 
 
+def start_comfyui(comfyui: str, device: str) -> None:
+    """Make a ComfyUI checkout importable as its main.py does (CPU mode when ``device`` is "cpu"), then load the pack."""
+    sys.path.insert(0, str(pathlib.Path(comfyui).resolve()))
+    from comfy.cli_args import args as comfy_args
+
+    comfy_args.cpu = device == "cpu"
+    import utils.extra_config  # noqa: F401  as main.py does: ComfyUI's nodes.py later puts comfy/ (with a utils.py) first on sys.path
+
+    load_pack()
+
+
 def random_wan(dims: dict, dtype: torch.dtype, device: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """A Wan2.1 T2V state dict with the real key names and random weights (norm scales near 1)."""
     import comfy.ops
@@ -78,16 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     t_start, date = time.perf_counter(), record.now()
 
-    sys.path.insert(0, str(pathlib.Path(args.comfyui).resolve()))
-    from comfy.cli_args import args as comfy_args
-
-    comfy_args.cpu = args.device == "cpu"
-    import utils.extra_config  # noqa: F401  as main.py does: ComfyUI's nodes.py later puts comfy/ (with a utils.py) first on sys.path
+    start_comfyui(args.comfyui, args.device)
     import comfy.model_management as mm
     import comfy.sd
     import comfy.utils
 
-    load_pack()
     from comfyui_miga.miga_core import GuidanceOptions, ReflectionOptions
     from comfyui_miga.nodes.nodes_sampler import MigaSampler
 

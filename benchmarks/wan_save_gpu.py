@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import record  # noqa: E402
-from benchmarks.wan_node_gpu import comfyui_version, load_pack  # noqa: E402
+from benchmarks.wan_node_gpu import comfyui_version, start_comfyui  # noqa: E402
 
 SCRIPT = "benchmarks/wan_save_gpu.py"
 
@@ -90,15 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     t_start, date = time.perf_counter(), record.now()
 
-    sys.path.insert(0, str(pathlib.Path(args.comfyui).resolve()))
-    from comfy.cli_args import args as comfy_args
-
-    comfy_args.cpu = args.device == "cpu"
-    import utils.extra_config  # noqa: F401  (as main.py does)
+    start_comfyui(args.comfyui, args.device)
     import folder_paths
     from comfy_api.latest import InputImpl, Types
 
-    load_pack()
     from comfyui_miga.nodes.nodes_video import MigaSaveVideo
 
     out_dir = tempfile.mkdtemp(prefix="miga_save_")
