@@ -215,3 +215,31 @@ def test_wrong_inputs_are_refused_with_the_argument_named(tiny_unet, change, arg
     kwargs = {"x": x, "timesteps": torch.zeros(2), "context": context, "fps": 8, **change}
     with pytest.raises(miga_core.MigaError, match=f"^{argument}="):
         tiny_unet(**kwargs)
+
+
+def test_the_host_can_supply_its_own_layer_classes_and_attention(tiny_unet):
+    """ComfyUI builds core models with ``comfy.ops`` classes and ``optimized_attention``: both are honoured."""
+    made = []
+
+    def counted(base):
+        return type(f"Counted{base.__name__}", (base,), {"__init__": lambda self, *a, **k: (
+            made.append(base.__name__), base.__init__(self, *a, **k))[1]})
+
+    ops = types.SimpleNamespace(**{n: counted(getattr(torch.nn, n))
+                                   for n in ("Linear", "Conv1d", "Conv2d", "Conv3d", "GroupNorm", "LayerNorm")})
+    calls = []
+
+    def attention(q, k, v, heads):
+        calls.append(heads)
+        return vc2.sdpa_attention(q, k, v, heads)
+
+    net = vc2.VC2UNet(TINY, operations=ops, attention=attention).eval()
+    net.load_state_dict(tiny_unet.state_dict(), strict=True)
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d,
+                                                         torch.nn.Conv3d, torch.nn.GroupNorm, torch.nn.LayerNorm))]
+    assert len(made) == len(layers) and all(type(m).__name__.startswith("Counted") for m in layers)
+    x, context = _inputs()
+    t = torch.tensor([300.0, 30.0])
+    with torch.no_grad():
+        assert torch.equal(net(x, t, context, 8), tiny_unet(x, t, context, 8))
+    assert len(calls) == 2 * sum(isinstance(m, vc2.BasicTransformerBlock) for m in net.modules())
