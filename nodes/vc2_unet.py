@@ -21,8 +21,9 @@ flattened ``[(B F)]`` timesteps). The VC2 options this file does not build (rela
 causal temporal attention, temporal cross-attention, scale-shift norm, resblock up/down sampling,
 image cross-attention, adapters) are off in the VC2 config.
 
-Inference only in spirit: dropout layers are kept (probability 0) for the parameter indices.
+Built for inference: the dropout layers are kept (probability 0) only so that the parameter indices match.
 GroupNorms run in the input dtype (the reference upcasts its ResBlock norms to fp32; in fp32 both agree).
+CFG: stack the conditional and unconditional rows along ``B``; rows never mix (every layer is per video).
 
 Only torch, einops and the pack's error type are imported, so ComfyUI's model wrapper can build it with
 its own ``operations`` (``comfy.ops``) and attention function (``optimized_attention``).
