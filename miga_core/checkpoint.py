@@ -345,25 +345,27 @@ class Checkpointer:
     """The checkpoint hook of a run (:data:`~miga_core.stages.CheckpointHook`) writing one file.
 
     After every pass it keeps the newest point (cheap: nothing is copied) and writes it when ``interval_s`` seconds passed
-    since the last write (0: after every pass). As a context manager it writes the newest point when the block ends with
+    since the last write (0: after every pass; None: never on its own, only on an exception or :meth:`save`). As a context manager it writes the newest point when the block ends with
     an exception (a cancel, an out-of-memory error, ...) and removes the file when the block ends normally (the run is done).
 
     Attributes:
         path: the checkpoint file.  saves: files written so far.
     """
 
-    def __init__(self, path: str | os.PathLike, fingerprint: Fingerprint | None = None, *, interval_s: float = 600.0,
+    def __init__(self, path: str | os.PathLike, fingerprint: Fingerprint | None = None, *, interval_s: float | None = 600.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if not (isinstance(interval_s, (int, float)) and math.isfinite(interval_s) and interval_s >= 0):
-            raise CheckpointError(bad_value("interval_s", interval_s, "a finite number of seconds >= 0", "use 0 for every pass or e.g. 600"))
-        self.path, self.fingerprint, self.interval_s, self.clock = Path(path), dict(fingerprint or {}), float(interval_s), clock
+        if interval_s is not None and not (isinstance(interval_s, (int, float)) and math.isfinite(interval_s) and interval_s >= 0):
+            raise CheckpointError(bad_value("interval_s", interval_s, "None or a finite number of seconds >= 0",
+                                            "use 0 for every pass, e.g. 600, or None for on-exception only"))
+        self.path, self.fingerprint, self.clock = Path(path), dict(fingerprint or {}), clock
+        self.interval_s = float(interval_s) if interval_s is not None else None
         self.latest: Callable[[], RunPoint] | None = None
         self.last = clock()
         self.saves = 0
 
     def __call__(self, snapshot: Callable[[], RunPoint]) -> None:
         self.latest = snapshot
-        if self.clock() - self.last >= self.interval_s:
+        if self.interval_s is not None and self.clock() - self.last >= self.interval_s:
             self.save()
 
     def save(self) -> bool:
@@ -376,8 +378,10 @@ class Checkpointer:
         return True
 
     def remove(self) -> None:
-        """Delete the checkpoint file (a finished run's)."""
+        """Delete the checkpoint file (a finished run's) and temporary files a killed write left beside it."""
         self.path.unlink(missing_ok=True)
+        for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "Checkpointer":
         return self
