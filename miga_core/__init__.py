@@ -16,7 +16,8 @@ Composable API (mirrors the node graph)::
     state = unified_stage(denoiser, state)
     video_latents = state.outputs.x  # [B, C, N, H, W]
 
-or ``run(denoiser, sigmas, plan, ...)`` / ``generate(...)`` for all three.
+or ``run(denoiser, sigmas, plan, ...)`` / ``generate(...)`` for all three; ``run(..., checkpoint=Checkpointer(path))``
+saves the run between passes and ``run(..., resume=load_checkpoint(path, plan=plan))`` continues it bit-identically.
 """
 
 from .config import (
@@ -27,6 +28,9 @@ from .config import (
     preset,
 )
 from .errors import (
+    CheckpointCorruptError,
+    CheckpointError,
+    CheckpointMismatchError,
     DenoiserOutputShapeError,
     InvalidConfigError,
     InvalidInitialClipError,
@@ -48,7 +52,8 @@ from .protocols import Callback, Denoiser, Progress, WindowInfo
 from .passes import PassContext, queue_pass
 from .reflection import ReflectionStats, consistency_score, reflect
 from .samplers import SAMPLERS
-from .stages import MigaQueue, initialize_queue, refine_stage, unified_stage, zigzag_stage
+from .stages import MigaQueue, Position, RunPoint, initialize_queue, refine_stage, unified_stage, zigzag_stage
+from .checkpoint import Checkpointer, load_checkpoint, read_checkpoint, save_checkpoint
 from .windows import Window, guidance_positions, history_needed, plan_windows
 
 __all__ = [
@@ -63,6 +68,8 @@ __all__ = [
     "MigaQueue", "initialize_queue", "unified_stage", "zigzag_stage", "refine_stage",
     "KeyedNoise", "NoiseDraw", "NoiseSource", "official_flow_ladder",
     "Window", "guidance_positions", "history_needed", "plan_windows",
+    "Position", "RunPoint", "Checkpointer", "load_checkpoint", "read_checkpoint", "save_checkpoint",
+    "CheckpointError", "CheckpointCorruptError", "CheckpointMismatchError",
 ]
 
 __version__ = "0.1.0"

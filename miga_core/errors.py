@@ -19,6 +19,9 @@ __all__ = [
     "PromptScheduleError",
     "NonFiniteDenoiserOutputError",
     "DenoiserOutputShapeError",
+    "CheckpointError",
+    "CheckpointCorruptError",
+    "CheckpointMismatchError",
     "bad_value",
 ]
 
@@ -57,6 +60,18 @@ class NonFiniteDenoiserOutputError(MigaError, FloatingPointError):
 
 class DenoiserOutputShapeError(MigaValueError):
     """The denoiser returned a tensor whose shape differs from its input."""
+
+
+class CheckpointError(MigaValueError):
+    """A run checkpoint cannot be written or resumed from (see :mod:`miga_core.checkpoint`)."""
+
+
+class CheckpointCorruptError(CheckpointError):
+    """A checkpoint file is missing, truncated or corrupt; the message names the file and the problem."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint was written by another run (model, prompts, options or ladder); the message names what differs."""
 
 
 def bad_value(argument: str, value: Any, allowed: str, fix: str, problem: str = "is out of range") -> str:

@@ -105,6 +105,29 @@ class Progress:
         self.start = clock()
         self.stamps: list[float] = []  # clock after each window (planned and search), for the rate of the recent half
 
+    #: The counters a checkpoint carries (:meth:`counters`, :meth:`restore`); the clock stamps are not among them.
+    COUNTERS = ("total_windows", "window", "search_windows", "model_calls", "checks_done", "searches", "videos_checked",
+                "videos_triggered", "batch")
+
+    def counters(self) -> dict[str, int]:
+        """The counts so far (:attr:`COUNTERS`), as plain ints: what a checkpoint saves so a resumed bar continues."""
+        return {k: int(getattr(self, k)) for k in self.COUNTERS}
+
+    def restore(self, counters: Mapping[str, int]) -> None:
+        """Continue from :meth:`counters` of an interrupted run of the same plan: the next window is ``window + 1``.
+
+        The ETA starts anew (its clock stamps are not saved; None until the second window after the resume).
+
+        Raises:
+            ValueError: ``counters`` lacks a key or is for another total (a checkpoint of another plan; a bug here).
+        """
+        missing = [k for k in self.COUNTERS if k not in counters]
+        if missing or int(counters["total_windows"]) != self.total_windows:
+            raise ValueError(f"progress counters {dict(counters)} do not fit this run (total {self.total_windows} windows, "
+                             f"keys {self.COUNTERS}; missing {missing}). Fix: resume with the plan the counters were saved with.")
+        for k in self.COUNTERS[1:]:
+            setattr(self, k, int(counters[k]))
+
     def count_call(self) -> None:
         """Count one denoiser invocation."""
         self.model_calls += 1

@@ -8,8 +8,9 @@ The variants (MIGA, FIFO-Diffusion, unified stage only) differ in their initiali
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TypedDict
 
 import torch
@@ -19,13 +20,28 @@ from .ladder import check_ladder, num_steps, sigma_of_levels
 from .latents import LatentRun, TailSource
 from .noise import KeyedNoise, NoiseDraw, NoiseSource, Stream, add_noise, mix_key
 from .passes import PassContext, queue_pass
-from .plan import RunPlan
+from .plan import STAGES, RunPlan
 from .protocols import Callback, Denoiser, Progress
 from .reflection import ReflectionStats, reflect, reflect_build
 from .samplers import check_sampler_ladder
 
-__all__ = ["MigaQueue", "QueueStart", "initialize_queue", "zigzag_stage", "unified_stage", "refine_stage", "progress_of",
-           "INITIALIZERS"]
+__all__ = ["MigaQueue", "QueueStart", "Position", "RunPoint", "CheckpointHook", "initialize_queue", "finish_initialization",
+           "zigzag_stage", "unified_stage", "refine_stage", "progress_of", "INITIALIZERS"]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a run stands inside a stage, between two of its passes (what a checkpoint resumes from).
+
+    Attributes:
+        stage: one of :data:`~miga_core.plan.STAGES`.
+        passes: passes of that stage done (its loop continues with pass ``passes``).
+        popping: zigzag stage with ``build_length="official"``: whether a group has left the queue yet (REFERENCE A1.8).
+    """
+
+    stage: str
+    passes: int
+    popping: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,9 @@ class MigaQueue:
         model_calls: denoiser invocations so far (a call holds up to ``window_batch`` windows).
         noise: where the run's noise comes from (None: :class:`~miga_core.noise.KeyedNoise` of the seed) [D1b, D7].
         clip_last: ``[B, C, 1, H, W]`` the initial clip's last latent (new latents' content with ``fresh_content="clip_last"``).
+        at: None between stages; a :class:`Position` when the state was taken inside a stage (a checkpoint): the
+            runs then hold that stage's loop state (``"initial_clip"``: ``queue`` is the clip being sampled; ``"zigzag"``:
+            ``outputs`` are the latents out so far) and the stage functions continue from it.
     """
 
     plan: RunPlan
@@ -57,6 +76,7 @@ class MigaQueue:
     model_calls: int = 0
     noise: NoiseSource | None = None
     clip_last: torch.Tensor | None = None
+    at: Position | None = None
 
     @property
     def noise_source(self) -> NoiseSource:
@@ -93,6 +113,66 @@ def _mark(progress: Progress) -> tuple[int, int]:
     return progress.window + progress.search_windows, progress.model_calls
 
 
+@dataclass(frozen=True)
+class RunPoint:
+    """A run between two passes: everything a resume needs (see :mod:`miga_core.checkpoint`).
+
+    Attributes:
+        state: the state, ``at`` set to the stage and pass (its ``num_windows``/``model_calls`` count up to here).
+        progress: :meth:`~miga_core.protocols.Progress.counters` at that point (the resumed bar continues from them).
+    """
+
+    state: MigaQueue
+    progress: Mapping[str, int]
+
+
+#: Called after every pass of every stage with a zero-argument function that builds the :class:`RunPoint` of that
+#: moment (its values are bound already; building it concatenates the stage-1 outputs so far, so call it only to
+#: save). :class:`miga_core.checkpoint.Checkpointer` is one.
+CheckpointHook = Callable[[Callable[[], RunPoint]], None]
+
+
+@dataclass(frozen=True)
+class _Saver:
+    """Offers the hook the state after each pass of one stage, counted since ``mark`` (the stage's start)."""
+
+    hook: CheckpointHook | None
+    progress: Progress
+    mark: tuple[int, int]
+
+    def __call__(self, make: Callable[[], MigaQueue]) -> None:
+        if self.hook is None:
+            return
+        windows, calls = _mark(self.progress)
+        dw, dc, counters = windows - self.mark[0], calls - self.mark[1], self.progress.counters()
+
+        def point() -> RunPoint:
+            s = make()
+            return RunPoint(replace(s, num_windows=s.num_windows + dw, model_calls=s.model_calls + dc), counters)
+
+        self.hook(point)
+
+
+def _inside(state: MigaQueue, stages: tuple[str, ...]) -> Position | None:
+    """The state's position when it lies inside one of ``stages``; None when it starts them (``at`` None).
+
+    Raises:
+        InvalidConfigError: the state lies inside an earlier stage (run that one first).
+    """
+    at = state.at
+    if at is None or at.stage in stages:
+        return at
+    if STAGES.index(at.stage) < STAGES.index(stages[0]):
+        raise InvalidConfigError(bad_value("state.at", at, f"None or a position in {stages} or later",
+                                           f"finish stage {at.stage!r} first (run() resumes every stage in order)"))
+    return at
+
+
+def _later(state: MigaQueue, stage: str) -> bool:
+    """Whether the state lies inside a stage after ``stage`` (a resumed run passes ``stage`` by)."""
+    return state.at is not None and STAGES.index(state.at.stage) > STAGES.index(stage)
+
+
 def _context(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, progress: Progress, stage: str, **kw) -> PassContext:
     return PassContext(denoiser, sigmas, kw.pop("config", plan.config), plan.prompts, progress, stage, plan.num_frames,
                        guidance_rule=plan.guidance_rule, **kw)
@@ -123,22 +203,26 @@ def _check_initial_clip(clip: object, plan: RunPlan) -> torch.Tensor:
     return clip
 
 
-def _sample_initial_clip(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, like: torch.Tensor, progress: Progress,
-                        noise: NoiseSource) -> torch.Tensor:
+def _sample_initial_clip(denoiser: Denoiser, state: MigaQueue, like: torch.Tensor, progress: Progress, save: _Saver) -> torch.Tensor:
     """The default initial clip: plain sampling of ``window_length`` latents over the ladder [D4].
 
     One window of f0 latents per step, all at one level, with the run's sampler, the prompt of
     latent 0 and its own noise stream. Returns ``[B, C, f0, H, W]`` clean latents.
     """
+    plan, sigmas, noise = state.plan, state.sigmas, state.noise_source
     f0 = plan.config.window_length
     one_window = plan.config.with_(window_stride=f0, update="lookahead", borders="fixed")
     ctx = _context(denoiser, sigmas, plan, progress, "initial_clip", config=one_window,
                    ancestral_stream=mix_key(Stream.INITIAL_CLIP, Stream.ANCESTRAL), noise=noise)
     T = plan.num_steps
-    run = TailSource(noise, sigmas)(NoiseDraw("initial_clip", "initial_clip", Stream.INITIAL_CLIP, tuple(range(f0)), (T,) * f0), like)
+    if state.at is not None:  # resumed: the clip so far is in the queue
+        run, start = state.queue, state.at.passes
+    else:
+        run, start = TailSource(noise, sigmas)(NoiseDraw("initial_clip", "initial_clip", Stream.INITIAL_CLIP, tuple(range(f0)), (T,) * f0), like), 0
     empty = LatentRun.empty_like(like)
-    for _ in range(plan.num_steps):
+    for k in range(start, T):
         run = queue_pass(ctx, run, empty)
+        save(partial(replace, state, queue=run, at=Position("initial_clip", k + 1)))
     return run.x
 
 
@@ -153,34 +237,40 @@ def _renoised(plan: RunPlan, sigmas: torch.Tensor, clip: torch.Tensor, frames: l
 
 
 def _init_miga(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: MigaQueue, clip: torch.Tensor,
-               progress: Progress) -> MigaQueue:
+               progress: Progress, save: _Saver) -> MigaQueue:
     """Alg. 4 with the floor fix [D4a]: the initial clip renoised in groups, then grown pass by pass to ``plan.init_groups``.
 
     ``build_length="official"`` (REFERENCE A1.4): the plan's (fewer) passes and the last group only if its build broke;
     ``build_reads="gauss_seidel"``: guidance read as earlier windows of the pass left it; ``phase="build"``
-    self-reflection after the passes of ``plan.check_passes`` [D7].
+    self-reflection after the passes of ``plan.check_passes`` [D7]. A state ``at`` an init pass continues from it.
     """
     cfg = plan.config
     f0, Lz, T = cfg.window_length, cfg.zigzag_width, plan.num_steps
     passes = plan.init_passes  # each pass moves the clip one level down: it starts at T - n_zig + floor(i / L_zig)
-    levels = [k + passes for k, c in plan.init_groups for _ in range(c)][:f0]
-    state = replace(state, clip_last=clip[:, :, -1:])
-    queue = _renoised(plan, sigmas, clip, list(range(f0)), levels, list(range(f0)), state.noise_source)
+    if state.at is not None and state.at.stage == "init":  # resumed after pass state.at.passes - 1
+        queue, next_index, first = state.queue, state.next_index, state.at.passes
+        clip = queue.x  # only its batch, channels, size, dtype and device are used from here on
+    else:
+        levels = [k + passes for k, c in plan.init_groups for _ in range(c)][:f0]
+        state = replace(state, clip_last=clip[:, :, -1:])
+        queue = _renoised(plan, sigmas, clip, list(range(f0)), levels, list(range(f0)), state.noise_source)
+        next_index, first = f0, 0
     ctx = _context(denoiser, sigmas, plan, progress, "init", noise=state.noise)
     tails, stats = state.tails(), state.reflection
-    empty, next_index = LatentRun.empty_like(clip), f0
+    empty = LatentRun.empty_like(clip)
     gauss_seidel = cfg.build_reads == "gauss_seidel"
 
     def group(start: int) -> LatentRun:
         return tails(NoiseDraw("fresh", "init", Stream.FRESH, tuple(range(start, start + Lz)), (T,) * Lz), clip)
 
-    for p in range(passes):
+    for p in range(first, passes):
         queue = queue + group(next_index)
         next_index += Lz
         queue = queue_pass(replace(ctx, pass_index=p, borders="fixed", gauss_seidel=gauss_seidel), queue, empty,
                            num_guidance=plan.num_guidance)
         if p in plan.check_passes:
             queue, stats = reflect_build(ctx, queue, plan, stats, build_pass=p, tails=tails)
+        save(partial(replace, state, queue=queue, next_index=next_index, reflection=stats, at=Position("init", p + 1)))
     if len(queue) < sum(c for _, c in plan.init_groups):  # the paper's last group; official: only when its build broke
         queue = queue + group(next_index)
         next_index += Lz
@@ -189,7 +279,7 @@ def _init_miga(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: M
 
 
 def _init_fifo(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: MigaQueue, clip: torch.Tensor,
-               progress: Progress) -> MigaQueue:
+               progress: Progress, save: _Saver) -> MigaQueue:
     """FIFO-Diffusion's queue (Alg. 1) [D4]: position p (level p+1) holds initial latent ``max(0, p - (T - f0))`` renoised;
     with ``update="lookahead"`` a left pad of ``f0 - s`` copies of latent 0 at level 1 is its history."""
     cfg, T = plan.config, plan.num_steps
@@ -201,7 +291,7 @@ def _init_fifo(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: M
 
 
 def _init_unified_only(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: MigaQueue, like: torch.Tensor,
-                       progress: Progress) -> MigaQueue:
+                       progress: Progress, save: _Saver) -> MigaQueue:
     """Alg. 8: N latents of fresh noise at level T go straight to the unified stage."""
     M, T = plan.stage1_frames, plan.num_steps
     fresh = TailSource(state.noise_source, sigmas)(NoiseDraw("fresh", "init", Stream.FRESH, tuple(range(M)), (T,) * M), like)
@@ -225,7 +315,8 @@ class QueueStart(TypedDict, total=False):
     noise: NoiseSource | None
 
 
-Initializer = Callable[[Denoiser, torch.Tensor, RunPlan, MigaQueue, torch.Tensor, Progress], MigaQueue]
+#: ``(denoiser, sigmas, plan, state, clip, progress, save) -> state``; ``save`` offers the state after each pass to the checkpoint hook.
+Initializer = Callable[[Denoiser, torch.Tensor, RunPlan, MigaQueue, torch.Tensor, Progress, _Saver], MigaQueue]
 INITIALIZERS: dict[str, Initializer] = {"miga": _init_miga, "fifo": _init_fifo, "unified_only": _init_unified_only}
 
 
@@ -241,6 +332,7 @@ def initialize_queue(
     callback: Callback | None = None,
     progress: Progress | None = None,
     noise: NoiseSource | None = None,
+    checkpoint: CheckpointHook | None = None,
 ) -> MigaQueue:
     """Build the stage-1 queue of ``plan`` (MIGA: Alg. 4 with the floor fix [D4a]; FIFO: Alg. 1 [D4]; Alg. 8).
 
@@ -257,6 +349,7 @@ def initialize_queue(
         callback / progress: per-window reports (a new :class:`Progress` over this stage's planned windows if None).
         noise: the run's :class:`~miga_core.noise.NoiseSource` (None: :class:`~miga_core.noise.KeyedNoise` of the seed);
             it travels in the state to the later stages [D1b, D7].
+        checkpoint: called after every pass (:data:`CheckpointHook`).
     Raises:
         MigaError subclasses for an invalid ladder, clip or shape, before any model call.
     """
@@ -275,16 +368,37 @@ def initialize_queue(
         B, C, H, W = latent_shape
         like = torch.zeros((B, C, 0, H, W), dtype=dtype, device=device)
     progress = progress or progress_of(plan, ("initial_clip", "init"), callback)
-    mark = _mark(progress)
     empty = LatentRun.empty_like(like)
     state = MigaQueue(plan, sigmas, empty, empty, empty, 0, noise=noise)
+    return _initialize(denoiser, state, like, progress, checkpoint)
+
+
+def _initialize(denoiser: Denoiser, state: MigaQueue, like: torch.Tensor, progress: Progress, hook: CheckpointHook | None) -> MigaQueue:
+    """The initial clip (unless given) and the variant's initializer, from the start or from ``state.at``."""
+    plan, at = state.plan, state.at
+    save = _Saver(hook, progress, _mark(progress))
     clip = like
-    if plan.calls["initial_clip"]:
-        clip = _sample_initial_clip(denoiser, sigmas, plan, like, progress, state.noise_source)
-    return INITIALIZERS[plan.variant](denoiser, sigmas, plan, state, clip, progress).counted(progress, *mark)
+    if plan.calls["initial_clip"] and (at is None or at.stage == "initial_clip"):
+        clip = _sample_initial_clip(denoiser, state, like, progress, save)
+        state = replace(state, queue=LatentRun.empty_like(like), at=None)
+    state = INITIALIZERS[plan.variant](denoiser, state.sigmas, plan, state, clip, progress, save)
+    return replace(state, at=None).counted(progress, *save.mark)
 
 
-def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None) -> MigaQueue:
+def finish_initialization(denoiser: Denoiser, state: MigaQueue, *, progress: Progress, checkpoint: CheckpointHook | None = None) -> MigaQueue:
+    """Continue :func:`initialize_queue` from a state taken inside it (``state.at`` in ``"initial_clip"``/``"init"``);
+    any other state is returned as it is (it lies past the initialization).
+
+    Args:
+        progress: the run's progress, restored to the checkpoint's counters.  checkpoint: as in :func:`initialize_queue`.
+    """
+    if state.at is None or state.at.stage not in ("initial_clip", "init"):
+        return state
+    return _initialize(denoiser, state, state.queue.x[:, :, :0], progress, checkpoint)
+
+
+def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None,
+                 checkpoint: CheckpointHook | None = None) -> MigaQueue:
     """Stage 1, zigzag denoising (Alg. 5, with Alg. 6 and Alg. 7; [D3, D4, D5]).
 
     Repeat until N latents are out: self-reflection check (if the plan has it), Phi with
@@ -292,20 +406,28 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     and the history, append ``group_width`` fresh latents at level T. Latents with a negative
     index (FIFO's first ``T - f0``) are discarded.
 
+    A state ``at`` a zigzag pass (a checkpoint) continues from it; one inside a later stage is returned as it is.
+    ``checkpoint`` is called after every pass (:data:`CheckpointHook`).
+
     Returns:
         A new state whose ``outputs`` are the first N latents at the exit level; ``queue`` is emptied.
+    Raises:
+        InvalidConfigError: the state lies inside the initialization (:func:`finish_initialization` first).
     """
+    if _later(state, "zigzag"):
+        return state
+    at = _inside(state, ("zigzag",))
     plan, sigmas = state.plan, state.sigmas
     M, cfg, T = plan.stage1_frames, plan.config, plan.num_steps
     official = cfg.build_length == "official" and plan.variant == "miga"
     progress = progress or progress_of(plan, ("zigzag",), callback)
-    mark = _mark(progress)
+    save = _Saver(checkpoint, progress, _mark(progress))
     ctx = _context(denoiser, sigmas, plan, progress, "zigzag", noise=state.noise)
     tails = state.tails()
     queue, history, stats, next_index = state.queue, state.history, state.reflection, state.next_index
     chunks, done = [state.outputs], len(state.outputs)  # concatenated once at the end
     check = plan.reflection is not None and plan.reflection.phase == "stage1"
-    popping, n_pass = False, 0
+    popping, n_pass = (at.popping, at.passes) if at is not None else (False, 0)
     while done < M and len(queue):
         if check:
             queue, stats = reflect(ctx, queue, plan, stats, frames_done=done, tails=tails)
@@ -329,20 +451,29 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
         if add:
             queue = queue + tails(NoiseDraw("fresh", "zigzag", Stream.FRESH, tuple(range(next_index, next_index + add)), (T,) * add), queue.x)
             next_index += add
+        save(partial(_with_outputs, state, tuple(chunks), queue=queue, history=history, next_index=next_index, reflection=stats,
+                     at=Position("zigzag", n_pass, popping)))
     assert n_pass == len(plan.stage1_passes), "stage 1 must run the plan's passes [D4]"
     outputs = LatentRun.cat(chunks)
     empty = LatentRun.empty_like(outputs.x)
     return replace(state, queue=empty, history=empty, outputs=outputs.frames(slice(0, M)), next_index=next_index,
-                   reflection=stats).counted(progress, *mark)
+                   reflection=stats, at=None).counted(progress, *save.mark)
+
+
+def _with_outputs(state: MigaQueue, chunks: tuple[LatentRun, ...], **changes) -> MigaQueue:
+    return replace(state, outputs=LatentRun.cat(chunks), **changes)
 
 
 def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None,
-                  refine: bool = True) -> MigaQueue:
+                  refine: bool = True, checkpoint: CheckpointHook | None = None) -> MigaQueue:
     """Stage 2, unified denoising (Eq. 4, Alg. 5 lines 16-26; [D4]), then :func:`refine_stage` (``refine=True``).
 
     All stage-1 outputs (``plan.stage1_frames``) share the plan's exit level u; for u..1 one Phi over all of
     them (no guidance, no reflection, no history before latent 0). ``stage2_history="reset"`` drops the multistep
     state first; ``official_stage2_mislabel`` labels the latents u+1, so stage 2 ends at level 1 (REFERENCE A1.9) [D7].
+
+    A state ``at`` a unified pass continues from it; one at a refinement pass goes to :func:`refine_stage`.
+    ``checkpoint`` is called after every pass (:data:`CheckpointHook`).
 
     Returns:
         A state whose ``outputs`` are the N clean latents ``[B, C, N, H, W]`` (``refine=False``: the stage-2 output,
@@ -351,30 +482,36 @@ def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | 
         InvalidConfigError: the stage-1 outputs are missing or not at the exit level.
     """
     plan, out, cfg = state.plan, state.outputs, state.plan.config
+    progress = progress or progress_of(plan, ("unified", "refine") if refine else ("unified",), callback)
+    if _later(state, "unified"):
+        return refine_stage(denoiser, state, progress=progress, checkpoint=checkpoint) if refine else state
+    at = _inside(state, ("unified",))
     M, u = plan.stage1_frames, plan.exit_level
-    if len(out) != M or set(out.level) != {u}:
+    if at is None and (len(out) != M or set(out.level) != {u}):
         raise InvalidConfigError(bad_value("state.outputs", f"{len(out)} latents at levels {sorted(set(out.level))}",
                                            f"{M} latents at level {u}", "run zigzag_stage on the queue first"))
-    progress = progress or progress_of(plan, ("unified", "refine") if refine else ("unified",), callback)
-    mark = _mark(progress)
+    save = _Saver(checkpoint, progress, _mark(progress))
     ctx = _context(denoiser, state.sigmas, plan, progress, "unified", noise=state.noise)
     empty = LatentRun.empty_like(out.x)
-    if cfg.stage2_history == "reset":  # REFERENCE A1.9: fresh solver states
+    if at is None and cfg.stage2_history == "reset":  # REFERENCE A1.9: fresh solver states
         out = out.without_history()
-    if cfg.official_stage2_mislabel:  # the released code's off-by-one (item 13): the latents are told level u + 1
+    if at is None and cfg.official_stage2_mislabel:  # the released code's off-by-one (item 13): the latents are told level u + 1
         out = out.with_levels([u + 1] * M)
-    for i in range(u):
+    for i in range(at.passes if at is not None else 0, u):
         out = queue_pass(replace(ctx, pass_index=i), out, empty, frames_done=plan.num_frames)
-    state = replace(state, outputs=out).counted(progress, *mark)
-    return refine_stage(denoiser, state, progress=progress) if refine else state
+        save(partial(replace, state, outputs=out, at=Position("unified", i + 1)))
+    state = replace(state, outputs=out, at=None).counted(progress, *save.mark)
+    return refine_stage(denoiser, state, progress=progress, checkpoint=checkpoint) if refine else state
 
 
-def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None) -> MigaQueue:
+def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None,
+                 checkpoint: CheckpointHook | None = None) -> MigaQueue:
     """The released code's refinement and trim (REFERENCE A1.10, A1.11, items 1, 10) [D7]; nothing when both are off.
 
     With ``r = refine_steps > 0``: the stage-2 output (taken as finished, also when the mislabel left it at level 1)
     is re-noised to level r with fresh noise, ``add_noise(x, eps, sigmas[T - r])``, its multistep state dropped, then
-    r unified passes take it to level 0. Then the last ``trim_tail`` latents are dropped.
+    r unified passes take it to level 0. Then the last ``trim_tail`` latents are dropped. A state ``at`` a refinement
+    pass continues from it; ``checkpoint`` is called after every pass (:data:`CheckpointHook`).
 
     Returns:
         A state whose ``outputs`` are the N clean latents ``[B, C, N, H, W]``.
@@ -383,21 +520,24 @@ def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     """
     plan, out, cfg = state.plan, state.outputs, state.plan.config
     M, r = plan.stage1_frames, cfg.refine_steps
+    at = _inside(state, ("refine",))
     end = 1 if cfg.official_stage2_mislabel else 0
-    if len(out) != M or set(out.level) != {end}:
+    if at is None and (len(out) != M or set(out.level) != {end}):
         raise InvalidConfigError(bad_value("state.outputs", f"{len(out)} latents at levels {sorted(set(out.level))}",
                                            f"{M} latents at level {end}", "run unified_stage(refine=False) first"))
     progress = progress or progress_of(plan, ("refine",), callback)
-    mark = _mark(progress)
+    save = _Saver(checkpoint, progress, _mark(progress))
     if r:
-        sigma = sigma_of_levels(state.sigmas, [r] * M).to(out.x.dtype)
-        eps = state.noise_source(NoiseDraw("refine", "refine", Stream.REFINE, out.index, (r,) * M),
-                                 (out.x.shape[0], out.x.shape[1], *out.x.shape[3:]), out.x.dtype, out.x.device)
-        out = LatentRun.fresh(add_noise(out.x, eps, sigma, cfg.parameterization), [r] * M, out.index)
+        if at is None:
+            sigma = sigma_of_levels(state.sigmas, [r] * M).to(out.x.dtype)
+            eps = state.noise_source(NoiseDraw("refine", "refine", Stream.REFINE, out.index, (r,) * M),
+                                     (out.x.shape[0], out.x.shape[1], *out.x.shape[3:]), out.x.dtype, out.x.device)
+            out = LatentRun.fresh(add_noise(out.x, eps, sigma, cfg.parameterization), [r] * M, out.index)
         ctx = _context(denoiser, state.sigmas, plan, progress, "refine", noise=state.noise)
         empty = LatentRun.empty_like(out.x)
-        for i in range(r):
+        for i in range(at.passes if at is not None else 0, r):
             out = queue_pass(replace(ctx, pass_index=i), out, empty, frames_done=plan.num_frames)
+            save(partial(replace, state, outputs=out, at=Position("refine", i + 1)))
     if M != plan.num_frames:  # trim_tail (REFERENCE A1.11)
         out = out.frames(slice(0, plan.num_frames))
-    return replace(state, outputs=out).counted(progress, *mark)
+    return replace(state, outputs=out, at=None).counted(progress, *save.mark)

@@ -21,6 +21,7 @@ HOST.md records as working on ComfyUI v0.8.0:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -53,7 +54,7 @@ __all__ = [
     "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "HostProgress",
     "on_prompt", "executing_node", "send_to_client", "add_get_route", "PROGRESS_EVENT", "REPORT_EVENT",
     "UnsupportedVaeError", "check_vae", "decoded_frames", "decode_chunks", "DecodeProgress", "save_path", "save_metadata",
-    "blocked_output",
+    "blocked_output", "fingerprint", "checkpoint_path",
 ]
 
 log = logging.getLogger("miga")
@@ -655,3 +656,79 @@ def save_metadata(prompt: Any, extra_pnginfo: Any) -> dict | None:
 def blocked_output(message: str) -> Any:
     """An output value that stops the nodes connected to it with ``message`` (ComfyUI's ``ExecutionBlocker``)."""
     return ExecutionBlocker(message)
+
+
+# --- checkpoints (issue 11) -------------------------------------------------------------------------------------------
+
+CHECKPOINT_FOLDER = "miga_checkpoints"  # under ComfyUI's output folder
+
+
+def _digest(h: Any, value: Any, depth: int = 0) -> None:
+    """Feed ``value`` (tensors, lists, dicts, numbers, strings; other objects by type name) into the hash ``h``."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to("cpu").contiguous()
+        h.update(f"T{tuple(t.shape)}{t.dtype}".encode())
+        try:
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+        except (RuntimeError, TypeError):  # a tensor subclass that cannot be viewed as bytes: shape and dtype only
+            pass
+    elif isinstance(value, Mapping) and depth < 8:
+        for k in sorted(value, key=str):
+            h.update(f"K{k!s}".encode())
+            _digest(h, value[k], depth + 1)
+    elif isinstance(value, (list, tuple)) and depth < 8:
+        h.update(f"L{len(value)}".encode())
+        for v in value:
+            _digest(h, v, depth + 1)
+    elif value is None or isinstance(value, (bool, int, float, str)):
+        h.update(repr(value).encode())
+    else:
+        h.update(type(value).__name__.encode())
+
+
+def _hash(value: Any) -> str:
+    h = hashlib.sha256()
+    _digest(h, value)
+    return h.hexdigest()[:32]
+
+
+def _model_identity(model: Any) -> str:
+    """The DiT's class, parameter names and shapes, a sample of its weights (first and last 64k values of the first and last
+    two tensors) and the patches (LoRAs) with their strengths: cheap, and different for another checkpoint or LoRA."""
+    h = hashlib.sha256()
+    params = list(model.model.diffusion_model.state_dict().items())
+    h.update(type(model.model.diffusion_model).__name__.encode())
+    for name, t in params:
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+    for name, t in params[:2] + params[-2:]:
+        flat = t.detach().reshape(-1)
+        _digest(h, [flat[:65536], flat[-65536:]])
+    for key in sorted(getattr(model, "patches", {}) or {}):
+        h.update(key.encode())
+        _digest(h, [(p[0], p[2]) if isinstance(p, tuple) and len(p) > 2 else type(p).__name__ for p in model.patches[key]])
+    return h.hexdigest()[:32]
+
+
+def fingerprint(run: ModelRun, clip: torch.Tensor | None, latent_shape: Sequence[int]) -> dict[str, str]:
+    """What a checkpoint must match besides the plan's options and the ladder: the model (weights sample and LoRA
+    patches), each prompt's conditioning, the negative one, cfg, the initial clip and the latent size (hashes)."""
+    return {"model": _model_identity(run.model), "positive": _hash(run.positive), "negative": _hash(run.negative),
+            "prompts": _hash(run.prompts), "cfg": repr(float(run.cfg)), "initial_clip": _hash(clip) if clip is not None else "none",
+            "latent_shape": str(tuple(int(d) for d in latent_shape))}
+
+
+def checkpoint_path(resume_from: str, identity: str) -> Path:
+    """The checkpoint file of a run: ``resume_from`` (relative to ComfyUI's output folder, or absolute inside it), else
+    ``<output>/miga_checkpoints/miga_<identity>.safetensors``.
+
+    Raises:
+        MigaValueError: ``resume_from`` points outside the output folder.
+    """
+    output = Path(folder_paths.get_output_directory()).resolve()
+    if not resume_from.strip():
+        return output / CHECKPOINT_FOLDER / f"miga_{identity}.safetensors"
+    path = (output / resume_from.strip()).resolve()
+    if not path.is_relative_to(output):
+        raise MigaValueError(bad_value("resume_from", resume_from, f"a checkpoint file inside ComfyUI's output folder ({output})",
+                                       f"use the path the cancelled run logged, e.g. {CHECKPOINT_FOLDER}/miga_....safetensors"))
+    return path

@@ -24,6 +24,13 @@ class MigaSampler(io.ComfyNode):
                         "in constant GPU memory. Outputs a LATENT for VAE Decode and a JSON report (model calls, time, reflection).",
             inputs=start_inputs("Long-range frame guidance (miga mode).") + [
                 REFLECTION.Input("reflection", optional=True, tooltip="Self-reflection (miga mode)."),
+                io.String.Input("resume_from", optional=True, default="",
+                                tooltip="A checkpoint to continue (path under the output folder, e.g. miga_checkpoints/miga_....safetensors, "
+                                        "as logged when a run is cancelled). Empty: start anew. A checkpoint of another model, prompt or "
+                                        "options is refused naming what differs; the result equals the uninterrupted run."),
+                io.Float.Input("checkpoint_minutes", optional=True, default=10.0, min=0.0, max=1440.0, step=1.0,
+                               tooltip="Save the run to output/miga_checkpoints every this many minutes (0: only on cancel or error); "
+                                       "the file is removed when the run finishes."),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip=LATENT_TOOLTIP),
                      io.String.Output(display_name="report", tooltip=REPORT_TOOLTIP)],
@@ -38,9 +45,9 @@ class MigaSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, width, height, num_pixel_frames, batch_size, seed, steps, cfg, scheduler, mode,
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
-                initial_clip=None, prompts=None, guidance=None, reflection=None) -> io.NodeOutput:
+                initial_clip=None, prompts=None, guidance=None, reflection=None, resume_from="", checkpoint_minutes=10.0) -> io.NodeOutput:
         check_size(width, height)
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
         config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
         return io.NodeOutput(*runner.sample(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),
-                                            guidance, reflection))
+                                            guidance, reflection, resume_from or "", checkpoint_minutes))

@@ -8,7 +8,9 @@ holds one window whatever the video length.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,6 +20,7 @@ import torch
 from ..miga_core import (GuidanceOptions, MigaConfig, MigaQueue, MigaValueError, ReflectionOptions, RunPlan, initialize_queue, plan_run,
                          unified_stage, zigzag_stage)
 from ..miga_core import run as run_plan
+from ..miga_core.checkpoint import Checkpointer, load_checkpoint, plan_data
 from ..miga_core.errors import bad_value
 from ..miga_core.frames import num_latent_frames, num_pixel_frames
 from ..miga_core.ladder import num_steps
@@ -28,6 +31,7 @@ from . import host
 __all__ = ["PromptInput", "QueueHandle", "VideoRequest", "plan_video", "start_queue", "run_zigzag", "run_unified", "sample"]
 
 LATENT_RULE = "wan21"  # the model family's pixel <-> latent rule (miga_core.frames)
+log = logging.getLogger("miga")
 
 
 @dataclass(frozen=True)
@@ -170,14 +174,29 @@ def run_unified(handle: QueueHandle) -> tuple[dict, str]:
 
 
 def sample(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidance: GuidanceOptions | None = None,
-           reflection: ReflectionOptions | None = None) -> tuple[dict, str]:
-    """The all-in-one sampler: :func:`miga_core.run` (initialization, zigzag and unified stages) in one model session."""
+           reflection: ReflectionOptions | None = None, resume_from: str = "", checkpoint_minutes: float = 0.0) -> tuple[dict, str]:
+    """The all-in-one sampler: :func:`miga_core.run` (initialization, zigzag and unified stages) in one model session.
+
+    The run is checkpointed (:class:`~miga_core.checkpoint.Checkpointer`) every ``checkpoint_minutes`` (0: only on cancel
+    or error) to ``resume_from`` or ``<output>/miga_checkpoints/miga_<run hash>.safetensors``; the file is removed when the
+    run finishes. A non-empty ``resume_from`` continues that checkpoint bit-identically, or refuses it (another model,
+    prompt or options; a damaged file) before any model call.
+    """
     p = _prepare(run, config, video, guidance, reflection)
+    fp = host.fingerprint(run, p.clip, p.latent_shape)
+    identity = hashlib.sha256(json.dumps([fp, plan_data(p.plan)], sort_keys=True).encode()).hexdigest()[:16]
+    path = host.checkpoint_path(resume_from, identity)
+    point = None
+    if resume_from.strip():
+        point = load_checkpoint(path, plan=p.plan, sigmas=run.sigmas, fingerprint=fp, device=host.storage_device())
+        log.info("MIGA: resuming %s at %s, window %d of %d", path, point.state.at, point.progress["window"], p.plan.total_calls)
+    start = {} if point is not None else {"initial_clip": p.clip, "latent_shape": p.latent_shape, "device": host.storage_device()}
     t0 = time.perf_counter()
 
     def work(denoiser, device):
-        return run_plan(denoiser, run.sigmas, p.plan, initial_clip=p.clip, latent_shape=p.latent_shape, device=host.storage_device(),
-                        callback=host.HostProgress(run.model, p.plan.total_calls))
+        with Checkpointer(path, fp, interval_s=checkpoint_minutes * 60 if checkpoint_minutes > 0 else None) as ck:
+            return run_plan(denoiser, run.sigmas, p.plan, callback=host.HostProgress(run.model, p.plan.total_calls), checkpoint=ck,
+                            resume=point, **start)
 
     result = host.run_on_model(run, p.window_shape, work)
     return _finish(run, p.plan, result.latents, result.reflection, result.num_windows, result.model_calls, time.perf_counter() - t0)
