@@ -17,7 +17,8 @@ import harness
 from test_workflows_host import load, shrink
 
 API = pathlib.Path(__file__).resolve().parents[2] / "workflows" / "api"
-LONG, FIFO, STORY, CONTINUE = (API / f"miga_wan21_{n}.api.json" for n in ("t2v_long", "fifo_baseline", "story", "continue_clip"))
+LONG, FIFO, STORY, CONTINUE = (next(API.glob(f"{title} - *.api.json")) for title in
+                               ("MIGA infinite long video", "FIFO-Diffusion baseline", "MIGA story", "MIGA continue a clip"))
 
 
 def _set(path, node, **inputs):
