@@ -81,12 +81,16 @@ export function reportSummary(report) {
   return `${frames} frames in ${formatDuration(report.seconds)} · ${checks} · ${rate} · ${report.model_calls} model calls (${report.mode})`;
 }
 
-// What stands in the report's place after a cancel or an error (the previous run's report must not stay).
-export function stoppedSummary(state, reason) {
+// What stands in the report's place after a cancel or an error (the previous run's report must not stay). `resumable`:
+// the node checkpoints its run on cancel and error (MIGA Long Video Sampler's resume_from, nodes/runner.py).
+export function stoppedSummary(state, reason, resumable = false) {
   const what = reason === "interrupted" ? "Cancelled" : "Failed";
+  const kept = resumable
+    ? "the run was saved to output/miga_checkpoints: put that file in resume_from to continue it."
+    : "nothing was saved from this run.";
   if (!state) return `${what} before the first window: no frames were finished.`;
   return `${what} during ${state.stage} at window ${state.window} of ${state.totalWindows}: ` +
-         `${state.framesDone} of ${state.framesTotal} frames had left the queue; nothing was saved from this run.`;
+         `${state.framesDone} of ${state.framesTotal} frames had left the queue; ${kept}`;
 }
 
 // ---------------------------------------------------------------------------------------------------- cost preview

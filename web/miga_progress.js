@@ -103,7 +103,8 @@ function onStopped(reason) {
       s.report = null;
       if (s.button) s.button.disabled = true;
       setSection(node, "run", null);
-      setSection(node, "report", [{ text: stoppedSummary(s.progress, reason), color: COLORS.error }]);
+      const resumable = node.comfyClass === "MigaSampler";
+      setSection(node, "report", [{ text: stoppedSummary(s.progress, reason, resumable), color: COLORS.error }]);
     }
   };
 }

@@ -75,7 +75,8 @@ test("the report summary reads like the issue's example", () => {
 
 test("a stopped run says where it stopped instead of showing an old report", () => {
   const s = nextProgress(null, msg(4, 41));
-  assert.match(stoppedSummary(s, "interrupted"), /^Cancelled during zigzag at window 4 of 10: 41 of 161 frames/);
+  assert.match(stoppedSummary(s, "interrupted"), /^Cancelled during zigzag at window 4 of 10: 41 of 161 frames.*nothing was saved/);
+  assert.match(stoppedSummary(s, "interrupted", true), /saved to output\/miga_checkpoints: put that file in resume_from/);
   assert.match(stoppedSummary(null, "error"), /^Failed before the first window/);
 });
 
