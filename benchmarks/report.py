@@ -257,6 +257,13 @@ def findings(data: dict) -> str:
     steps = [("+zigzag stage", "+unified stage (TTA)"), ("+unified stage (TTA)", "full MIGA without reflection"),
              ("full MIGA without reflection", "full MIGA"), ("DCE only", "full MIGA")]
     out.append(comparisons(data, steps, "**What each addition changes** (row against the row without it):"))
+    official = groups.get("official", [])
+    if official and "full MIGA" in ablation:
+        out.append(comparisons(data, [("full MIGA", x) for x in official],
+                               "**The authors' released loop** (official profile, and each official difference alone, against "
+                               "the paper profile `full MIGA`):"))
+        if "FIFO-Diffusion" in ablation:
+            out.append(comparisons(data, [("FIFO-Diffusion", x) for x in official], "**The same rows against FIFO-Diffusion**:"))
     for group, base in data["record"]["sweep_base"].items():
         labels = groups.get(group, [])
         if base in labels:

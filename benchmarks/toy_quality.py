@@ -81,7 +81,26 @@ def rows() -> list[tuple[str, str, dict]]:
     out += [("judge_position", f"judge={j}", {"judge_position": j}) for j in (None, 24, 48)]
     out += [("multi_prompt", "FIFO-Diffusion (2 prompts)", {**fifo, "multi": True}),
             ("multi_prompt", "full MIGA (2 prompts)", {"multi": True})]
+    # the authors' released loop [D7] scaled to the toy queue, whole and one difference at a time (issue 9); REFERENCE items
+    # in miga_core's option docs. The toy has 18 groups at T=24 where Wan has 44 at T=54: judge 4 groups from the tail
+    # (official 10 of 44) and refinement over 4 levels (official 10 of 54).
+    official = {"update": "official", "borders": "rotating", "build_length": "official", "fresh_content": "clip_last",
+                "build_reads": "gauss_seidel", "stage2_history": "reset", "refine_steps": 4, "trim_tail": 16,
+                "official_stage2_mislabel": True, "sampler": "uni_pc", "guidance_positions": "official", "reflection_profile": "official"}
+    out += [("official", "official profile", official),
+            ("official", "+rotating borders", {"borders": "rotating"}),
+            ("official", "+official update rule", {"update": "official"}),
+            ("official", "+official guidance positions", {"guidance_positions": "official"}),
+            ("official", "+official reflection", {"reflection_profile": "official"}),
+            ("official", "+refinement pass", {"refine_steps": 4}),
+            ("official", "+uni_pc", {"sampler": "uni_pc"})]
     return out
+
+
+# self-reflection as the authors run it [D7], scaled to the toy's L_zig = 4: f_eval = L_zig, f_ref = f_guid = 2 L_zig, judged
+# after each queue-building pass, 3 candidates grown without long-range guidance
+OFFICIAL_REFLECTION = dict(num_eval=4, num_ref=8, num_guide=8, num_candidates=3, phase="build", judge_from_tail=4,
+                           candidate_guidance=False)
 
 
 def reduced_rows() -> list[tuple[str, str, dict]]:
@@ -104,6 +123,10 @@ def options(changes: dict):
     for key in ("threshold", "score_on", "judge_position"):
         if key in changes:
             reflection = dataclasses.replace(reflection or ReflectionOptions(), **{key: changes.pop(key)})
+    if "guidance_positions" in changes:
+        guidance = dataclasses.replace(guidance, positions=changes.pop("guidance_positions"))
+    if changes.pop("reflection_profile", None) == "official":
+        reflection = dataclasses.replace(reflection, **OFFICIAL_REFLECTION)
     return config.with_(**changes), guidance, reflection
 
 
