@@ -60,7 +60,10 @@ def _vp(x, sigma):
 
 @pytest.fixture(scope="module", params=CONFIGS)
 def run(request):
-    name = request.param
+    return _run(request.param)
+
+
+def _run(name):
     rec, st = _load(name)
     sigmas, timesteps = official_ddim_ladder(st["T"])
     config, guidance, _ = preset("vc2-official")
@@ -105,6 +108,10 @@ def test_final_latents(run):
     d = _diff(run["final"], run["sigmas"], run["rec"]["final"])
     print(run["name"], "final max abs diff", d)
     assert d <= 1e-5
+
+
+def test_planned_windows_equal_recorded(run):
+    assert run["plan"].total_calls == run["st"]["windows"]
 
 
 def test_window_plan_matches_trace():
