@@ -48,6 +48,12 @@ BuildReads = Literal["jacobi", "gauss_seidel"]  # how queue-building windows rea
 Stage2History = Literal["keep", "reset"]  # multistep state at the start of stage 2 (REFERENCE A1.9, item 7)
 GuidanceRule = Literal["even", "official"]  # long-range guidance positions (REFERENCE A1.6, item 8)
 ReflectionPhase = Literal["stage1", "build"]  # when self-reflection checks (REFERENCE A1.7, item 3)
+# --- vc2-official (REFERENCE Part A2) ---
+ZigzagReads = Literal["jacobi", "gauss_seidel"]  # how stage-1 windows read guidance latents (REFERENCE A2.3, A2.5)
+Stage1Content = Literal["same", "noise"]  # stage-1 tail content: as fresh_content, or pure noise (REFERENCE A2.5)
+TailNoise = Literal["sigma", "eps"]  # pure-noise tail: sigma_T * n, or the DDPM-space randn sqrt(1 + sigma_T^2) * n (A2.5)
+Stage1Append = Literal["after_popping", "every_pass"]  # official stage-1 append rule: Wan (A1.8) or VC2 (A2.5)
+RefineRenoise = Literal["sigma", "vp"]  # refinement re-noise of the output: x + s_r n, or the VP add_noise of A2.6
 
 
 def _check_int(name: str, value: object, minimum: int | None, fix: str) -> None:
@@ -95,6 +101,12 @@ class MigaConfig:
     refine_steps: int = 0  # r: re-noise the finished video to level r, then r unified passes (A1.10, item 1); 0 = off
     trim_tail: int = 0  # latents dropped from the end of the video after everything (A1.11, item 10; official = f0)
     official_stage2_mislabel: bool = False  # BUG of the released code, for equality only: stage 2 labels its input u+1 (item 13)
+    # --- vc2-official options (REFERENCE Part A2); the defaults change nothing ---
+    zigzag_reads: ZigzagReads = "jacobi"  # "gauss_seidel": stage-1 windows read guidance already stepped in the pass (A2.5)
+    stage1_content: Stage1Content = "same"  # "noise": stage-1 tail latents are pure noise whatever fresh_content (A2.5)
+    tail_noise: TailNoise = "sigma"  # "eps" (eps models): pure-noise tail latents are sqrt(1 + sigma_T^2) n (A2.5)
+    stage1_append: Stage1Append = "after_popping"  # "every_pass": build_length="official" appends a group after every pass (A2.5)
+    refine_renoise: RefineRenoise = "sigma"  # "vp": x / sqrt(1 + sigma_end^2) + sigma_r n, sigma_end = sigmas[T] (A2.6)
 
     @property
     def stride(self) -> int:
@@ -128,6 +140,13 @@ class MigaConfig:
         _check_choice("fresh_content", self.fresh_content, FreshContent)
         _check_choice("build_reads", self.build_reads, BuildReads)
         _check_choice("stage2_history", self.stage2_history, Stage2History)
+        for name, lit in (("zigzag_reads", ZigzagReads), ("stage1_content", Stage1Content), ("tail_noise", TailNoise),
+                          ("stage1_append", Stage1Append), ("refine_renoise", RefineRenoise)):
+            _check_choice(name, getattr(self, name), lit)
+        if self.parameterization != "eps" and (self.tail_noise != "sigma" or self.refine_renoise != "sigma"):
+            raise InvalidConfigError(bad_value("tail_noise/refine_renoise", (self.tail_noise, self.refine_renoise),
+                                               "'sigma' for flow models ('eps'/'vp' are VP-space rules of eps models, A2.5/A2.6)",
+                                               "use tail_noise='sigma' and refine_renoise='sigma'"))
         _check_int("refine_steps", self.refine_steps, 0, "use 0 (no refinement) or the released code's 10")
         _check_int("trim_tail", self.trim_tail, 0, "use 0 (keep every latent) or the released code's window_length")
         if not isinstance(self.official_stage2_mislabel, bool):
@@ -247,12 +266,27 @@ PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions]] = {
         ReflectionOptions(threshold=0.01, num_eval=7, num_ref=14, num_candidates=3, num_guide=14, phase="build",
                           judge_from_tail=10, candidate_guidance=False),
     ),
+    # The authors' released VideoCrafter2 loop (REFERENCE.md Part A2; docs/official_equivalence.md): use it with
+    # miga_core.ladder.official_ddim_ladder(64) (63 steps: the release never takes DDIM's identity last step), CFG 12,
+    # the empty prompt as uncond and an initial clip; reflection off as released; no trim.
+    "vc2-official": (
+        MigaConfig(window_length=16, window_stride=8, zigzag_width=4, unified_steps=9, sampler="euler_ancestral", eta=1.0,
+                   parameterization="eps", update="official", borders="rotating", build_length="official",
+                   fresh_content="clip_last", build_reads="gauss_seidel", stage2_history="reset", refine_steps=10, trim_tail=0,
+                   zigzag_reads="gauss_seidel", stage1_content="noise", tail_noise="eps", stage1_append="every_pass",
+                   refine_renoise="vp"),
+        GuidanceOptions(num_guidance=4, positions="official"),
+        ReflectionOptions(threshold=0.001, num_eval=4, num_ref=12, num_candidates=5, num_guide=12, phase="build",
+                          judge_from_tail=10, candidate_guidance=False),
+    ),
 }
 
 
 def preset(name: str) -> tuple[MigaConfig, GuidanceOptions, ReflectionOptions]:
     """Options for a model: ``"wan21"`` (paper, T=54), ``"vc2"`` (paper, T=64, CFG 12) or ``"wan21-official"``
-    (the authors' released Wan2.1 loop [D7]: T=54 on :func:`~miga_core.ladder.official_flow_ladder`, CFG 5).
+    (the authors' released Wan2.1 loop [D7]: T=54 on :func:`~miga_core.ladder.official_flow_ladder`, CFG 5) or
+    ``"vc2-official"`` (the released VC2 loop, REFERENCE Part A2: :func:`~miga_core.ladder.official_ddim_ladder`, CFG 12;
+    pass ``reflection=None`` as released).
 
     Raises:
         InvalidConfigError: for an unknown name.

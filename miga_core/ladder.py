@@ -13,7 +13,7 @@ import torch
 
 from .errors import InvalidLadderError, MigaTypeError, bad_value
 
-__all__ = ["check_ladder", "sigma_of_levels", "num_steps", "official_flow_ladder"]
+__all__ = ["check_ladder", "sigma_of_levels", "num_steps", "official_flow_ladder", "official_ddim_ladder"]
 
 
 def check_ladder(sigmas: torch.Tensor | Sequence[float]) -> torch.Tensor:
@@ -79,3 +79,26 @@ def official_flow_ladder(num_steps: int, shift: float = 5.0) -> tuple[torch.Tens
     sig = shift * base / (1 + (shift - 1) * base)
     sigmas = torch.cat([sig, torch.zeros(1, dtype=torch.float64)]).to(torch.float32)
     return sigmas, (sig * 1000).to(torch.int64)
+
+
+def official_ddim_ladder(num_steps: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sigma ladder of the authors' released VideoCrafter2 MIGA loop and its model timesteps (REFERENCE A2) [D7].
+
+    DDIM timesteps ``t_j = round(linspace(0, 999, num_steps))_j``; VC2's linear betas ``linspace(sqrt(8.5e-4), sqrt(0.012),
+    1000)**2`` give ``alphas_cumprod`` (kept in float32, as the model's buffer); ``sigma_j = sqrt((1 - a_j) / a_j)`` in float64.
+    The release never takes DDIM's last (identity) step: its outputs stay at ``t_0``, so the ladder is
+    ``[sigma_{n-1}, ..., sigma_0]`` (``T = num_steps - 1`` steps, ending at ``sigma_0 = 0.0292``, not 0) and level ``k`` is the
+    release's step index ``k``. A VP latent of the release is ``x / sqrt(1 + sigma^2)`` of ours.
+
+    Returns:
+        ``(sigmas [num_steps] float64, timesteps [num_steps] int64)``: ``timesteps[p]`` is the model timestep of ``sigmas[p]``.
+    Raises:
+        InvalidLadderError: ``num_steps < 2``.
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 2:
+        raise InvalidLadderError(bad_value("num_steps", num_steps, "an integer >= 2", "use the released code's 64"))
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    abar = torch.cumprod(1.0 - betas, dim=0).to(torch.float32).to(torch.float64)
+    t = torch.round(torch.linspace(0, 999, num_steps, dtype=torch.float64)).to(torch.int64).flip(0)
+    a = abar[t]
+    return ((1 - a) / a).sqrt(), t

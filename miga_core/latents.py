@@ -177,6 +177,7 @@ class TailSource:
     content: str = "noise"
     clip_last: torch.Tensor | None = None
     parameterization: str = "flow"
+    tail_noise: str = "sigma"  # "eps": ``"noise"`` content is ``sqrt(1 + sigma_T^2) eps`` (DDPM-space randn, REFERENCE A2.5)
 
     @classmethod
     def keyed(cls, seed: int, sigmas: torch.Tensor) -> "TailSource":
@@ -189,7 +190,7 @@ class TailSource:
         eps = self.noise(draw, (B, C, H, W), like.dtype, like.device)
         top = self.sigmas[0].to(device=like.device, dtype=like.dtype)
         if self.content == "noise":
-            x = eps * top
+            x = eps * top if self.tail_noise == "sigma" else eps * (1 + top**2).sqrt()
         else:
             assert self.clip_last is not None, "clip_last content needs the initial clip's last latent"
             F = len(draw.indices)

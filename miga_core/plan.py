@@ -167,7 +167,7 @@ def stage1_lengths(config: MigaConfig, T: int, groups: Groups, head_index: int, 
             out += sizes.pop(0)
             levels.pop(0)
         popping = popping or (bool(levels) and levels[0] <= exit_level + 1)
-        if popping and levels and levels[-1] >= T - 1:
+        if levels and (levels[-1] <= T - 1 if config.stage1_append == "every_pass" else popping and levels[-1] >= T - 1):
             levels.append(T)
             sizes.append(width)
     return lengths

@@ -86,7 +86,7 @@ class MigaQueue:
     def tails(self) -> TailSource:
         """What new tail latents are made of (``fresh_content``, REFERENCE item 11) [D7]."""
         cfg = self.plan.config
-        return TailSource(self.noise_source, self.sigmas, cfg.fresh_content, self.clip_last, cfg.parameterization)
+        return TailSource(self.noise_source, self.sigmas, cfg.fresh_content, self.clip_last, cfg.parameterization, cfg.tail_noise)
 
     @property
     def config(self):
@@ -424,6 +424,9 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     save = _Saver(checkpoint, progress, _mark(progress))
     ctx = _context(denoiser, sigmas, plan, progress, "zigzag", noise=state.noise)
     tails = state.tails()
+    if cfg.stage1_content == "noise":  # vc2-official: stage-1 tail latents are pure noise (REFERENCE A2.5)
+        tails = replace(tails, content="noise")
+    every_pass = cfg.stage1_append == "every_pass"  # vc2-official: a group after every pass (REFERENCE A2.5)
     queue, history, stats, next_index = state.queue, state.history, state.reflection, state.next_index
     chunks, done = [state.outputs], len(state.outputs)  # concatenated once at the end
     check = plan.reflection is not None and plan.reflection.phase == "stage1"
@@ -431,12 +434,13 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     while done < M and len(queue):
         if check:
             queue, stats = reflect(ctx, queue, plan, stats, frames_done=done, tails=tails)
-        queue = queue_pass(replace(ctx, pass_index=n_pass), queue, history, num_guidance=plan.num_guidance, frames_done=done)
+        queue = queue_pass(replace(ctx, pass_index=n_pass, gauss_seidel=cfg.zigzag_reads == "gauss_seidel"), queue, history,
+                           num_guidance=plan.num_guidance, frames_done=done)
         n_pass += 1
         level, head = queue.groups()[0]
         if official and level != plan.exit_level:  # the head has not reached the exit level: nothing leaves (REFERENCE A1.8)
             popping = popping or level <= plan.exit_level + 1
-            add = plan.group_width if popping and queue.level[-1] >= T - 1 else 0
+            add = plan.group_width if (queue.level[-1] <= T - 1 if every_pass else popping and queue.level[-1] >= T - 1) else 0
         else:
             assert level == plan.exit_level, "the head group leaves at the plan's exit level [D4]"
             out, queue = queue.frames(slice(0, head)).copy(), queue.frames(slice(head, None))  # copy: outputs outlive the pass
@@ -447,7 +451,8 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
             chunks.append(out)
             done += len(out)
             popping = True
-            add = plan.group_width if not official or (len(queue) and queue.level[-1] >= T - 1) else 0
+            add = plan.group_width if not official or (len(queue) and (queue.level[-1] <= T - 1 if every_pass
+                                                                     else queue.level[-1] >= T - 1)) else 0
         if add:
             queue = queue + tails(NoiseDraw("fresh", "zigzag", Stream.FRESH, tuple(range(next_index, next_index + add)), (T,) * add), queue.x)
             next_index += add
@@ -532,7 +537,10 @@ def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
             sigma = sigma_of_levels(state.sigmas, [r] * M).to(out.x.dtype)
             eps = state.noise_source(NoiseDraw("refine", "refine", Stream.REFINE, out.index, (r,) * M),
                                      (out.x.shape[0], out.x.shape[1], *out.x.shape[3:]), out.x.dtype, out.x.device)
-            out = LatentRun.fresh(add_noise(out.x, eps, sigma, cfg.parameterization), [r] * M, out.index)
+            x = out.x
+            if cfg.refine_renoise == "vp":  # vc2-official: the release's add_noise on its VP latent (REFERENCE A2.6)
+                x = x / (1 + state.sigmas[-1].to(x.dtype) ** 2).sqrt()
+            out = LatentRun.fresh(add_noise(x, eps, sigma, cfg.parameterization), [r] * M, out.index)
         ctx = _context(denoiser, state.sigmas, plan, progress, "refine", noise=state.noise)
         empty = LatentRun.empty_like(out.x)
         for i in range(at.passes if at is not None else 0, r):

@@ -38,6 +38,9 @@ SITES: dict[str, int] = {
     "stage1_fresh": 6,  # a new tail latent appended during stage 1 (A1.8)
     "stage1_fill": 7,  # stage-1 refill of a latent that has no sample yet (never seen to fire)
     "refine": 8,  # the re-noise of stage-2 output latent i before the re-denoise (A1.10)
+    # VC2 (A2.3): the per-frame DDIM eta=1 step noise; extra = (phase 1 build / 2 stage 1 / 3 stage 2 / 4 refine, step index)
+    "ancestral": 9,
+    "discarded": 10,  # VC2: step noise drawn for a window frame whose output is discarded; index = window, extra = (frame,)
 }
 
 _MASK64 = (1 << 64) - 1
