@@ -29,6 +29,8 @@ __all__ = [
     "Stage2History",
     "GuidanceRule",
     "ReflectionPhase",
+    "FinalStep",
+    "TailNoise",
     "MigaConfig",
     "GuidanceOptions",
     "ReflectionOptions",
@@ -48,6 +50,9 @@ BuildReads = Literal["jacobi", "gauss_seidel"]  # how queue-building windows rea
 Stage2History = Literal["keep", "reset"]  # multistep state at the start of stage 2 (REFERENCE A1.9, item 7)
 GuidanceRule = Literal["even", "official"]  # long-range guidance positions (REFERENCE A1.6, item 8)
 ReflectionPhase = Literal["stage1", "build"]  # when self-reflection checks (REFERENCE A1.7, item 3)
+# --- DDIM conventions of the official VC2 / FIFO-Diffusion code (docs/algorithm.md "DDIM conventions") [D7]
+FinalStep = Literal["x0", "identity"]  # the ladder's last step (level 1 -> 0): to x0, or DDIM's alphas_prev[0] = alphacums[0]
+TailNoise = Literal["sigma", "ddpm"]  # a pure-noise latent at level T: sigma_T * n, or randn in DDPM space = sqrt(1 + sigma_T^2) * n
 
 
 def _check_int(name: str, value: object, minimum: int | None, fix: str) -> None:
@@ -95,6 +100,14 @@ class MigaConfig:
     refine_steps: int = 0  # r: re-noise the finished video to level r, then r unified passes (A1.10, item 1); 0 = off
     trim_tail: int = 0  # latents dropped from the end of the video after everything (A1.11, item 10; official = f0)
     official_stage2_mislabel: bool = False  # BUG of the released code, for equality only: stage 2 labels its input u+1 (item 13)
+    # --- DDIM conventions of the official VC2 / FIFO-Diffusion code; the defaults are the exact sampler's
+    # "identity": the step from level 1 keeps the latent (the model is still called): LVDM's make_ddim_sampling_parameters
+    # sets alphas_prev[0] = alphacums[ddim_timesteps[0]] = alphacums[0], so the last DDIM step goes from t=0 to t=0 and the
+    # output keeps sigma(t=0) = sigmas[T-1] of noise (FIFO-Diffusion's fifo_ddim_sampling, VC2's DDIMSampler)
+    final_step: FinalStep = "x0"
+    # "ddpm": pure-noise latents at level T are randn in the model's DDPM input space, sqrt(1 + sigma_T^2) * n in sigma
+    # space (FIFO-Diffusion's shift_latents, VC2's DDIMSampler x_T; eps models only); "sigma": sigma_T * n (k-diffusion)
+    tail_noise: TailNoise = "sigma"
 
     @property
     def stride(self) -> int:
@@ -104,6 +117,18 @@ class MigaConfig:
     def with_(self, **changes: object) -> "MigaConfig":
         """Return a copy with ``changes`` applied (the config is immutable)."""
         return replace(self, **changes)
+
+    def _validate_ddim_conventions(self) -> None:
+        """``final_step`` and ``tail_noise`` [D7] (docs/algorithm.md "DDIM conventions")."""
+        _check_choice("final_step", self.final_step, FinalStep)
+        _check_choice("tail_noise", self.tail_noise, TailNoise)
+        if self.tail_noise == "ddpm" and self.parameterization != "eps":
+            raise InvalidConfigError(bad_value("tail_noise", "ddpm", "'sigma' with parameterization 'flow' (DDPM space exists for eps "
+                                               "models only)", "use tail_noise='sigma', or parameterization='eps' for an eps model"))
+        if self.final_step == "identity" and self.mode == "miga" and self.unified_steps == 0:
+            raise InvalidConfigError(bad_value("final_step", "identity", "'x0' with mode 'miga' and unified_steps 0 (its history "
+                                               "latents are shown to the model at level 0, sigma 0, but would still hold sigma(t=0) of "
+                                               "noise)", "use final_step='x0', or unified_steps >= 1, or mode 'fifo'"))
 
     def validate(self, num_guidance: int = 0) -> None:
         """Check the options that do not depend on the ladder.
@@ -130,6 +155,7 @@ class MigaConfig:
         _check_choice("stage2_history", self.stage2_history, Stage2History)
         _check_int("refine_steps", self.refine_steps, 0, "use 0 (no refinement) or the released code's 10")
         _check_int("trim_tail", self.trim_tail, 0, "use 0 (keep every latent) or the released code's window_length")
+        self._validate_ddim_conventions()
         if not isinstance(self.official_stage2_mislabel, bool):
             raise MigaTypeError(f"official_stage2_mislabel={self.official_stage2_mislabel!r} has type "
                                 f"{type(self.official_stage2_mislabel).__name__}: allowed is a bool. Fix: use False.")
@@ -155,14 +181,18 @@ class MigaConfig:
                 bad_value("sampler", self.sampler, "'euler', 'dpmpp_2m' or 'uni_pc' for flow models (ancestral is eps only) [D2]",
                           "use sampler='euler' for flow models such as Wan2.1")
             )
-        need = self.stride + num_guidance + 1
+        # FIFO-Diffusion's non-lookahead mode: stride = f0, windows side by side, each updates all of itself (its
+        # fifo_ddim_sampling with lookahead_denoising off); elsewhere every window keeps at least one context latent [D1]
+        spare = 0 if self.mode == "fifo" else 1
+        need = self.stride + num_guidance + spare
         if self.window_length < need:
             # the smallest window that works: with the default stride floor(f0/2) the need grows with f0
             works = next(f for f in range(self.window_length, 2 * need + 2)
-                         if f >= (self.window_stride if self.window_stride is not None else f // 2) + num_guidance + 1)
+                         if f >= (self.window_stride if self.window_stride is not None else f // 2) + num_guidance + spare)
             raise InvalidConfigError(
                 bad_value("window_length", self.window_length,
-                          f">= window_stride + num_guidance + 1 = {self.stride} + {num_guidance} + 1 = {need} [D1]",
+                          f">= window_stride + num_guidance + {spare} = {self.stride} + {num_guidance} + {spare} = {need} [D1]"
+                          + (" (mode 'fifo': stride = window_length is FIFO-Diffusion's non-lookahead mode)" if spare == 0 else ""),
                           f"raise window_length to {works}, or lower window_stride or num_guidance")
             )
 
@@ -225,7 +255,7 @@ class ReflectionOptions:
 
 
 # Paper defaults (docs/algorithm.md "Paper defaults"); T comes from the host's ladder (VC2 64, Wan2.1 54).
-PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions]] = {
+PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions | None]] = {
     "wan21": (
         MigaConfig(window_length=21, zigzag_width=7, unified_steps=9, sampler="euler", parameterization="flow"),
         GuidanceOptions(num_guidance=4),
@@ -247,12 +277,30 @@ PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions]] = {
         ReflectionOptions(threshold=0.01, num_eval=7, num_ref=14, num_candidates=3, num_guide=14, phase="build",
                           judge_from_tail=10, candidate_guidance=False),
     ),
+    # FIFO-Diffusion's released VC2 loop (fifo_ddim_sampling, lookahead on, DDIM eta 1; docs/official_equivalence.md
+    # "FIFO-Diffusion"): use it with miga_core.ladder.ddim_ladder(64) (T = f0 * 4 partitions), CFG 12, fps 8. No
+    # guidance, no self-reflection (FIFO has neither). "vc2-fifo" keeps the official conventions (identity last step,
+    # DDPM-space tail noise); "vc2-fifo-x0" is the same loop with the exact sampler's (last step to x0, sigma_T tail noise).
+    "vc2-fifo": (
+        MigaConfig(window_length=16, window_stride=8, zigzag_width=1, unified_steps=0, mode="fifo", sampler="euler_ancestral",
+                   eta=1.0, parameterization="eps", final_step="identity", tail_noise="ddpm"),
+        GuidanceOptions(num_guidance=0),
+        None,
+    ),
+    "vc2-fifo-x0": (
+        MigaConfig(window_length=16, window_stride=8, zigzag_width=1, unified_steps=0, mode="fifo", sampler="euler_ancestral",
+                   eta=1.0, parameterization="eps"),
+        GuidanceOptions(num_guidance=0),
+        None,
+    ),
 }
 
 
-def preset(name: str) -> tuple[MigaConfig, GuidanceOptions, ReflectionOptions]:
+def preset(name: str) -> tuple[MigaConfig, GuidanceOptions, ReflectionOptions | None]:
     """Options for a model: ``"wan21"`` (paper, T=54), ``"vc2"`` (paper, T=64, CFG 12) or ``"wan21-official"``
-    (the authors' released Wan2.1 loop [D7]: T=54 on :func:`~miga_core.ladder.official_flow_ladder`, CFG 5).
+    (the authors' released Wan2.1 loop [D7]: T=54 on :func:`~miga_core.ladder.official_flow_ladder`, CFG 5),
+    ``"vc2-fifo"`` (FIFO-Diffusion's released VC2 loop, its DDIM conventions) or ``"vc2-fifo-x0"`` (the same loop ending at
+    x0): T=64 on :func:`~miga_core.ladder.ddim_ladder`, CFG 12; their self-reflection options are None.
 
     Raises:
         InvalidConfigError: for an unknown name.
