@@ -41,7 +41,7 @@ from .errors import (
     NonFiniteDenoiserOutputError,
     PromptScheduleError,
 )
-from .ladder import check_ladder, official_flow_ladder, sigma_of_levels
+from .ladder import check_ladder, ddim_ladder, official_flow_ladder, sigma_of_levels
 from .latents import LatentRun
 from .noise import KeyedNoise, NoiseDraw, NoiseSource, Stream, add_noise, latent_noise
 from .pipeline import MigaResult, generate, run
@@ -66,7 +66,7 @@ __all__ = [
     "Callback", "Denoiser", "Progress", "WindowInfo", "PassContext", "queue_pass",
     "ReflectionStats", "consistency_score", "reflect", "SAMPLERS",
     "MigaQueue", "initialize_queue", "unified_stage", "zigzag_stage", "refine_stage",
-    "KeyedNoise", "NoiseDraw", "NoiseSource", "official_flow_ladder",
+    "KeyedNoise", "NoiseDraw", "NoiseSource", "official_flow_ladder", "ddim_ladder",
     "Window", "guidance_positions", "history_needed", "plan_windows",
     "Position", "RunPoint", "Checkpointer", "load_checkpoint", "read_checkpoint", "save_checkpoint",
     "CheckpointError", "CheckpointCorruptError", "CheckpointMismatchError",

@@ -29,6 +29,8 @@ __all__ = [
     "Stage2History",
     "GuidanceRule",
     "ReflectionPhase",
+    "FinalStep",
+    "TailNoise",
     "MigaConfig",
     "GuidanceOptions",
     "ReflectionOptions",
@@ -51,9 +53,11 @@ ReflectionPhase = Literal["stage1", "build"]  # when self-reflection checks (REF
 # --- vc2-official (REFERENCE Part A2) ---
 ZigzagReads = Literal["jacobi", "gauss_seidel"]  # how stage-1 windows read guidance latents (REFERENCE A2.3, A2.5)
 Stage1Content = Literal["same", "noise"]  # stage-1 tail content: as fresh_content, or pure noise (REFERENCE A2.5)
-TailNoise = Literal["sigma", "eps"]  # pure-noise tail: sigma_T * n, or the DDPM-space randn sqrt(1 + sigma_T^2) * n (A2.5)
 Stage1Append = Literal["after_popping", "every_pass"]  # official stage-1 append rule: Wan (A1.8) or VC2 (A2.5)
 RefineRenoise = Literal["sigma", "vp"]  # refinement re-noise of the output: x + s_r n, or the VP add_noise of A2.6
+# --- DDIM conventions of the official VC2 / FIFO-Diffusion code (docs/algorithm.md "DDIM conventions") [D7]
+FinalStep = Literal["x0", "identity"]  # the ladder's last step (level 1 -> 0): to x0, or DDIM's alphas_prev[0] = alphacums[0]
+TailNoise = Literal["sigma", "ddpm"]  # a pure-noise latent at level T: sigma_T * n, or randn in DDPM space = sqrt(1 + sigma_T^2) * n
 
 
 def _check_int(name: str, value: object, minimum: int | None, fix: str) -> None:
@@ -104,9 +108,17 @@ class MigaConfig:
     # --- vc2-official options (REFERENCE Part A2); the defaults change nothing ---
     zigzag_reads: ZigzagReads = "jacobi"  # "gauss_seidel": stage-1 windows read guidance already stepped in the pass (A2.5)
     stage1_content: Stage1Content = "same"  # "noise": stage-1 tail latents are pure noise whatever fresh_content (A2.5)
-    tail_noise: TailNoise = "sigma"  # "eps" (eps models): pure-noise tail latents are sqrt(1 + sigma_T^2) n (A2.5)
     stage1_append: Stage1Append = "after_popping"  # "every_pass": build_length="official" appends a group after every pass (A2.5)
     refine_renoise: RefineRenoise = "sigma"  # "vp": x / sqrt(1 + sigma_end^2) + sigma_r n, sigma_end = sigmas[T] (A2.6)
+    # --- DDIM conventions of the official VC2 / FIFO-Diffusion code; the defaults are the exact sampler's
+    # "identity": the step from level 1 keeps the latent (the model is still called): LVDM's make_ddim_sampling_parameters
+    # sets alphas_prev[0] = alphacums[ddim_timesteps[0]] = alphacums[0], so the last DDIM step goes from t=0 to t=0 and the
+    # output keeps sigma(t=0) = sigmas[T-1] of noise (FIFO-Diffusion's fifo_ddim_sampling, VC2's DDIMSampler)
+    final_step: FinalStep = "x0"
+    # "ddpm": pure-noise latents at level T are randn in the model's DDPM input space, sqrt(1 + sigma_T^2) * n in sigma
+    # space (FIFO-Diffusion's shift_latents, VC2's DDIMSampler x_T, the released MIGA VC2 tail, A2.5; eps models only);
+    # "sigma": sigma_T * n (k-diffusion)
+    tail_noise: TailNoise = "sigma"
 
     @property
     def stride(self) -> int:
@@ -116,6 +128,18 @@ class MigaConfig:
     def with_(self, **changes: object) -> "MigaConfig":
         """Return a copy with ``changes`` applied (the config is immutable)."""
         return replace(self, **changes)
+
+    def _validate_ddim_conventions(self) -> None:
+        """``final_step`` and ``tail_noise`` [D7] (docs/algorithm.md "DDIM conventions")."""
+        _check_choice("final_step", self.final_step, FinalStep)
+        _check_choice("tail_noise", self.tail_noise, TailNoise)
+        if self.tail_noise == "ddpm" and self.parameterization != "eps":
+            raise InvalidConfigError(bad_value("tail_noise", "ddpm", "'sigma' with parameterization 'flow' (DDPM space exists for eps "
+                                               "models only)", "use tail_noise='sigma', or parameterization='eps' for an eps model"))
+        if self.final_step == "identity" and self.mode == "miga" and self.unified_steps == 0:
+            raise InvalidConfigError(bad_value("final_step", "identity", "'x0' with mode 'miga' and unified_steps 0 (its history "
+                                               "latents are shown to the model at level 0, sigma 0, but would still hold sigma(t=0) of "
+                                               "noise)", "use final_step='x0', or unified_steps >= 1, or mode 'fifo'"))
 
     def validate(self, num_guidance: int = 0) -> None:
         """Check the options that do not depend on the ladder.
@@ -140,15 +164,16 @@ class MigaConfig:
         _check_choice("fresh_content", self.fresh_content, FreshContent)
         _check_choice("build_reads", self.build_reads, BuildReads)
         _check_choice("stage2_history", self.stage2_history, Stage2History)
-        for name, lit in (("zigzag_reads", ZigzagReads), ("stage1_content", Stage1Content), ("tail_noise", TailNoise),
-                          ("stage1_append", Stage1Append), ("refine_renoise", RefineRenoise)):
+        for name, lit in (("zigzag_reads", ZigzagReads), ("stage1_content", Stage1Content), ("stage1_append", Stage1Append),
+                          ("refine_renoise", RefineRenoise)):
             _check_choice(name, getattr(self, name), lit)
-        if self.parameterization != "eps" and (self.tail_noise != "sigma" or self.refine_renoise != "sigma"):
-            raise InvalidConfigError(bad_value("tail_noise/refine_renoise", (self.tail_noise, self.refine_renoise),
-                                               "'sigma' for flow models ('eps'/'vp' are VP-space rules of eps models, A2.5/A2.6)",
-                                               "use tail_noise='sigma' and refine_renoise='sigma'"))
+        if self.parameterization != "eps" and self.refine_renoise != "sigma":
+            raise InvalidConfigError(bad_value("refine_renoise", self.refine_renoise,
+                                               "'sigma' for flow models ('vp' is the VP-space rule of eps models, A2.6)",
+                                               "use refine_renoise='sigma'"))
         _check_int("refine_steps", self.refine_steps, 0, "use 0 (no refinement) or the released code's 10")
         _check_int("trim_tail", self.trim_tail, 0, "use 0 (keep every latent) or the released code's window_length")
+        self._validate_ddim_conventions()
         if not isinstance(self.official_stage2_mislabel, bool):
             raise MigaTypeError(f"official_stage2_mislabel={self.official_stage2_mislabel!r} has type "
                                 f"{type(self.official_stage2_mislabel).__name__}: allowed is a bool. Fix: use False.")
@@ -174,14 +199,18 @@ class MigaConfig:
                 bad_value("sampler", self.sampler, "'euler', 'dpmpp_2m' or 'uni_pc' for flow models (ancestral is eps only) [D2]",
                           "use sampler='euler' for flow models such as Wan2.1")
             )
-        need = self.stride + num_guidance + 1
+        # FIFO-Diffusion's non-lookahead mode: stride = f0, windows side by side, each updates all of itself (its
+        # fifo_ddim_sampling with lookahead_denoising off); elsewhere every window keeps at least one context latent [D1]
+        spare = 0 if self.mode == "fifo" else 1
+        need = self.stride + num_guidance + spare
         if self.window_length < need:
             # the smallest window that works: with the default stride floor(f0/2) the need grows with f0
             works = next(f for f in range(self.window_length, 2 * need + 2)
-                         if f >= (self.window_stride if self.window_stride is not None else f // 2) + num_guidance + 1)
+                         if f >= (self.window_stride if self.window_stride is not None else f // 2) + num_guidance + spare)
             raise InvalidConfigError(
                 bad_value("window_length", self.window_length,
-                          f">= window_stride + num_guidance + 1 = {self.stride} + {num_guidance} + 1 = {need} [D1]",
+                          f">= window_stride + num_guidance + {spare} = {self.stride} + {num_guidance} + {spare} = {need} [D1]"
+                          + (" (mode 'fifo': stride = window_length is FIFO-Diffusion's non-lookahead mode)" if spare == 0 else ""),
                           f"raise window_length to {works}, or lower window_stride or num_guidance")
             )
 
@@ -244,7 +273,7 @@ class ReflectionOptions:
 
 
 # Paper defaults (docs/algorithm.md "Paper defaults"); T comes from the host's ladder (VC2 64, Wan2.1 54).
-PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions]] = {
+PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions | None]] = {
     "wan21": (
         MigaConfig(window_length=21, zigzag_width=7, unified_steps=9, sampler="euler", parameterization="flow"),
         GuidanceOptions(num_guidance=4),
@@ -268,25 +297,42 @@ PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions]] = {
     ),
     # The authors' released VideoCrafter2 loop (REFERENCE.md Part A2; docs/official_equivalence.md): use it with
     # miga_core.ladder.official_ddim_ladder(64) (63 steps: the release never takes DDIM's identity last step), CFG 12,
-    # the empty prompt as uncond and an initial clip; reflection off as released; no trim.
+    # the empty prompt as uncond and an initial clip; self-reflection off as released; no trim.
     "vc2-official": (
         MigaConfig(window_length=16, window_stride=8, zigzag_width=4, unified_steps=9, sampler="euler_ancestral", eta=1.0,
                    parameterization="eps", update="official", borders="rotating", build_length="official",
                    fresh_content="clip_last", build_reads="gauss_seidel", stage2_history="reset", refine_steps=10, trim_tail=0,
-                   zigzag_reads="gauss_seidel", stage1_content="noise", tail_noise="eps", stage1_append="every_pass",
+                   zigzag_reads="gauss_seidel", stage1_content="noise", tail_noise="ddpm", stage1_append="every_pass",
                    refine_renoise="vp"),
         GuidanceOptions(num_guidance=4, positions="official"),
-        ReflectionOptions(threshold=0.001, num_eval=4, num_ref=12, num_candidates=5, num_guide=12, phase="build",
-                          judge_from_tail=10, candidate_guidance=False),
+        None,
+    ),
+    # FIFO-Diffusion's released VC2 loop (fifo_ddim_sampling, lookahead on, DDIM eta 1; docs/official_equivalence.md
+    # "FIFO-Diffusion"): use it with miga_core.ladder.ddim_ladder(64) (T = f0 * 4 partitions), CFG 12, fps 8. No
+    # guidance, no self-reflection (FIFO has neither). "vc2-fifo" keeps the official conventions (identity last step,
+    # DDPM-space tail noise); "vc2-fifo-x0" is the same loop with the exact sampler's (last step to x0, sigma_T tail noise).
+    "vc2-fifo": (
+        MigaConfig(window_length=16, window_stride=8, zigzag_width=1, unified_steps=0, mode="fifo", sampler="euler_ancestral",
+                   eta=1.0, parameterization="eps", final_step="identity", tail_noise="ddpm"),
+        GuidanceOptions(num_guidance=0),
+        None,
+    ),
+    "vc2-fifo-x0": (
+        MigaConfig(window_length=16, window_stride=8, zigzag_width=1, unified_steps=0, mode="fifo", sampler="euler_ancestral",
+                   eta=1.0, parameterization="eps"),
+        GuidanceOptions(num_guidance=0),
+        None,
     ),
 }
 
 
-def preset(name: str) -> tuple[MigaConfig, GuidanceOptions, ReflectionOptions]:
+def preset(name: str) -> tuple[MigaConfig, GuidanceOptions, ReflectionOptions | None]:
     """Options for a model: ``"wan21"`` (paper, T=54), ``"vc2"`` (paper, T=64, CFG 12) or ``"wan21-official"``
-    (the authors' released Wan2.1 loop [D7]: T=54 on :func:`~miga_core.ladder.official_flow_ladder`, CFG 5) or
+    (the authors' released Wan2.1 loop [D7]: T=54 on :func:`~miga_core.ladder.official_flow_ladder`, CFG 5),
     ``"vc2-official"`` (the released VC2 loop, REFERENCE Part A2: :func:`~miga_core.ladder.official_ddim_ladder`, CFG 12;
-    pass ``reflection=None`` as released).
+    self-reflection None, as released), ``"vc2-fifo"`` (FIFO-Diffusion's released VC2 loop, its DDIM conventions) or
+    ``"vc2-fifo-x0"`` (the same loop ending at x0): T=64 on :func:`~miga_core.ladder.ddim_ladder`, CFG 12; their
+    self-reflection options are None.
 
     Raises:
         InvalidConfigError: for an unknown name.

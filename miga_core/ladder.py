@@ -13,7 +13,7 @@ import torch
 
 from .errors import InvalidLadderError, MigaTypeError, bad_value
 
-__all__ = ["check_ladder", "sigma_of_levels", "num_steps", "official_flow_ladder", "official_ddim_ladder"]
+__all__ = ["check_ladder", "sigma_of_levels", "num_steps", "official_flow_ladder", "ddim_ladder", "official_ddim_ladder"]
 
 
 def check_ladder(sigmas: torch.Tensor | Sequence[float]) -> torch.Tensor:
@@ -81,24 +81,51 @@ def official_flow_ladder(num_steps: int, shift: float = 5.0) -> tuple[torch.Tens
     return sigmas, (sig * 1000).to(torch.int64)
 
 
+def ddim_ladder(num_steps: int, linear_start: float = 0.00085, linear_end: float = 0.012,
+                train_steps: int = 1000) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The DDIM ladder of VC2's LVDM code (FIFO-Diffusion's ``DDIMSampler``, ``ddim_discretize="uniform"``) in sigma space [D7].
+
+    LVDM's schedule: ``betas = linspace(sqrt(linear_start), sqrt(linear_end), train_steps)^2`` (float64),
+    ``alphacums = cumprod(1 - betas)`` stored as float32; DDIM timesteps ``t_j = round(linspace(0, train_steps - 1, T))``
+    (numpy arithmetic, ascending, ``t_0 = 0``). Level ``k`` (1..T) is DDIM index ``k - 1``: ``sigmas[T - k] = sqrt((1 - a) / a)`` with
+    ``a = alphacums[t_{k-1}]`` (float64 from the float32 values), and ``sigmas[T] = 0``. The model's timestep at level k
+    is ``t_{k-1}``; an eps model's DDPM input is ``x * sqrt(a) = x / sqrt(1 + sigma^2)``. With
+    ``MigaConfig.final_step="identity"`` the step from level 1 keeps the latent at ``sigmas[T - 1]`` (DDIM's
+    ``alphas_prev[0] = alphacums[0]``); with the default ``"x0"`` it goes on to 0.
+
+    Args:
+        num_steps: T >= 2.  linear_start, linear_end, train_steps: the model's beta schedule (VC2: 0.00085, 0.012, 1000).
+    Returns:
+        ``(sigmas [T + 1] float64, timesteps [T] int64, alphacums [train_steps] float32)``; ``timesteps[j]`` belongs to
+        ``sigmas[j]`` (descending, ``timesteps[T - 1] = 0``).
+    Raises:
+        InvalidLadderError: T < 2, T > train_steps (repeated timesteps), or a beta schedule outside (0, 1).
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 2 <= num_steps <= train_steps:
+        raise InvalidLadderError(bad_value("num_steps", num_steps, f"an integer in 2..{train_steps}", "use VC2's 64 (FIFO: f0 * partitions)"))
+    if not 0 < linear_start < linear_end < 1:
+        raise InvalidLadderError(bad_value("linear_start, linear_end", (linear_start, linear_end), "0 < start < end < 1",
+                                           "use VC2's 0.00085 and 0.012"))
+    betas = torch.linspace(linear_start ** 0.5, linear_end ** 0.5, train_steps, dtype=torch.float64) ** 2
+    alphacums = torch.cumprod(1 - betas, dim=0).to(torch.float32)
+    step = (train_steps - 1) / (num_steps - 1)  # numpy linspace arithmetic (j * step, last = end), rounded half to even
+    ts = torch.tensor([round(j * step) for j in range(num_steps - 1)] + [train_steps - 1], dtype=torch.int64)
+    a = alphacums[ts].to(torch.float64)
+    sig = ((1 - a) / a).sqrt().flip(0)
+    return torch.cat([sig, torch.zeros(1, dtype=torch.float64)]), ts.flip(0), alphacums
+
+
 def official_ddim_ladder(num_steps: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """The sigma ladder of the authors' released VideoCrafter2 MIGA loop and its model timesteps (REFERENCE A2) [D7].
 
-    DDIM timesteps ``t_j = round(linspace(0, 999, num_steps))_j``; VC2's linear betas ``linspace(sqrt(8.5e-4), sqrt(0.012),
-    1000)**2`` give ``alphas_cumprod`` (kept in float32, as the model's buffer); ``sigma_j = sqrt((1 - a_j) / a_j)`` in float64.
-    The release never takes DDIM's last (identity) step: its outputs stay at ``t_0``, so the ladder is
-    ``[sigma_{n-1}, ..., sigma_0]`` (``T = num_steps - 1`` steps, ending at ``sigma_0 = 0.0292``, not 0) and level ``k`` is the
-    release's step index ``k``. A VP latent of the release is ``x / sqrt(1 + sigma^2)`` of ours.
+    :func:`ddim_ladder` without its last step: the release never takes DDIM's last (identity) step, its outputs stay at
+    ``t_0``, so the ladder is ``[sigma_{n-1}, ..., sigma_0]`` (``T = num_steps - 1`` steps, ending at ``sigma_0 = 0.0292``,
+    not 0) and level ``k`` is the release's step index ``k``. A VP latent of the release is ``x / sqrt(1 + sigma^2)`` of ours.
 
     Returns:
         ``(sigmas [num_steps] float64, timesteps [num_steps] int64)``: ``timesteps[p]`` is the model timestep of ``sigmas[p]``.
     Raises:
         InvalidLadderError: ``num_steps < 2``.
     """
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 2:
-        raise InvalidLadderError(bad_value("num_steps", num_steps, "an integer >= 2", "use the released code's 64"))
-    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
-    abar = torch.cumprod(1.0 - betas, dim=0).to(torch.float32).to(torch.float64)
-    t = torch.round(torch.linspace(0, 999, num_steps, dtype=torch.float64)).to(torch.int64).flip(0)
-    a = abar[t]
-    return ((1 - a) / a).sqrt(), t
+    sigmas, timesteps, _ = ddim_ladder(num_steps)
+    return sigmas[:-1], timesteps

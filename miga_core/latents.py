@@ -170,6 +170,9 @@ class TailSource:
             item 11: the initial clip's last latent noised to ``sigma_T``, e.g. ``(1 - sigma_T) x_last + sigma_T eps``).
         clip_last: ``[B, C, 1, H, W]`` the initial clip's last latent (``"clip_last"`` only).
         parameterization: how ``"clip_last"`` mixes latent and noise (:func:`~miga_core.noise.add_noise`).
+        tail_noise: ``"sigma"`` (``sigma_T * eps``) or ``"ddpm"`` (``sqrt(1 + sigma_T^2) * eps``: ``randn`` in an eps model's
+            DDPM input space, as FIFO-Diffusion's ``shift_latents`` and VC2's DDIM ``x_T``) for ``"noise"`` content
+            (``MigaConfig.tail_noise``) [D7].
     """
 
     noise: NoiseSource
@@ -177,7 +180,7 @@ class TailSource:
     content: str = "noise"
     clip_last: torch.Tensor | None = None
     parameterization: str = "flow"
-    tail_noise: str = "sigma"  # "eps": ``"noise"`` content is ``sqrt(1 + sigma_T^2) eps`` (DDPM-space randn, REFERENCE A2.5)
+    tail_noise: str = "sigma"
 
     @classmethod
     def keyed(cls, seed: int, sigmas: torch.Tensor) -> "TailSource":
@@ -190,7 +193,7 @@ class TailSource:
         eps = self.noise(draw, (B, C, H, W), like.dtype, like.device)
         top = self.sigmas[0].to(device=like.device, dtype=like.dtype)
         if self.content == "noise":
-            x = eps * top if self.tail_noise == "sigma" else eps * (1 + top**2).sqrt()
+            x = eps * (torch.sqrt(1 + top * top) if self.tail_noise == "ddpm" else top)
         else:
             assert self.clip_last is not None, "clip_last content needs the initial clip's last latent"
             F = len(draw.indices)

@@ -177,6 +177,9 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
             else:  # the frame's state moves one step: older x0 <- its last x0, start latent <- the corrected x
                 new_x[:, :, sl], new_past[1, :, :, sl] = past_step(inputs)
                 new_past[0, :, :, sl] = region.denoised
+            if cfg.final_step == "identity" and 1 in levels:  # DDIM's alphas_prev[0] = alphacums[0]: level 1 -> 0 keeps x [D7]
+                last = torch.as_tensor([lv == 1 for lv in levels], device=region.x.device).view(1, 1, -1, 1, 1)
+                new_x[:, :, sl] = torch.where(last, region.x, new_x[:, :, sl])
             new_d[:, :, sl] = denoised
             if gauss_seidel:
                 x_all[:, :, w.region[0]:w.region[1]] = new_x[:, :, sl]

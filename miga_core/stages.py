@@ -218,7 +218,7 @@ def _sample_initial_clip(denoiser: Denoiser, state: MigaQueue, like: torch.Tenso
     if state.at is not None:  # resumed: the clip so far is in the queue
         run, start = state.queue, state.at.passes
     else:
-        run, start = TailSource(noise, sigmas)(NoiseDraw("initial_clip", "initial_clip", Stream.INITIAL_CLIP, tuple(range(f0)), (T,) * f0), like), 0
+        run, start = TailSource(noise, sigmas, tail_noise=plan.config.tail_noise)(NoiseDraw("initial_clip", "initial_clip", Stream.INITIAL_CLIP, tuple(range(f0)), (T,) * f0), like), 0
     empty = LatentRun.empty_like(like)
     for k in range(start, T):
         run = queue_pass(ctx, run, empty)
@@ -294,7 +294,7 @@ def _init_unified_only(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, 
                        progress: Progress, save: _Saver) -> MigaQueue:
     """Alg. 8: N latents of fresh noise at level T go straight to the unified stage."""
     M, T = plan.stage1_frames, plan.num_steps
-    fresh = TailSource(state.noise_source, sigmas)(NoiseDraw("fresh", "init", Stream.FRESH, tuple(range(M)), (T,) * M), like)
+    fresh = TailSource(state.noise_source, sigmas, tail_noise=plan.config.tail_noise)(NoiseDraw("fresh", "init", Stream.FRESH, tuple(range(M)), (T,) * M), like)
     return replace(state, outputs=fresh, next_index=M)
 
 
