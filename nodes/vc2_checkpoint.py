@@ -60,8 +60,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             data = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+ ?[\w.]*)|Unsupported global: ([^\s]+)", str(exc))
-        what = (found.group(1) or found.group(2)) if found else "a non-tensor object"
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = found.group(1) if found else "a non-tensor object"
         raise VC2CheckpointError(bad_value(
             "ckpt_name", path.name, "a checkpoint of plain tensors (torch.load with weights_only=True, or .safetensors)",
             "use VideoCrafter2's released model.ckpt unchanged, or re-save its state_dict as .safetensors where you trust "
