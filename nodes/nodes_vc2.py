@@ -27,7 +27,9 @@ class MigaVC2Loader(io.ComfyNode):
                 io.Int.Input("fps", default=VC2.default_fps, min=1, max=60,
                              tooltip="Frame rate the UNet is conditioned on (VC2 and FIFO-Diffusion use 8)."),
             ],
-            outputs=[io.Model.Output(display_name="MODEL"), io.Clip.Output(display_name="CLIP"), io.Vae.Output(display_name="VAE")],
+            outputs=[io.Model.Output(display_name="MODEL", tooltip="The VC2 UNet (eps, SD's linear schedule) for the MIGA sampler."),
+                     io.Clip.Output(display_name="CLIP", tooltip="OpenCLIP ViT-H/14 text encoder (penultimate layer) for CLIPTextEncode."),
+                     io.Vae.Output(display_name="VAE", tooltip="SD KL-f8 VAE (4 latent channels, one latent per frame) for VAE Decode.")],
         )
 
     @classmethod
