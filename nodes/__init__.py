@@ -9,6 +9,7 @@ from .nodes_options import MigaGuidanceOptions, MigaReflectionOptions
 from .nodes_prompts import MigaPromptSchedule, MigaPromptScheduleConditioning
 from .nodes_queue import MigaQueueInit, MigaUnifiedStage, MigaZigzagStage
 from .nodes_sampler import MigaSampler
+from .nodes_vc2 import MigaVC2Loader
 from .nodes_video import MigaSaveVideo
 
 __all__ = ["NODES", "MigaExtension"]
@@ -16,7 +17,7 @@ __all__ = ["NODES", "MigaExtension"]
 # Registration order only; IDs are the node_id of each schema and are frozen once released.
 NODES: list[type[io.ComfyNode]] = [
     MigaSampler, MigaQueueInit, MigaZigzagStage, MigaUnifiedStage, MigaGuidanceOptions, MigaReflectionOptions,
-    MigaPromptSchedule, MigaPromptScheduleConditioning, MigaSaveVideo,
+    MigaPromptSchedule, MigaPromptScheduleConditioning, MigaSaveVideo, MigaVC2Loader,
 ]
 
 

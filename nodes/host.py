@@ -48,9 +48,12 @@ from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..miga_core import MigaValueError, PromptSchedule, WindowInfo
 from ..miga_core.errors import bad_value
+from . import vc2_checkpoint
+from .families import FAMILIES, ModelFamily, supported_families
+from .vc2_unet import VC2UNet, VC2UNetConfig
 
 __all__ = [
-    "SCHEDULER_NAMES", "UnsupportedModelError", "ModelRun", "check_model", "model_parameterization", "ladder",
+    "SCHEDULER_NAMES", "UnsupportedModelError", "ModelRun", "check_model", "model_family", "VC2Model", "load_vc2_checkpoint", "checkpoint_files", "checkpoint_file", "model_parameterization", "ladder",
     "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "HostProgress",
     "on_prompt", "executing_node", "send_to_client", "add_get_route", "PROGRESS_EVENT", "REPORT_EVENT",
     "UnsupportedVaeError", "check_vae", "decoded_frames", "decode_chunks", "DecodeProgress", "save_path", "save_metadata",
@@ -67,26 +70,32 @@ class UnsupportedModelError(MigaValueError):
     """The MODEL cannot run in a queue (no per-frame timesteps, or an unsupported parameterisation)."""
 
 
-def check_model(model: Any) -> str:
-    """Refuse models the queue cannot drive; return the parameterisation (``"flow"`` or ``"eps"``).
+def model_family(model: Any) -> ModelFamily:
+    """The family (:mod:`.families`) of a ComfyUI MODEL the queue can drive.
 
     Accepted: text-to-video Wan2.1-architecture models (``WAN21`` over a plain ``WanModel`` with a
-    16-channel patch embedding: Wan2.1-T2V-1.3B/14B).
+    16-channel patch embedding: Wan2.1-T2V-1.3B/14B); VideoCrafter2 (:class:`VC2Model` over our LVDM UNet,
+    from :func:`load_vc2_checkpoint`).
 
     Raises:
-        UnsupportedModelError: not a ModelPatcher; a Wan variant whose DiT lacks per-frame
-            timesteps (VACE, Camera, HuMo, S2V, Animate, Wan2.2-5B); image-to-video; any other family;
-            a parameterisation other than flow (CONST) or eps.
+        UnsupportedModelError: not a ModelPatcher; any other family (the message lists the supported ones);
+            a Wan variant whose DiT lacks per-frame timesteps (VACE, Camera, HuMo, S2V, Animate, Wan2.2-5B);
+            image-to-video Wan.
     """
     base = getattr(model, "model", None)
     if base is None or not hasattr(model, "clone"):
         raise UnsupportedModelError(bad_value("model", type(model).__name__, "a ComfyUI MODEL (a ModelPatcher)",
-                                              "connect the MODEL output of UNETLoader or a model patch node"))
+                                              "connect the MODEL output of UNETLoader, MIGA VideoCrafter2 Loader or a model patch node"))
     dit = getattr(base, "diffusion_model", None)
     name = type(base).__name__
+    if isinstance(base, VC2Model):
+        if not isinstance(dit, VC2UNet):
+            raise UnsupportedModelError(bad_value("model", f"{name} / {type(dit).__name__}", "VC2 over its LVDM 3D UNet",
+                                                  "remove the patch that replaced the diffusion model"))
+        return FAMILIES["vc2"]
     if not isinstance(base, comfy.model_base.WAN21):
-        raise UnsupportedModelError(bad_value("model", name, "a Wan2.1 text-to-video model (WAN21)",
-                                              "load wan2.1_t2v_1.3B or wan2.1_t2v_14B with UNETLoader; other families are not supported yet"))
+        raise UnsupportedModelError(bad_value("model", name, f"a model of a supported family: {supported_families()}",
+                                              "load " + "; or ".join(f.loader for f in FAMILIES.values()) + "; other families are not supported yet"))
     if type(base) is not comfy.model_base.WAN21 or type(dit) is not WanModel:
         raise UnsupportedModelError(bad_value("model", f"{name} / {type(dit).__name__}",
                                               "plain Wan2.1 T2V (this variant's DiT does not take per-frame timesteps, "
@@ -98,6 +107,19 @@ def check_model(model: Any) -> str:
                                               "a text-to-video Wan2.1 model (16 channels)",
                                               "use wan2.1_t2v_*; to start from an image, make the first clip with the I2V "
                                               "workflow and pass its LATENT as initial_clip"))
+    return FAMILIES["wan21"]
+
+
+def check_model(model: Any) -> str:
+    """Refuse models the queue cannot drive; return the parameterisation (``"flow"`` or ``"eps"``).
+
+    Dispatches through :func:`model_family` (the :mod:`.families` table), then reads the live model sampling
+    (a ModelSampling node may have changed it).
+
+    Raises:
+        UnsupportedModelError: see :func:`model_family`; a parameterisation other than flow (CONST) or eps.
+    """
+    model_family(model)
     return model_parameterization(model.get_model_object("model_sampling"))
 
 
@@ -278,6 +300,7 @@ class ModelRun:
         seed: noise seed (also given to ComfyUI for seed-dependent patches).
         schedule: which prompt conditions each latent [D6].
         parameterization: ``"flow"`` or ``"eps"`` (from :func:`check_model`).
+        family: the :mod:`.families` name (from :func:`model_family`).
     """
 
     model: Any
@@ -289,6 +312,7 @@ class ModelRun:
     schedule: PromptSchedule = field(default_factory=PromptSchedule.single)
     prompts: list = field(default_factory=list)
     parameterization: str = "flow"
+    family: str = "wan21"
 
     def conds(self) -> dict[str, list]:
         out = {"positive": self.positive, "negative": self.negative}
@@ -342,16 +366,16 @@ PROGRESS_EVENT = "miga.progress"  # one message per window, drawn on the node by
 REPORT_EVENT = "miga.report"  # the run's report when a node finishes (web/miga_progress.js shows its summary)
 
 
-def progress_message(info: WindowInfo) -> dict:
+def progress_message(info: WindowInfo, latent_rule: str = "wan21") -> dict:
     """The ``miga.progress`` message of one window: what the node shows (stage, frames, self-reflection, ETA).
 
     ``frames_done``/``num_frames`` are latents; ``pixel_frames_done``/``num_pixel_frames`` the same in video frames
-    (Wan2.1's 4n+1 rule, ``miga_core.frames``). ``window`` never goes back and ends at ``total_windows`` (the plan's).
+    (the family's rule, ``miga_core.frames``: Wan2.1 4n+1, VC2 one per latent). ``window`` never goes back and ends at ``total_windows`` (the plan's).
     """
     from ..miga_core.frames import num_pixel_frames
 
     def pixels(latents: int) -> int:
-        return num_pixel_frames(latents, "wan21") if latents > 0 else 0
+        return num_pixel_frames(latents, latent_rule) if latents > 0 else 0
 
     return {"stage": info.stage, "window": info.window, "total_windows": info.total_windows, "frames_done": info.frames_done,
             "num_frames": info.num_frames, "pixel_frames_done": pixels(info.frames_done), "num_pixel_frames": pixels(info.num_frames),
@@ -412,6 +436,7 @@ class HostProgress:
         self.pbar = comfy.utils.ProgressBar(max(1, total_windows))
         self.previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format) if preview else None
         self.last_log = -1
+        self.latent_rule = model_family(model).latent_rule
 
     def __call__(self, info: WindowInfo) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
@@ -423,7 +448,7 @@ class HostProgress:
             except Exception:  # a preview must never stop a run
                 log.debug("MIGA: preview failed", exc_info=True)
         self.pbar.update_absolute(info.window, info.total_windows, image)  # search windows keep the value: it never goes back
-        send_to_client(PROGRESS_EVENT, progress_message(info))
+        send_to_client(PROGRESS_EVENT, progress_message(info, self.latent_rule))
         decile = 10 * info.window // max(1, info.total_windows)
         if decile != self.last_log:
             self.last_log = decile
@@ -432,16 +457,16 @@ class HostProgress:
                      info.total_windows, info.frames_done, info.num_frames, info.search_windows, eta)
 
 
-def check_latent(latent: Any, name: str) -> torch.Tensor:
-    """The ``[B, 16, F, H, W]`` samples of a Wan LATENT dict.
+def check_latent(latent: Any, name: str, channels: int = 16) -> torch.Tensor:
+    """The ``[B, channels, F, H, W]`` samples of a video LATENT dict (Wan2.1 16 channels, VC2 4).
 
     Raises:
-        MigaValueError: not a LATENT with 5-D 16-channel samples.
+        MigaValueError: not a LATENT with 5-D samples of ``channels`` channels.
     """
     samples = latent.get("samples") if isinstance(latent, Mapping) else None
-    if not isinstance(samples, torch.Tensor) or samples.ndim != 5 or samples.shape[1] != 16:
+    if not isinstance(samples, torch.Tensor) or samples.ndim != 5 or samples.shape[1] != channels:
         shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(latent).__name__
-        raise MigaValueError(bad_value(name, shape, "a Wan2.1 video LATENT [B, 16, F, H, W]",
+        raise MigaValueError(bad_value(name, shape, f"a video LATENT [B, {channels}, F, H, W] of the model's family",
                                        "connect a LATENT from a Wan sampler (KSampler on EmptyHunyuanLatentVideo) or VAE Encode"))
     if getattr(samples, "is_nested", False) or "noise_mask" in latent:
         raise MigaValueError(bad_value(name, "a LATENT with a noise mask / nested latents", "a plain video LATENT",
@@ -698,6 +723,7 @@ def _model_identity(model: Any) -> str:
     h = hashlib.sha256()
     params = list(model.model.diffusion_model.state_dict().items())
     h.update(type(model.model.diffusion_model).__name__.encode())
+    h.update(repr(getattr(model.model, "fps", None)).encode())  # VC2's fps condition
     for name, t in params:
         h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
     for name, t in params[:2] + params[-2:]:
@@ -731,4 +757,161 @@ def checkpoint_path(resume_from: str, identity: str) -> Path:
     if not path.is_relative_to(output):
         raise MigaValueError(bad_value("resume_from", resume_from, f"a checkpoint file inside ComfyUI's output folder ({output})",
                                        f"use the path the cancelled run logged, e.g. {CHECKPOINT_FOLDER}/miga_....safetensors"))
+    return path
+
+
+# --- VideoCrafter2 as a ComfyUI model (issue 10) ----------------------------------------------------------------------
+# VC2 is an eps model on SD's discrete schedule: ComfyUI's ``ModelSamplingDiscrete`` with linear betas
+# 0.00085..0.012 over 1000 steps (``comfy/model_sampling.py``; its defaults, stated here from families.VC2) and
+# ``EPS`` (``calculate_input`` = x / sqrt(1 + sigma^2), so the UNet sees DDPM-space x_t), SD's latent format
+# (scale 0.18215). Our UNet (nodes/vc2_unet.py) sits under a ``BaseModel``, so LoRA patches (keys
+# ``diffusion_model.<module>``), model patches and wrappers, memory management and TorchCompileModel treat it
+# as a core model. Its forward runs the ``DIFFUSION_MODEL`` wrappers as Wan's does: the per-frame timestep
+# wrapper above then hands it ``[rows, F]`` timesteps.
+
+import functools  # noqa: E402  (kept with the VC2 section)
+
+import comfy.latent_formats  # noqa: E402
+import comfy.model_patcher  # noqa: E402
+import comfy.sd  # noqa: E402
+import comfy.supported_models_base  # noqa: E402
+from comfy.ldm.modules.attention import optimized_attention  # noqa: E402
+from comfy.text_encoders import sd2_clip  # noqa: E402
+
+_VC2 = FAMILIES["vc2"]
+
+
+class VC2ModelConfig(comfy.supported_models_base.BASE):
+    """ComfyUI model config of VideoCrafter2: eps, linear betas 0.00085..0.012 x 1000, SD latent format (0.18215)."""
+
+    unet_config: dict = {}
+    unet_extra_config: dict = {}
+    sampling_settings = dict(_VC2.schedule)
+    latent_format = functools.partial(comfy.latent_formats.SD15, scale_factor=_VC2.scale_factor)
+    memory_usage_factor = 2.0
+    supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
+
+    def __init__(self, unet: VC2UNetConfig) -> None:
+        super().__init__({"vc2_config": unet})
+
+
+def _comfy_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """ComfyUI's attention (xformers / sdpa / split, as configured) on ``[N, L, heads * d]`` tensors."""
+    return optimized_attention(q, k, v, heads)
+
+
+class VC2ComfyUNet(VC2UNet):
+    """:class:`~.vc2_unet.VC2UNet` with ComfyUI's call: ``(x, timesteps, context, control, transformer_options, fps)``.
+
+    Same parameters as ``VC2UNet`` (the checkpoint's ``model.diffusion_model.*`` without prefix). ``timesteps`` ``[B]``
+    or ``[B, F]``; ``fps`` from the model's conditioning (default: the family's 8). Runs ComfyUI's ``DIFFUSION_MODEL``
+    wrappers around the network (where the per-frame timesteps come in).
+
+    Raises:
+        UnsupportedModelError: a ControlNet (``control``) is attached: VC2 has none.
+    """
+
+    def __init__(self, vc2_config: VC2UNetConfig, dtype: torch.dtype | None = None, device: Any = None, operations: Any = None) -> None:
+        super().__init__(vc2_config, operations=operations, attention=_comfy_attention, dtype=dtype, device=device)
+        self.dtype = dtype
+
+    def forward(self, x, timesteps, context=None, control=None, transformer_options={}, fps=None, **kwargs):  # noqa: B006 (ComfyUI's signature)
+        return comfy.patcher_extension.WrapperExecutor.new_class_executor(
+            self._forward, self,
+            comfy.patcher_extension.get_all_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, transformer_options),
+        ).execute(x, timesteps, context, control, transformer_options, fps=fps, **kwargs)
+
+    def _forward(self, x, timesteps, context=None, control=None, transformer_options={}, fps=None, **kwargs):  # noqa: B006
+        if control is not None:
+            raise UnsupportedModelError(bad_value("control", type(control).__name__, "none (VideoCrafter2 has no ControlNet)",
+                                                  "remove the ControlNet from the VC2 conditioning"))
+        return VC2UNet.forward(self, x, timesteps, context, _VC2.default_fps if fps is None else fps)
+
+
+class VC2Model(comfy.model_base.BaseModel):
+    """VideoCrafter2 text-to-video as a ComfyUI model (``MODEL``): eps prediction on VC2's schedule.
+
+    ``apply_model(x [B, 4, F, H, W] (model space), sigma [B], c_crossattn [B, 77, 1024])`` -> denoised; CFG batches
+    cond and uncond rows in one forward (ComfyUI's ``calc_cond_batch``). ``fps`` (default 8) reaches the UNet as a
+    constant condition.
+    """
+
+    def __init__(self, model_config: VC2ModelConfig, fps: int = 8, device: Any = None) -> None:
+        super().__init__(model_config, comfy.model_base.ModelType.EPS, device=device, unet_model=VC2ComfyUNet)
+        self.fps = int(fps)
+
+    def extra_conds(self, **kwargs):
+        out = super().extra_conds(**kwargs)
+        out["fps"] = comfy.conds.CONDConstant(self.fps)
+        return out
+
+
+def _vc2_model(unet_sd: dict[str, torch.Tensor], unet: VC2UNetConfig, fps: int) -> Any:
+    """A ModelPatcher over :class:`VC2Model`, weights loaded strictly, dtype and devices chosen as UNETLoader does."""
+    load_device = comfy.model_management.get_torch_device()
+    offload_device = comfy.model_management.unet_offload_device()
+    config = VC2ModelConfig(unet)
+    dtype = comfy.model_management.unet_dtype(model_params=comfy.utils.calculate_parameters(unet_sd),
+                                              supported_dtypes=config.supported_inference_dtypes, weight_dtype=comfy.utils.weight_dtype(unet_sd))
+    config.set_inference_dtype(dtype, comfy.model_management.unet_manual_cast(dtype, load_device, config.supported_inference_dtypes))
+    model = VC2Model(config, fps=fps).to(offload_device)
+    model.diffusion_model.load_state_dict(unet_sd, strict=True)  # vc2_checkpoint.split_vc2 checked names and shapes
+    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+
+
+def _refuse_missing(part: str, keys: list[str], name: str) -> None:
+    if keys:
+        shown = ", ".join(sorted(keys)[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        raise vc2_checkpoint.VC2CheckpointError(bad_value("ckpt_name", name, f"every tensor of VC2's {part}", "use the released model.ckpt",
+                                                          problem=f"lacks {part} tensors: {shown}"))
+
+
+def _vc2_clip(clip_sd: dict[str, torch.Tensor], name: str) -> Any:
+    """ComfyUI's SD2 text encoder (OpenCLIP ViT-H/14 text tower, penultimate layer + final LayerNorm, as VC2's
+    ``FrozenOpenCLIPEmbedder``) with the sizes of the checkpoint's tower, its weights loaded."""
+    sizes = vc2_checkpoint.clip_sizes(clip_sd, name)
+    sd = comfy.utils.state_dict_prefix_replace(dict(clip_sd), {"model.": "clip_h."}, filter_keys=True)
+    sd = comfy.utils.clip_text_transformers_convert(sd, "clip_h.", "clip_h.transformer.")
+    target = comfy.supported_models_base.ClipTarget(sd2_clip.SD2Tokenizer, sd2_clip.SD2ClipModel)
+    clip = comfy.sd.CLIP(target, state_dict=sd, parameters=comfy.utils.calculate_parameters(sd),
+                         model_options={"clip_h_model_config": sizes})
+    wanted = [k for k in clip.cond_stage_model.state_dict() if "text_projection" not in k and "logit_scale" not in k]
+    _refuse_missing("text encoder", [k for k in wanted if k not in sd], name)
+    return clip
+
+
+def _vc2_vae(vae_sd: dict[str, torch.Tensor], name: str) -> Any:
+    """ComfyUI's ``VAE`` (SD KL autoencoder, ``AutoencoderKL``) with the checkpoint's sizes (VC2: SD's KL-f8)."""
+    vae = comfy.sd.VAE(sd=dict(vae_sd), config={"params": vc2_checkpoint.vae_sizes(vae_sd, name)})
+    _refuse_missing("VAE", [k for k in vae.first_stage_model.state_dict() if k not in vae_sd], name)
+    return vae
+
+
+def load_vc2_checkpoint(path: str | Path, fps: int = 8) -> tuple[Any, Any, Any]:
+    """``(MODEL, CLIP, VAE)`` of VideoCrafter2's ``model.ckpt`` / ``.safetensors`` through ComfyUI's own classes.
+
+    Read with ``torch.load(weights_only=True)`` (never unpickling code) or safetensors; the UNet loads strictly.
+
+    Raises:
+        VC2CheckpointError: code-executing pickle, not a VC2 file, missing / mis-shaped tensors (first few named).
+    """
+    name = Path(path).name
+    parts = vc2_checkpoint.split_vc2(vc2_checkpoint.read_state_dict(path), name)
+    return _vc2_model(parts.unet, parts.unet_config, fps), _vc2_clip(parts.clip, name), _vc2_vae(parts.vae, name)
+
+
+def checkpoint_files() -> list[str]:
+    """ComfyUI's ``checkpoints`` folder listing (models/checkpoints), for the loader's combo."""
+    return folder_paths.get_filename_list("checkpoints")
+
+
+def checkpoint_file(name: str) -> str:
+    """Full path of ``name`` in the checkpoints folder.
+
+    Raises:
+        MigaValueError: no such file.
+    """
+    path = folder_paths.get_full_path("checkpoints", name)
+    if path is None:
+        raise MigaValueError(bad_value("ckpt_name", name, "a file in models/checkpoints", "put VC2's model.ckpt in models/checkpoints"))
     return path

@@ -27,10 +27,11 @@ from ..miga_core.ladder import num_steps
 from ..miga_core.prompts import PromptSchedule
 from ..miga_core.reflection import ReflectionStats
 from . import host
+from .families import FAMILIES
 
 __all__ = ["PromptInput", "QueueHandle", "VideoRequest", "plan_video", "start_queue", "run_zigzag", "run_unified", "sample"]
 
-LATENT_RULE = "wan21"  # the model family's pixel <-> latent rule (miga_core.frames)
+LATENT_RULE = "wan21"  # the default family's pixel <-> latent rule (miga_core.frames); a run uses its model family's
 log = logging.getLogger("miga")
 
 
@@ -63,11 +64,12 @@ def model_run(model: Any, positive: list, negative: list, cfg: float, scheduler:
               prompts: PromptInput | None) -> host.ModelRun:
     """Check the model and build the :class:`~.host.ModelRun` (a schedule's prompts replace ``positive``)."""
     parameterization = host.check_model(model)
+    family = host.model_family(model).name
     sigmas = host.ladder(model, scheduler, steps)
     if prompts is None:
-        return host.ModelRun(model, positive, negative, float(cfg), sigmas, seed, parameterization=parameterization)
+        return host.ModelRun(model, positive, negative, float(cfg), sigmas, seed, parameterization=parameterization, family=family)
     first, *rest = prompts.conditionings
-    return host.ModelRun(model, first, negative, float(cfg), sigmas, seed, prompts.schedule, list(rest), parameterization)
+    return host.ModelRun(model, first, negative, float(cfg), sigmas, seed, prompts.schedule, list(rest), parameterization, family)
 
 
 @dataclass(frozen=True)
@@ -84,13 +86,15 @@ class VideoRequest:
 
 def plan_video(config: MigaConfig, steps: int, num_pixel_frames: int, *, guidance: GuidanceOptions | None = None,
                reflection: ReflectionOptions | None = None, prompts: PromptSchedule | None = None,
-               has_initial_clip: bool = False) -> RunPlan:
+               has_initial_clip: bool = False, latent_rule: str = LATENT_RULE) -> RunPlan:
     """The run plan of a node's inputs: the one validation, used by ``validate_inputs`` and at execution.
+
+    ``latent_rule``: the model family's pixel <-> latent rule (``families.ModelFamily.latent_rule``).
 
     Raises:
         MigaError subclasses naming the input, its value, the allowed range and the fix.
     """
-    return plan_run(config, steps, num_latent_frames(num_pixel_frames, LATENT_RULE), guidance=guidance, reflection=reflection,
+    return plan_run(config, steps, num_latent_frames(num_pixel_frames, latent_rule), guidance=guidance, reflection=reflection,
                     prompts=prompts, has_initial_clip=has_initial_clip)
 
 
@@ -105,20 +109,27 @@ class _Prepared:
 def _prepare(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidance: GuidanceOptions | None,
              reflection: ReflectionOptions | None = None) -> _Prepared:
     """Plan the run (everything checked before the first model call) and convert the initial clip [D4]."""
+    family = FAMILIES[run.family]
+    for name, value in (("width", video.width), ("height", video.height)):
+        if value % family.size_multiple:
+            lower = max(family.size_multiple, value // family.size_multiple * family.size_multiple)
+            raise MigaValueError(bad_value(name, value, f"a multiple of {family.size_multiple} pixels for {family.title}",
+                                           f"use {lower} or {lower + family.size_multiple}"))
     config = config.with_(parameterization=run.parameterization, compute_device=host.compute_device(run.model.load_device))
     plan = plan_video(config, num_steps(run.sigmas), video.num_pixel_frames, guidance=guidance, reflection=reflection,
-                      prompts=run.schedule, has_initial_clip=video.initial_clip is not None)
-    clip, shape = None, (video.batch, 16, video.height // 8, video.width // 8)
+                      prompts=run.schedule, has_initial_clip=video.initial_clip is not None, latent_rule=family.latent_rule)
+    channels = family.latent_channels
+    clip, shape = None, (video.batch, channels, video.height // 8, video.width // 8)
     if video.initial_clip is not None:
-        samples = host.check_latent(video.initial_clip, "initial_clip")
-        got = (samples.shape[0], 16, samples.shape[3], samples.shape[4])
+        samples = host.check_latent(video.initial_clip, "initial_clip", channels)
+        got = (samples.shape[0], channels, samples.shape[3], samples.shape[4])
         if got != shape:
             raise MigaValueError(bad_value(
                 "initial_clip", f"batch {got[0]} of {got[3] * 8}x{got[2] * 8} pixels",
                 f"the node's batch_size={video.batch}, width={video.width}, height={video.height}",
                 f"set batch_size={got[0]}, width={got[3] * 8}, height={got[2] * 8} to match the clip, or resize the clip"))
         clip = host.to_model_space(run.model, samples.float().to(host.storage_device()))
-    window_shape = (shape[0] * config.window_batch, 16, config.window_length, shape[2], shape[3])
+    window_shape = (shape[0] * config.window_batch, channels, config.window_length, shape[2], shape[3])
     return _Prepared(plan, clip, shape, window_shape)
 
 
@@ -205,7 +216,7 @@ def sample(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidance
 def _finish(run: host.ModelRun, plan: RunPlan, x: torch.Tensor, stats: ReflectionStats, num_windows: int, model_calls: int,
             seconds: float) -> tuple[dict, str]:
     latents = host.to_latent_space(run.model, x.float()).to(host.storage_device())
-    N, frames = plan.num_frames, num_pixel_frames(plan.num_frames, LATENT_RULE)
+    N, frames = plan.num_frames, num_pixel_frames(plan.num_frames, FAMILIES[run.family].latent_rule)
     report = {
         "mode": plan.config.mode,
         "num_frames": N,

@@ -1,0 +1,92 @@
+"""The model families the MIGA nodes can drive, as plain data (no ``comfy`` import: docs/style.md "Layers").
+
+One :class:`ModelFamily` per host model says everything the nodes need that differs between families:
+how per-frame timesteps reach the network, the parameterisation, the latent layout (channels and the
+``miga_core.frames`` pixel <-> latent rule), the default window length, the ``miga_core`` preset, the
+noise schedule and the pixel-size multiple. :mod:`.host` recognises a ComfyUI ``MODEL`` as one of these
+(``host.model_family``) and does the comfy-touching parts; the runner and the nodes read the rest here.
+
+Adding a family: one entry in :data:`FAMILIES` plus its recogniser in ``host.model_family``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..miga_core import MigaValueError
+from ..miga_core.errors import bad_value
+
+__all__ = ["ModelFamily", "FAMILIES", "WAN21", "VC2", "family", "supported_families"]
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """What differs between host model families.
+
+    Attributes:
+        name: key in :data:`FAMILIES` (``"wan21"``, ``"vc2"``).
+        title: what the user reads in messages.
+        timesteps: how the network gets one timestep per latent frame: ``"dit_wrapper"`` (a ComfyUI
+            ``DIFFUSION_MODEL`` wrapper swaps the ``[rows]`` timestep for ``[rows, F]``; the network takes
+            ``[B, F]``: Wan's ``forward_orig``, our ``VC2UNet``).
+        parameterization: ``"flow"`` (ComfyUI ``CONST``: Wan2.1) or ``"eps"`` (VC2), as miga_core's config names it.
+        latent_rule: ``miga_core.frames`` rule: ``"wan21"`` (4n+1 pixel frames) or ``"vc2"`` (one latent per frame).
+        latent_channels: channels of the family's LATENT (Wan2.1 16, VC2 4).
+        window_length: default f0, latent frames per model call (the clip length the model was trained on).
+        preset: the ``miga_core.preset`` name of the paper's options for the family.
+        size_multiple: width and height must be multiples of this many pixels (VAE 8 x the network's own
+            multiple: Wan's 2x2 patches -> 16; VC2's UNet halves the latent 3 times -> 64).
+        schedule: the discrete noise schedule ComfyUI's ``ModelSamplingDiscrete`` builds (VC2: linear betas
+            0.00085..0.012 over 1000 steps); empty when ComfyUI's own model class brings it (Wan2.1: flow shift).
+        scale_factor: VAE latent scale (VC2 0.18215, SD's KL-f8); None when ComfyUI's own latent format brings it.
+        default_fps: frame rate the network is conditioned on by default (VC2 8, as FIFO-Diffusion and MIGA); None
+            when the network takes none.
+        loader: how to load it in ComfyUI (used in refusals).
+    """
+
+    name: str
+    title: str
+    timesteps: Literal["dit_wrapper"]
+    parameterization: Literal["flow", "eps"]
+    latent_rule: Literal["wan21", "vc2"]
+    latent_channels: int
+    window_length: int
+    preset: str
+    size_multiple: int
+    schedule: dict = field(default_factory=dict)
+    scale_factor: float | None = None
+    default_fps: int | None = None
+    loader: str = ""
+
+
+WAN21 = ModelFamily(
+    name="wan21", title="Wan2.1 text-to-video (WAN21 / WanModel)", timesteps="dit_wrapper", parameterization="flow",
+    latent_rule="wan21", latent_channels=16, window_length=21, preset="wan21", size_multiple=16,
+    loader="UNETLoader with wan2.1_t2v_1.3B or wan2.1_t2v_14B")
+
+VC2 = ModelFamily(
+    name="vc2", title="VideoCrafter2 text-to-video (LVDM 3D UNet)", timesteps="dit_wrapper", parameterization="eps",
+    latent_rule="vc2", latent_channels=4, window_length=16, preset="vc2", size_multiple=64,
+    schedule={"beta_schedule": "linear", "linear_start": 0.00085, "linear_end": 0.012, "timesteps": 1000},
+    scale_factor=0.18215, default_fps=8, loader="MIGA VideoCrafter2 Loader (MigaVC2Loader) with VC2's model.ckpt")
+
+#: Every family the nodes accept, by name.
+FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (WAN21, VC2)}
+
+
+def supported_families() -> str:
+    """``"Wan2.1 text-to-video (...), VideoCrafter2 text-to-video (...)"``: for refusals."""
+    return ", ".join(f.title for f in FAMILIES.values())
+
+
+def family(name: str) -> ModelFamily:
+    """The family called ``name``.
+
+    Raises:
+        MigaValueError: unknown name; the message lists the supported families.
+    """
+    if name not in FAMILIES:
+        raise MigaValueError(bad_value("model family", name, f"one of {sorted(FAMILIES)} ({supported_families()})", "pick a listed family"))
+    return FAMILIES[name]
+
