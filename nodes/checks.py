@@ -14,6 +14,7 @@ from typing import Any
 
 from ..miga_core import MigaError
 from . import graph
+from .families import FAMILIES
 from .nodes_options import BUILDERS as OPTION_BUILDERS
 from .nodes_prompts import BUILDERS as PROMPT_BUILDERS
 from .runner import plan_video
@@ -54,9 +55,9 @@ def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _
         check_size(v["width"], v["height"])
         config = config_from(v["mode"], v["window_length"], v["zigzag_width"], v["unified_steps"], v["sampler"], v["window_stride"],
                              v["update"], v["window_batch"], v["seed"])
-        # The model (flow or eps) is known only at execution; assume the one the sampler needs.
-        config = config.with_(parameterization="eps" if v["sampler"] == "euler_ancestral" else "flow")
-        plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip="initial_clip" in inputs,
+        family = FAMILIES[graph.model_family(node_id)]  # from the loader in the prompt (Wan2.1 unless it is VC2's)
+        config = config.with_(parameterization=family.parameterization)
+        plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip="initial_clip" in inputs, latent_rule=family.latent_rule,
                   guidance=_known(graph.linked_option("guidance", OPTION_BUILDERS, node_id)),
                   reflection=_known(reflection),
                   prompts=_known(graph.linked_option("prompts", PROMPT_BUILDERS, node_id)))

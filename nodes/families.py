@@ -43,6 +43,8 @@ class ModelFamily:
         default_fps: frame rate the network is conditioned on by default (VC2 8, as FIFO-Diffusion and MIGA); None
             when the network takes none.
         loader: how to load it in ComfyUI (used in refusals).
+        loader_node: the node type whose MODEL is of this family for certain, so validation can tell the family from
+            the submitted prompt (None: the default family, Wan2.1, assumed for any other loader).
     """
 
     name: str
@@ -58,6 +60,7 @@ class ModelFamily:
     scale_factor: float | None = None
     default_fps: int | None = None
     loader: str = ""
+    loader_node: str | None = None
 
 
 WAN21 = ModelFamily(
@@ -69,7 +72,7 @@ VC2 = ModelFamily(
     name="vc2", title="VideoCrafter2 text-to-video (LVDM 3D UNet)", timesteps="dit_wrapper", parameterization="eps",
     latent_rule="vc2", latent_channels=4, window_length=16, preset="vc2", size_multiple=64,
     schedule={"beta_schedule": "linear", "linear_start": 0.00085, "linear_end": 0.012, "timesteps": 1000},
-    scale_factor=0.18215, default_fps=8, loader="MIGA VideoCrafter2 Loader (MigaVC2Loader) with VC2's model.ckpt")
+    scale_factor=0.18215, default_fps=8, loader="MIGA VideoCrafter2 Loader (MigaVC2Loader) with VC2's model.ckpt", loader_node="MigaVC2Loader")
 
 #: Every family the nodes accept, by name.
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (WAN21, VC2)}

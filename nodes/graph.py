@@ -116,3 +116,24 @@ def inputs_of(node_id: str | None = None) -> Mapping | None:
         return None
     node = seen[1].get(node_id if node_id is not None else seen[0])
     return node.get("inputs", {}) if isinstance(node, Mapping) else None
+
+
+def model_family(node_id: str | None = None) -> str:
+    """The family (a key of :data:`.families.FAMILIES`) of the MODEL reaching ``node_id``'s ``model`` input, told from the
+    loader it comes from (nodes in between, e.g. ModelSamplingSD3 or a LoRA loader, are followed through their own
+    ``model`` input); ``"wan21"``, the default family, when another loader or nothing can be told before execution
+    (execution checks the model itself: ``host.check_model``)."""
+    from .families import FAMILIES
+
+    by_loader = {f.loader_node: f.name for f in FAMILIES.values() if f.loader_node}
+    source = linked("model", node_id)
+    for _ in range(256):  # a chain of model patches; a cycle cannot pass ComfyUI's own validation
+        if not isinstance(source, tuple):
+            break
+        class_type, inputs, source_id = source
+        if class_type in by_loader:
+            return by_loader[class_type]
+        if "model" not in inputs:
+            break
+        source = linked("model", source_id)
+    return "wan21"

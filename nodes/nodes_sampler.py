@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from . import checks, runner
+from . import checks, graph, runner
+from .families import FAMILIES
 from .widgets import CATEGORY, REFLECTION, check_pixel_frames, check_size, config_from, start_inputs
 
 __all__ = ["MigaSampler", "LATENT_TOOLTIP", "REPORT_TOOLTIP"]
@@ -39,7 +40,7 @@ class MigaSampler(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, num_pixel_frames) -> bool | str:
         """Every cross-input check before the prompt is queued (HTTP 400 with node_errors); see :mod:`.checks`."""
-        frames = check_pixel_frames(num_pixel_frames)
+        frames = check_pixel_frames(num_pixel_frames, FAMILIES[graph.model_family()].latent_rule)
         return frames if frames is not True else checks.validate_start(cls)
 
     @classmethod

@@ -96,12 +96,13 @@ def config_from(mode: str, window_length: int, zigzag_width: int, unified_steps:
                       unified_steps=unified_steps, sampler=sampler, update=update, window_batch=window_batch, seed=seed, mode=mode)
 
 
-def check_pixel_frames(num_pixel_frames: Any) -> bool | str:
-    """ComfyUI validation of ``num_pixel_frames``: True or the error message (4n+1, in range)."""
+def check_pixel_frames(num_pixel_frames: Any, latent_rule: str = "wan21") -> bool | str:
+    """ComfyUI validation of ``num_pixel_frames``: True or the error message (in range; 4n+1 for Wan2.1's rule)."""
     if not isinstance(num_pixel_frames, int) or not 1 <= num_pixel_frames <= MAX_FRAMES:
-        return f"num_pixel_frames={num_pixel_frames!r}: allowed is an integer 1..{MAX_FRAMES} of the form 4n+1. Fix: use 481."
+        form = " of the form 4n+1" if latent_rule == "wan21" else ""
+        return f"num_pixel_frames={num_pixel_frames!r}: allowed is an integer 1..{MAX_FRAMES}{form}. Fix: use 481."
     try:
-        num_latent_frames(num_pixel_frames, "wan21")
+        num_latent_frames(num_pixel_frames, latent_rule)
     except ValueError as exc:
         return str(exc)
     return True

@@ -117,6 +117,21 @@ def test_the_server_still_queues_the_shipped_workflows(comfy_server):
         comfy_server.request("/interrupt", {})
 
 
+@pytest.mark.parametrize("loader", ["UNETLoader", "MigaVC2Loader"])
+def test_the_frame_rule_follows_the_model_family_of_the_loader(comfy, loader):
+    """20 video frames are 20 VC2 latents but not a Wan2.1 4n+1 count: validation tells the family from the loader the
+    sampler's model comes from (through the ModelSamplingSD3 node in between)."""
+    prompt = load(LONG)
+    if loader == "MigaVC2Loader":
+        prompt["1"] = {"class_type": "MigaVC2Loader", "inputs": {"ckpt_name": "model.ckpt", "fps": 8}}
+    prompt["7"]["inputs"].update(num_pixel_frames=20, window_length=16, zigzag_width=4, unified_steps=9)
+    errors = comfy.validate(prompt).node_errors
+    if loader == "UNETLoader":
+        assert "4n+1" in json.dumps(errors.get("7", {})), errors
+    else:
+        assert "7" not in errors, errors["7"]  # (the loader itself may be refused here: no model.ckpt in this test's folders)
+
+
 def test_a_connected_initial_clip_of_another_size_is_refused_at_execution(comfy):
     prompt = shrink(load(CONTINUE))
     prompt["17"]["inputs"]["width"] = 48  # the KSampler clip is 32x32
