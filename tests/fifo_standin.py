@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from tests.official_standin import TEXT_DIM, standin_text
+from tests.official_standin import TEXT_DIM, LadderStandin, standin_text
 
 __all__ = ["standin_eps", "cfg_eps", "EpsStandinDenoiser"]
 
@@ -80,7 +80,7 @@ def cfg_eps(x: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor, text_n
     return e_u + guide * (e_c - e_u)
 
 
-class EpsStandinDenoiser:
+class EpsStandinDenoiser(LadderStandin):
     """:func:`standin_eps` in the project's contract ``D(x, sigma, prompt) -> denoised`` (miga_core.protocols).
 
     Each frame's sigma is looked up in the ladder (:func:`miga_core.ladder.ddim_ladder`) and replaced by its DDPM
@@ -94,31 +94,8 @@ class EpsStandinDenoiser:
         ValueError: a sigma that is not on the ladder (0 included).
     """
 
-    def __init__(self, sigmas: torch.Tensor, timesteps: torch.Tensor, prompts: Sequence[str], negative_prompt: str = "",
-                 guide: float = 1.0) -> None:
-        self.sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
-        self.timesteps = torch.as_tensor(timesteps, dtype=torch.int64)
-        self.texts = torch.stack([standin_text(p) for p in prompts])
-        self.text_null = standin_text(negative_prompt)
-        self.guide = float(guide)
-        self.calls = 0
-
-    def timestep_of(self, sigma: torch.Tensor) -> torch.Tensor:
-        """``[F]`` DDPM timesteps of ``[F]`` ladder sigmas (exact match required)."""
-        s = sigma.to(torch.float64).view(-1, 1)
-        hit = s == self.sigmas[:-1].view(1, -1)
-        if not bool(hit.any(dim=1).all()):
-            raise ValueError(f"sigma={sigma.tolist()} has values off the ladder: allowed {self.sigmas[:-1].tolist()}. "
-                             "Fix: run on the recorded ladder.")
-        return self.timesteps[hit.to(torch.int64).argmax(dim=1)]
-
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-        out = []
-        for b in range(x.shape[0]):
-            self.calls += 1
-            text = (prompt[b].to(torch.float64).view(-1, 1) * self.texts).sum(dim=0)
-            sig = sigma[b].to(torch.float64).view(1, -1, 1, 1)
-            x_in = (x[b].to(torch.float64) / torch.sqrt(1 + sig * sig)).to(x.dtype)
-            eps = cfg_eps(x_in, self.timestep_of(sigma[b]), text, self.text_null, self.guide)
-            out.append(x[b] - sig.to(x.dtype) * eps)
-        return torch.stack(out)
+    def x0(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        sig = sigma.to(torch.float64).view(1, -1, 1, 1)
+        x_in = (x.to(torch.float64) / torch.sqrt(1 + sig * sig)).to(x.dtype)
+        eps = cfg_eps(x_in, self.timestep_of(sigma), text, self.text_null, self.guide)
+        return x - sig.to(x.dtype) * eps

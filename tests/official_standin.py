@@ -152,7 +152,55 @@ def noise_key_name(site: str, index: int, extra: Sequence[int] = ()) -> str:
     return ":".join([site, *(str(int(e)) for e in extra), str(int(index))])
 
 
-class StandinDenoiser:
+class LadderStandin:
+    """A stand-in model in the project's contract ``D(x, sigma, prompt) -> denoised`` (miga_core.protocols), on a fixed
+    ladder: each frame's sigma is looked up on the ladder and replaced by its model timestep; subclasses turn the
+    CFG-combined output into the x0 prediction of one row (:meth:`x0`).
+
+    Args:
+        sigmas: the ladder.  timesteps: the model timestep of each ladder entry that is on the model's ladder (all but a
+            trailing 0, or all of them when ``ON_LADDER_LAST`` is set).
+        prompts: the schedule's prompt strings (P of them); the window's text is the prompt-weighted sum of their
+            :func:`standin_text` vectors.  negative_prompt: the uncond branch's prompt.  guide: CFG scale.
+    Raises (on call):
+        ValueError: a sigma that is not on the model's ladder.
+    """
+
+    ON_LADDER_LAST = False  # whether the ladder's last entry is a model timestep (it is not when it is the final 0)
+
+    def __init__(self, sigmas: torch.Tensor, timesteps: torch.Tensor, prompts: Sequence[str], negative_prompt: str = "",
+                 guide: float = 1.0) -> None:
+        self.sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+        self.timesteps = torch.as_tensor(timesteps, dtype=torch.int64)
+        self.texts = torch.stack([standin_text(p) for p in prompts])
+        self.text_null = standin_text(negative_prompt)
+        self.guide = float(guide)
+        self.calls = 0
+
+    def timestep_of(self, sigma: torch.Tensor) -> torch.Tensor:
+        """``[F]`` model timesteps of ``[F]`` ladder sigmas (exact match required)."""
+        ladder = self.sigmas if self.ON_LADDER_LAST else self.sigmas[:-1]
+        s = sigma.to(torch.float64).view(-1, 1)
+        hit = s == ladder.view(1, -1)
+        if not bool(hit.any(dim=1).all()):
+            raise ValueError(f"sigma={sigma.tolist()} has values off the ladder: allowed {ladder.tolist()}. "
+                             "Fix: run on the recorded ladder.")
+        return self.timesteps[hit.to(torch.int64).argmax(dim=1)]
+
+    def x0(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The x0 prediction ``[C, F, H, W]`` of one row ``x`` at its frames' ``sigma [F]`` for the prompt vector ``text``."""
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        out = []
+        for b in range(x.shape[0]):
+            self.calls += 1
+            text = (prompt[b].to(torch.float64).view(-1, 1) * self.texts).sum(dim=0)
+            out.append(self.x0(x[b], sigma[b], text))
+        return torch.stack(out)
+
+
+class StandinDenoiser(LadderStandin):
     """The stand-in in the project's contract ``D(x, sigma, prompt) -> denoised`` (miga_core.protocols).
 
     Each frame's sigma is looked up in the official ladder and replaced by its integer timestep
@@ -171,29 +219,6 @@ class StandinDenoiser:
         ValueError: a sigma that is not on the ladder (0 included).
     """
 
-    def __init__(self, sigmas: torch.Tensor, timesteps: torch.Tensor, prompts: Sequence[str], negative_prompt: str,
-                 guide: float) -> None:
-        self.sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
-        self.timesteps = torch.as_tensor(timesteps, dtype=torch.int64)
-        self.texts = torch.stack([standin_text(p) for p in prompts])
-        self.text_null = standin_text(negative_prompt)
-        self.guide = float(guide)
-        self.calls = 0
-
-    def timestep_of(self, sigma: torch.Tensor) -> torch.Tensor:
-        """``[F]`` integer timesteps of ``[F]`` ladder sigmas (exact match required)."""
-        s = sigma.to(torch.float64).view(-1, 1)
-        hit = s == self.sigmas[:-1].view(1, -1)
-        if not bool(hit.any(dim=1).all()):
-            raise ValueError(f"sigma={sigma.tolist()} has values off the official ladder: allowed {self.sigmas[:-1].tolist()}. "
-                             "Fix: run on the recorded ladder.")
-        return self.timesteps[hit.to(torch.int64).argmax(dim=1)]
-
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-        out = []
-        for b in range(x.shape[0]):
-            self.calls += 1
-            text = (prompt[b].to(torch.float64).view(-1, 1) * self.texts).sum(dim=0)
-            v = cfg_velocity(x[b], self.timestep_of(sigma[b]), text, self.text_null, self.guide)
-            out.append(x[b] - sigma[b].to(x.dtype).view(1, -1, 1, 1) * v)
-        return torch.stack(out)
+    def x0(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        v = cfg_velocity(x, self.timestep_of(sigma), text, self.text_null, self.guide)
+        return x - sigma.to(x.dtype).view(1, -1, 1, 1) * v

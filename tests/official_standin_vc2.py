@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from tests.official_standin import TEXT_DIM, standin_text
+from tests.official_standin import TEXT_DIM, LadderStandin, standin_text
 
 __all__ = ["vc2_alphas_cumprod", "standin_eps", "cfg_eps", "StandinEpsDenoiser"]
 
@@ -78,7 +78,7 @@ def cfg_eps(x: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor, text_n
     return e_u + guide * (e_c - e_u)
 
 
-class StandinEpsDenoiser:
+class StandinEpsDenoiser(LadderStandin):
     """:func:`cfg_eps` in the project's contract ``D(x, sigma, prompt) -> x0`` (k-diffusion sigma space, eps model).
 
     Each frame's sigma is looked up on the ladder and replaced by its integer timestep; the VP input is
@@ -91,27 +91,9 @@ class StandinEpsDenoiser:
         ValueError: a sigma off the ladder.
     """
 
-    def __init__(self, sigmas: torch.Tensor, timesteps: torch.Tensor, prompts: Sequence[str], negative_prompt: str, guide: float) -> None:
-        self.sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
-        self.timesteps = torch.as_tensor(timesteps, dtype=torch.int64)
-        self.texts = torch.stack([standin_text(p) for p in prompts])
-        self.text_null = standin_text(negative_prompt)
-        self.guide = float(guide)
-        self.calls = 0
+    ON_LADDER_LAST = True  # the ladder has no trailing 0
 
-    def timestep_of(self, sigma: torch.Tensor) -> torch.Tensor:
-        s = sigma.to(torch.float64).view(-1, 1)
-        hit = s == self.sigmas.view(1, -1)
-        if not bool(hit.any(dim=1).all()):
-            raise ValueError(f"sigma={sigma.tolist()} has values off the ladder: allowed {self.sigmas.tolist()}. Fix: run on that ladder.")
-        return self.timesteps[hit.to(torch.int64).argmax(dim=1)]
-
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-        out = []
-        for b in range(x.shape[0]):
-            self.calls += 1
-            text = (prompt[b].to(torch.float64).view(-1, 1) * self.texts).sum(dim=0)
-            sg = sigma[b].to(x.dtype).view(1, -1, 1, 1)
-            e = cfg_eps(x[b] / (1 + sg**2).sqrt(), self.timestep_of(sigma[b]), text, self.text_null, self.guide)
-            out.append(x[b] - sg * e)
-        return torch.stack(out)
+    def x0(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        sg = sigma.to(x.dtype).view(1, -1, 1, 1)
+        e = cfg_eps(x / (1 + sg**2).sqrt(), self.timestep_of(sigma), text, self.text_null, self.guide)
+        return x - sg * e
