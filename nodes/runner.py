@@ -118,16 +118,16 @@ def _prepare(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidan
     config = config.with_(parameterization=run.parameterization, compute_device=host.compute_device(run.model.load_device))
     plan = plan_video(config, num_steps(run.sigmas), video.num_pixel_frames, guidance=guidance, reflection=reflection,
                       prompts=run.schedule, has_initial_clip=video.initial_clip is not None, latent_rule=family.latent_rule)
-    channels = family.latent_channels
-    clip, shape = None, (video.batch, channels, video.height // 8, video.width // 8)
+    channels, k = family.latent_channels, family.pixels_per_latent
+    clip, shape = None, (video.batch, channels, video.height // k, video.width // k)
     if video.initial_clip is not None:
         samples = host.check_latent(video.initial_clip, "initial_clip", channels)
         got = (samples.shape[0], channels, samples.shape[3], samples.shape[4])
         if got != shape:
             raise MigaValueError(bad_value(
-                "initial_clip", f"batch {got[0]} of {got[3] * 8}x{got[2] * 8} pixels",
+                "initial_clip", f"batch {got[0]} of {got[3] * k}x{got[2] * k} pixels",
                 f"the node's batch_size={video.batch}, width={video.width}, height={video.height}",
-                f"set batch_size={got[0]}, width={got[3] * 8}, height={got[2] * 8} to match the clip, or resize the clip"))
+                f"set batch_size={got[0]}, width={got[3] * k}, height={got[2] * k} to match the clip, or resize the clip"))
         clip = host.to_model_space(run.model, samples.float().to(host.storage_device()))
     window_shape = (shape[0] * config.window_batch, channels, config.window_length, shape[2], shape[3])
     return _Prepared(plan, clip, shape, window_shape)
