@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +42,9 @@ class PromptInput:
 
     schedule: PromptSchedule
     conditionings: tuple[Any, ...]
+    #: the schedule for another pixel <-> latent rule (``schedule`` is Wan2.1's 4n+1; a family with one latent per frame
+    #: rebuilds it from the same pixel frames: :func:`model_run`)
+    for_rule: Callable[[str], PromptSchedule] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,9 @@ def model_run(model: Any, positive: list, negative: list, cfg: float, scheduler:
     if prompts is None:
         return host.ModelRun(model, positive, negative, float(cfg), sigmas, seed, parameterization=parameterization, family=family)
     first, *rest = prompts.conditionings
-    return host.ModelRun(model, first, negative, float(cfg), sigmas, seed, prompts.schedule, list(rest), parameterization, family)
+    rule = FAMILIES[family].latent_rule
+    schedule = prompts.for_rule(rule) if prompts.for_rule is not None and rule != "wan21" else prompts.schedule
+    return host.ModelRun(model, first, negative, float(cfg), sigmas, seed, schedule, list(rest), parameterization, family)
 
 
 @dataclass(frozen=True)
