@@ -98,8 +98,7 @@ def test_the_toy_model_runs_through_core_ksampler_and_shows_the_prompted_object(
 
 
 def test_the_toy_model_runs_through_core_context_windows(env):
-    from comfy_extras.nodes_context_windows import ContextWindowsManual
-
+    ContextWindowsManual = env["nodes"].NODE_CLASS_MAPPINGS["ContextWindowsManual"]  # core context windows
     model, _, positive, negative = _toy(env)
     windowed = ContextWindowsManual.execute(model, 16, 4, "standard_static", 1, False, "pyramid", 2, False).result[0]
     latent = {"samples": torch.zeros(1, 3, 40, 32, 32)}  # 40 frames: more than the model's 16, so windows are needed
