@@ -433,6 +433,23 @@ def test_the_continuation_feeds_an_81_frame_ksampler_clip_through_the_composable
     assert settings["num_pixel_frames"] >= 481
 
 
+def test_the_toy_demo_uses_the_toy_preset_and_switches_colour_at_the_middle():
+    workflow = ui("miga_toy_cpu_demo")
+    node = the(workflow, "MigaSampler")
+    s = ui_widgets(node)
+    assert (s["num_pixel_frames"], s["window_length"], s["zigzag_width"], s["unified_steps"], s["steps"], s["cfg"], s["sampler"],
+            s["width"], s["height"]) == (257, 16, 4, 6, 24, 3.0, "euler", 32, 32)
+    assert upstream(workflow, node, "model")["type"] == "MigaToyLoader"
+    schedule = upstream(workflow, node, "prompts")
+    assert schedule["type"] == "MigaPromptScheduleConditioning"
+    assert [int(p) for p in ui_widgets(schedule)["start_frames"].split(",")] == [0, (s["num_pixel_frames"] - 1) // 2]
+    texts = [ui_widgets(upstream(workflow, schedule, f"conditioning_{i}"))["text"] for i in (1, 2)]
+    assert texts[0] != texts[1] and texts[0].split()[2:] == texts[1].split()[2:]  # only the colour changes
+    assert ui_widgets(upstream(workflow, node, "negative"))["text"] == ""  # the null prompt
+    save = the(workflow, "MigaSaveVideo")
+    assert upstream(workflow, save, "vae")["type"] == "MigaToyLoader" and upstream(workflow, save, "samples") is node
+
+
 # --- web extensions -------------------------------------------------------------------------------------------------------
 
 def web_files() -> list[pathlib.Path]:
