@@ -9,6 +9,7 @@ from .nodes_options import MigaGuidanceOptions, MigaReflectionOptions
 from .nodes_prompts import MigaPromptSchedule, MigaPromptScheduleConditioning
 from .nodes_queue import MigaQueueInit, MigaUnifiedStage, MigaZigzagStage
 from .nodes_sampler import MigaSampler
+from .nodes_toy import MigaToyLoader, MigaToyPrompt
 from .nodes_vc2 import MigaVC2Loader
 from .nodes_video import MigaSaveVideo
 
@@ -18,6 +19,7 @@ __all__ = ["NODES", "MigaExtension"]
 NODES: list[type[io.ComfyNode]] = [
     MigaSampler, MigaQueueInit, MigaZigzagStage, MigaUnifiedStage, MigaGuidanceOptions, MigaReflectionOptions,
     MigaPromptSchedule, MigaPromptScheduleConditioning, MigaSaveVideo, MigaVC2Loader,
+    MigaToyLoader, MigaToyPrompt,
 ]
 
 

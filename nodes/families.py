@@ -17,7 +17,7 @@ from typing import Literal
 from ..miga_core import MigaValueError
 from ..miga_core.errors import bad_value
 
-__all__ = ["ModelFamily", "FAMILIES", "WAN21", "VC2", "family", "supported_families"]
+__all__ = ["ModelFamily", "FAMILIES", "WAN21", "VC2", "TOY", "family", "supported_families"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ModelFamily:
         latent_rule: ``miga_core.frames`` rule: ``"wan21"`` (4n+1 pixel frames) or ``"vc2"`` (one latent per frame).
         latent_channels: channels of the family's LATENT (Wan2.1 16, VC2 4).
         window_length: default f0, latent frames per model call (the clip length the model was trained on).
-        preset: the ``miga_core.preset`` name of the paper's options for the family.
+        preset: the ``miga_core.preset`` name of the paper's options for the family (``"toy"``: ``toyworld.sampling.toy_preset``).
         size_multiple: width and height must be multiples of this many pixels (VAE 8 x the network's own
             multiple: Wan's 2x2 patches -> 16; VC2's UNet halves the latent 3 times -> 64).
         schedule: the discrete noise schedule ComfyUI's ``ModelSamplingDiscrete`` builds (VC2: linear betas
@@ -45,6 +45,8 @@ class ModelFamily:
         loader: how to load it in ComfyUI (used in refusals).
         loader_node: the node type whose MODEL is of this family for certain, so validation can tell the family from
             the submitted prompt (None: the default family, Wan2.1, assumed for any other loader).
+        pixels_per_latent: pixels per latent along width and height (the VAE's spatial factor: 8 for Wan2.1's and SD's
+            VAEs; 1 for the toy model, whose "latents" are its RGB frames).
     """
 
     name: str
@@ -61,6 +63,7 @@ class ModelFamily:
     default_fps: int | None = None
     loader: str = ""
     loader_node: str | None = None
+    pixels_per_latent: int = 8
 
 
 WAN21 = ModelFamily(
@@ -74,8 +77,16 @@ VC2 = ModelFamily(
     schedule={"beta_schedule": "linear", "linear_start": 0.00085, "linear_end": 0.012, "timesteps": 1000},
     scale_factor=0.18215, default_fps=8, loader="MIGA VideoCrafter2 Loader (MigaVC2Loader) with VC2's model.ckpt", loader_node="MigaVC2Loader")
 
+# The shipped ToyDiT (toyworld/model.py, issue 12): flow matching as its training (x_s = (1 - s) x0 + s n, predicts
+# n - x0 = ComfyUI's CONST with shift 1), its "latents" are the RGB frames in [-1, 1] (3 channels, 32 x 32, one per video
+# frame: the "vc2" rule of miga_core.frames), trained on 16-frame clips; options from toyworld.sampling.toy_preset.
+TOY = ModelFamily(
+    name="toy", title="MIGA toy model (ToyDiT, 32x32 RGB, no download)", timesteps="dit_wrapper", parameterization="flow",
+    latent_rule="vc2", latent_channels=3, window_length=16, preset="toy", size_multiple=32,
+    loader="MIGA Toy Model Loader (MigaToyLoader), shipped with the pack", loader_node="MigaToyLoader", pixels_per_latent=1)
+
 #: Every family the nodes accept, by name.
-FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (WAN21, VC2)}
+FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (WAN21, VC2, TOY)}
 
 
 def supported_families() -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,6 +59,7 @@ __all__ = [
     "on_prompt", "executing_node", "send_to_client", "add_get_route", "PROGRESS_EVENT", "REPORT_EVENT",
     "UnsupportedVaeError", "check_vae", "decoded_frames", "decode_chunks", "DecodeProgress", "save_path", "save_metadata",
     "blocked_output", "fingerprint", "checkpoint_path",
+    "toyworld", "ToyModel", "ToyVAE", "load_toy_model", "toy_prompt_conditioning", "toy_prompt_width",
 ]
 
 log = logging.getLogger("miga")
@@ -88,6 +90,11 @@ def model_family(model: Any) -> ModelFamily:
                                               "connect the MODEL output of UNETLoader, MIGA VideoCrafter2 Loader or a model patch node"))
     dit = getattr(base, "diffusion_model", None)
     name = type(base).__name__
+    if isinstance(base, ToyModel):
+        if type(dit).__name__ != "ToyComfyNet":
+            raise UnsupportedModelError(bad_value("model", f"{name} / {type(dit).__name__}", "the toy model over its ToyDiT",
+                                                  "remove the patch that replaced the diffusion model"))
+        return FAMILIES["toy"]
     if isinstance(base, VC2Model):
         if not isinstance(dit, VC2UNet):
             raise UnsupportedModelError(bad_value("model", f"{name} / {type(dit).__name__}", "VC2 over its LVDM 3D UNet",
@@ -539,6 +546,8 @@ def check_vae(vae: Any, samples: torch.Tensor) -> str:
                                             "connect the VAE that belongs to the model that sampled the LATENT"))
     if type(model) is WanVAE and samples.ndim == 5:
         return "causal"
+    if isinstance(vae, ToyVAE):
+        return "framewise"
     if getattr(vae, "latent_dim", None) == 2 and getattr(vae, "output_channels", 3) == 3:
         return "framewise"
     raise UnsupportedVaeError(bad_value("vae", type(model).__name__, "Wan2.1's causal video VAE or an image VAE (SD, SDXL, Flux)",
@@ -915,3 +924,174 @@ def checkpoint_file(name: str) -> str:
     if path is None:
         raise MigaValueError(bad_value("ckpt_name", name, "a file in models/checkpoints", "put VC2's model.ckpt in models/checkpoints"))
     return path
+
+
+# --- the toy model as a ComfyUI model (issue 12) ----------------------------------------------------------------------
+# The shipped ToyDiT (toyworld/model.py) under a ``BaseModel``: flow matching as trained (ComfyUI ``CONST`` on
+# ``ModelSamplingDiscreteFlow`` with shift 1 and multiplier 1, so the timestep the network gets IS the sigma the toy
+# was trained on), latents = RGB frames in [-1, 1] (latent format of 3 channels, scale 1, an identity RGB preview).
+# The prompt is a multi-hot of the four attributes (one block per attribute, null entry included: 20 values): the
+# network's prompt embedding is linear in it, so ComfyUI's CFG and our prompt blending [D6] act on it as on text
+# embeddings. The "VAE" is the identity to RGB: decode maps [-1, 1] to [0, 1] images, one per latent frame.
+# ``toyworld`` imports ``miga_core`` by its top-level name (it is also a standalone package: ``python -m toyworld.demo``),
+# so the pack folder is appended to ``sys.path`` (last: it never shadows ComfyUI's modules) before importing it.
+
+import importlib.util  # noqa: E402  (kept with the toy section)
+import sys  # noqa: E402
+
+_TOY = FAMILIES["toy"]
+PACK_ROOT = Path(__file__).resolve().parents[1]
+TOY_WEIGHTS = PACK_ROOT / "toyworld" / "weights" / "toy_dit.safetensors"
+
+
+def toyworld(module: str) -> Any:
+    """``toyworld.<module>`` of this pack (``world``, ``model``, ``metrics``...), importable inside ComfyUI."""
+    if importlib.util.find_spec("toyworld") is None and str(PACK_ROOT) not in sys.path:
+        sys.path.append(str(PACK_ROOT))
+    return importlib.import_module(f"toyworld.{module}")
+
+
+class ToyLatentFormat(comfy.latent_formats.LatentFormat):
+    """RGB frames in [-1, 1] as latents: 3 channels, video (5-D), scale 1, preview = the frame itself."""
+
+    latent_channels = 3
+    latent_dimensions = 3
+    scale_factor = 1.0
+    latent_rgb_factors = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    latent_rgb_factors_bias = [0.0, 0.0, 0.0]
+
+
+class ToyModelConfig(comfy.supported_models_base.BASE):
+    """ComfyUI model config of the ToyDiT: flow (CONST), shift 1, timestep = sigma, fp32."""
+
+    unet_config: dict = {}
+    unet_extra_config: dict = {}
+    sampling_settings = {"shift": 1.0, "multiplier": 1.0}
+    latent_format = ToyLatentFormat
+    memory_usage_factor = 1.0
+    supported_inference_dtypes = [torch.float32]
+
+    def __init__(self, toy_config: Any) -> None:
+        super().__init__({"toy_config": toy_config})
+
+
+def toy_prompt_width(vocab: Sequence[int]) -> int:
+    """Length of the toy prompt's multi-hot: one block of ``n + 1`` (null entry last) per attribute."""
+    return sum(int(n) + 1 for n in vocab)
+
+
+def _toy_net_class() -> type:
+    ToyDiT = toyworld("model").ToyDiT
+
+    class ToyComfyNet(ToyDiT):
+        """The ToyDiT with ComfyUI's call ``(x [B, 3, F, 32, 32], timesteps [B] or [B, F] (= sigma), context [B, L, 20])``.
+
+        ``context`` is the attribute multi-hot (:func:`toy_prompt_width`); the prompt embedding is its product with
+        the attribute tables (= ``ToyDiT.embed_prompt`` for a one-hot, a blend for a blended prompt). Runs ComfyUI's
+        ``DIFFUSION_MODEL`` wrappers around the network (where MIGA's per-frame timesteps come in).
+
+        Raises:
+            UnsupportedModelError: a ControlNet is attached, or the context is not a toy prompt.
+        """
+
+        def __init__(self, toy_config: Any, dtype: torch.dtype | None = None, device: Any = None, operations: Any = None) -> None:
+            super().__init__(toy_config)
+            self.dtype = dtype
+
+        def forward(self, x, timesteps, context=None, control=None, transformer_options={}, **kwargs):  # noqa: B006 (ComfyUI's signature)
+            return comfy.patcher_extension.WrapperExecutor.new_class_executor(
+                self._forward, self,
+                comfy.patcher_extension.get_all_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, transformer_options),
+            ).execute(x, timesteps, context, control, transformer_options, **kwargs)
+
+        def _forward(self, x, timesteps, context=None, control=None, transformer_options={}, **kwargs):  # noqa: B006
+            width = toy_prompt_width(self.config.vocab)
+            if control is not None:
+                raise UnsupportedModelError(bad_value("control", type(control).__name__, "none (the toy model has no ControlNet)",
+                                                      "remove the ControlNet from the toy conditioning"))
+            if context is None or context.ndim != 3 or context.shape[-1] != width:
+                got = None if context is None else tuple(context.shape)
+                raise UnsupportedModelError(bad_value("toy conditioning", got, f"[B, tokens, {width}] from MIGA Toy Prompt",
+                                                      "encode the prompts with MIGA Toy Prompt (MigaToyPrompt), not CLIPTextEncode"))
+            table = torch.cat([t.weight for t in self.attributes]).to(x.dtype)  # [20, D]
+            cond = context.to(x.dtype).mean(dim=1) @ table  # [B, D]; tokens are copies (ComfyUI repeats to a common length)
+            sigma = timesteps.float()
+            if sigma.ndim == 1:
+                sigma = sigma[:, None].expand(x.shape[0], x.shape[2])
+            return ToyDiT.forward(self, x, sigma, cond)
+
+    return ToyComfyNet
+
+
+class ToyModel(comfy.model_base.BaseModel):
+    """The ToyDiT as a ComfyUI ``MODEL``: ``apply_model(x [B, 3, F, 32, 32], sigma [B], c_crossattn [B, 1, 20])`` -> denoised
+    (``x - sigma * v``, CONST). At most ``window_length`` = 16 frames per call (the model's ``pos_time``)."""
+
+    def __init__(self, model_config: ToyModelConfig, device: Any = None) -> None:
+        super().__init__(model_config, comfy.model_base.ModelType.FLOW, device=device, unet_model=_toy_net_class())
+
+
+def load_toy_model(path: str | Path = TOY_WEIGHTS) -> Any:
+    """A ModelPatcher over :class:`ToyModel` with the shipped weights (``toyworld.model.load_model``: safetensors, the
+    size from its metadata; no pickle), fp32, on ComfyUI's devices as UNETLoader puts a model.
+
+    Raises:
+        MigaValueError: bad metadata (``toyworld.model.config_from_metadata``); RuntimeError: tensors that do not fit.
+    """
+    net = toyworld("model").load_model(str(path))
+    load_device = comfy.model_management.get_torch_device()
+    offload_device = comfy.model_management.unet_offload_device()
+    config = ToyModelConfig(net.config)
+    config.set_inference_dtype(torch.float32, None)
+    model = ToyModel(config).to(offload_device)
+    model.diffusion_model.load_state_dict(net.state_dict(), strict=True)
+    model.diffusion_model.eval()
+    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+
+
+def toy_prompt_conditioning(attributes: Sequence[int] | None, vocab: Sequence[int]) -> list:
+    """CONDITIONING ``[[multi-hot [1, 1, 20], {}]]`` of attribute indices (shape, colour, background, motion); None: the null
+    prompt (every attribute's null entry, the unconditional input the toy was trained with: use it as the negative)."""
+    indices = list(vocab) if attributes is None else list(attributes)
+    hot = torch.zeros(1, 1, toy_prompt_width(vocab))
+    offset = 0
+    for i, n in zip(indices, vocab):
+        hot[0, 0, offset + int(i)] = 1.0
+        offset += int(n) + 1
+    return [[hot, {}]]
+
+
+class _ToyDecoder(torch.nn.Module):
+    """The toy VAE's model: identity (the latents are the frames); ``process_output`` maps [-1, 1] to [0, 1]."""
+
+    def decode(self, z: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return z
+
+    def encode(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return x
+
+
+class ToyVAE(comfy.sd.VAE):
+    """A ComfyUI ``VAE`` for the toy model: latents ``[B, 3, F, H, W]`` in [-1, 1] are RGB frames; ``decode`` gives images
+    ``[B, F, H, W, 3]`` in [0, 1] (core VAE Decode flattens them to ``[B*F, H, W, 3]``), ``encode`` the inverse. One
+    latent per frame, 1 pixel per latent: :func:`check_vae` treats it as frame-wise."""
+
+    def __init__(self) -> None:  # comfy.sd.VAE.__init__ builds a network from a state dict; this one has none
+        self.memory_used_encode = lambda shape, dtype: 4 * math.prod(shape) * comfy.model_management.dtype_size(dtype)
+        self.memory_used_decode = lambda shape, dtype: 4 * math.prod(shape) * comfy.model_management.dtype_size(dtype)
+        self.downscale_ratio = self.upscale_ratio = 1
+        self.downscale_index_formula = self.upscale_index_formula = None
+        self.latent_channels, self.latent_dim, self.output_channels = _TOY.latent_channels, 3, 3
+        self.pad_channel_value = None
+        self.process_input = lambda image: image * 2.0 - 1.0
+        self.process_output = lambda image: torch.clamp((image + 1.0) / 2.0, min=0.0, max=1.0)
+        self.working_dtypes = [torch.float32]
+        self.disable_offload, self.not_video, self.size = False, False, None
+        self.extra_1d_channel, self.crop_input = None, False
+        self.first_stage_model = _ToyDecoder().eval()
+        self.device = comfy.model_management.vae_device()
+        self.vae_dtype = torch.float32
+        self.output_device = comfy.model_management.intermediate_device()
+        self.patcher = comfy.model_patcher.ModelPatcher(self.first_stage_model, load_device=self.device,
+                                                        offload_device=comfy.model_management.vae_offload_device())
+        self.model_size()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import re
 
 from comfy_api.latest import io
@@ -29,19 +31,19 @@ def _cond_tooltip(i: int) -> str:
     return f"Prompt {i} of the schedule ({need}, a CLIPTextEncode output); it {starts}."
 
 
-def keyframe_schedule(keyframes: str, blend_latents: int) -> PromptSchedule:
+def keyframe_schedule(keyframes: str, blend_latents: int, latent_rule: str = "wan21") -> PromptSchedule:
     """MigaPromptSchedule's schedule for its widgets. Raises PromptScheduleError (bad JSON, keys, blend)."""
-    return PromptSchedule.from_keyframes(keyframes, latent_rule="wan21", blend_latents=blend_latents)
+    return PromptSchedule.from_keyframes(keyframes, latent_rule=latent_rule, blend_latents=blend_latents)
 
 
-def conditioning_schedule(start_frames: str, blend_latents: int, num_conditionings: int) -> PromptSchedule:
+def conditioning_schedule(start_frames: str, blend_latents: int, num_conditionings: int, latent_rule: str = "wan21") -> PromptSchedule:
     """MigaPromptScheduleConditioning's schedule: one start frame per connected conditioning. Raises PromptScheduleError."""
     parts = [p for p in re.split(r"[,\s]+", start_frames.strip()) if p]
     if len(parts) != num_conditionings or not all(p.isdigit() for p in parts):
         raise PromptScheduleError(bad_value("start_frames", start_frames,
                                             f"{num_conditionings} non-negative pixel frames, one per connected conditioning",
                                             "write e.g. '0, 240' for two conditionings"))
-    return PromptSchedule.from_keyframes({p: i for i, p in enumerate(parts)}, latent_rule="wan21", num_prompts=num_conditionings,
+    return PromptSchedule.from_keyframes({p: i for i, p in enumerate(parts)}, latent_rule=latent_rule, num_prompts=num_conditionings,
                                          blend_latents=blend_latents)
 
 
@@ -102,7 +104,8 @@ class MigaPromptSchedule(io.ComfyNode):
     @classmethod
     def execute(cls, clip, keyframes, blend_latents) -> io.NodeOutput:
         schedule = keyframe_schedule(keyframes, blend_latents)
-        return io.NodeOutput(PromptInput(schedule, tuple(_encode(clip, text) for text in schedule.texts)))
+        return io.NodeOutput(PromptInput(schedule, tuple(_encode(clip, text) for text in schedule.texts),
+                                         functools.partial(keyframe_schedule, keyframes, blend_latents)))
 
 
 class MigaPromptScheduleConditioning(io.ComfyNode):
@@ -138,4 +141,4 @@ class MigaPromptScheduleConditioning(io.ComfyNode):
     def execute(cls, conditioning_1, conditioning_2, start_frames, blend_latents, conditioning_3=None, conditioning_4=None) -> io.NodeOutput:
         conds = [c for c in (conditioning_1, conditioning_2, conditioning_3, conditioning_4) if c is not None]
         schedule = conditioning_schedule(start_frames, blend_latents, len(conds))
-        return io.NodeOutput(PromptInput(schedule, tuple(conds)))
+        return io.NodeOutput(PromptInput(schedule, tuple(conds), functools.partial(conditioning_schedule, start_frames, blend_latents, len(conds))))

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +42,9 @@ class PromptInput:
 
     schedule: PromptSchedule
     conditionings: tuple[Any, ...]
+    #: the schedule for another pixel <-> latent rule (``schedule`` is Wan2.1's 4n+1; a family with one latent per frame
+    #: rebuilds it from the same pixel frames: :func:`model_run`)
+    for_rule: Callable[[str], PromptSchedule] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,9 @@ def model_run(model: Any, positive: list, negative: list, cfg: float, scheduler:
     if prompts is None:
         return host.ModelRun(model, positive, negative, float(cfg), sigmas, seed, parameterization=parameterization, family=family)
     first, *rest = prompts.conditionings
-    return host.ModelRun(model, first, negative, float(cfg), sigmas, seed, prompts.schedule, list(rest), parameterization, family)
+    rule = FAMILIES[family].latent_rule
+    schedule = prompts.for_rule(rule) if prompts.for_rule is not None and rule != "wan21" else prompts.schedule
+    return host.ModelRun(model, first, negative, float(cfg), sigmas, seed, schedule, list(rest), parameterization, family)
 
 
 @dataclass(frozen=True)
@@ -118,16 +124,16 @@ def _prepare(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidan
     config = config.with_(parameterization=run.parameterization, compute_device=host.compute_device(run.model.load_device))
     plan = plan_video(config, num_steps(run.sigmas), video.num_pixel_frames, guidance=guidance, reflection=reflection,
                       prompts=run.schedule, has_initial_clip=video.initial_clip is not None, latent_rule=family.latent_rule)
-    channels = family.latent_channels
-    clip, shape = None, (video.batch, channels, video.height // 8, video.width // 8)
+    channels, k = family.latent_channels, family.pixels_per_latent
+    clip, shape = None, (video.batch, channels, video.height // k, video.width // k)
     if video.initial_clip is not None:
         samples = host.check_latent(video.initial_clip, "initial_clip", channels)
         got = (samples.shape[0], channels, samples.shape[3], samples.shape[4])
         if got != shape:
             raise MigaValueError(bad_value(
-                "initial_clip", f"batch {got[0]} of {got[3] * 8}x{got[2] * 8} pixels",
+                "initial_clip", f"batch {got[0]} of {got[3] * k}x{got[2] * k} pixels",
                 f"the node's batch_size={video.batch}, width={video.width}, height={video.height}",
-                f"set batch_size={got[0]}, width={got[3] * 8}, height={got[2] * 8} to match the clip, or resize the clip"))
+                f"set batch_size={got[0]}, width={got[3] * k}, height={got[2] * k} to match the clip, or resize the clip"))
         clip = host.to_model_space(run.model, samples.float().to(host.storage_device()))
     window_shape = (shape[0] * config.window_batch, channels, config.window_length, shape[2], shape[3])
     return _Prepared(plan, clip, shape, window_shape)

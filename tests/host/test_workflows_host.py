@@ -42,6 +42,9 @@ def shrink(prompt: dict) -> dict:
         if kind == "MigaPromptSchedule":
             keyframes = json.loads(inputs["keyframes"])
             inputs["keyframes"] = json.dumps({str(int(k) * (frames - 1) // (original - 1)): v for k, v in keyframes.items()})
+        if kind == "MigaPromptScheduleConditioning":
+            starts = [int(p) for p in inputs["start_frames"].replace(",", " ").split()]
+            inputs["start_frames"] = ", ".join(str(p * (frames - 1) // (original - 1)) for p in starts)
     return out
 
 
@@ -50,7 +53,7 @@ def node_of(prompt: dict, class_type: str) -> tuple[str, dict]:
 
 
 def test_there_are_five_workflows_and_each_node_type_is_registered(comfy):
-    assert len(TWINS) == 5, TWINS
+    assert len(TWINS) == 6, TWINS
     used = {node["class_type"] for path in TWINS for node in load(path).values()}
     missing = used - set(comfy.node_types)
     assert not missing, f"node types used by workflows but not registered: {missing}"
