@@ -31,13 +31,17 @@ TEMPLATES = {
     "miga_wan21_continue_clip": "MIGA continue a clip - Wan2.1 KSampler clip to 481 frames",
     "miga_quick_test": "MIGA quick test - Wan2.1 32x32 161 frames",
     "miga_toy_cpu_demo": "MIGA toy CPU demo - no download 257 frames",
+    "miga_vc2_t2v_long": "MIGA long video - VideoCrafter2 VC2 text to video 257 frames",
 }
 TOY = {"miga_toy_cpu_demo"}  # the shipped toy model: no Wan2.1 files
 NAMES = list(TEMPLATES)
+VC2_NAMES = ["miga_vc2_t2v_long"]
+WAN_NAMES = [n for n in NAMES if n not in VC2_NAMES]
 LONG_VIDEO = ["miga_wan21_t2v_long", "miga_wan21_story", "miga_wan21_fifo_baseline"]
 VIRTUAL = {"Note", "MarkdownNote"}  # frontend-only nodes: never in API format
 MODEL_FILES = {"UNETLoader": "wan2.1_t2v_1.3B_fp16.safetensors", "CLIPLoader": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
                "VAELoader": "wan_2.1_vae.safetensors"}
+VC2_FILE = "videocrafter2_t2v_512.ckpt"  # VideoCrafter2's released model.ckpt, saved under this name in models/checkpoints
 
 WIDGET_KINDS = {"Int": "INT", "Float": "FLOAT", "String": "STRING", "Combo": "COMBO", "Boolean": "BOOLEAN"}
 SOCKET_KINDS = {"Model": "MODEL", "Conditioning": "CONDITIONING", "Latent": "LATENT", "Clip": "CLIP", "Vae": "VAE",
@@ -242,7 +246,7 @@ def test_the_node_schemas_were_read():
     assert [w.name for w in save.widgets] == ["filename_prefix", "fps", "codec", "crf", "decode_chunk", "image_frames"]
 
 
-def test_every_workflow_file_parses_and_the_five_workflows_ship():
+def test_every_workflow_file_parses_and_the_six_workflows_ship():
     files = ui_files() + api_files()
     assert all(isinstance(load(p), dict) for p in files)
     assert sorted(p.stem for p in ui_files()) == sorted(TEMPLATES.values())
@@ -351,7 +355,7 @@ def test_api_inputs_name_only_declared_inputs_and_every_required_one(name):
         assert required <= set(node["inputs"]), (name, node_id, required - set(node["inputs"]))
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in TOY])
+@pytest.mark.parametrize("name", [n for n in WAN_NAMES if n not in TOY])
 def test_workflows_load_the_standard_wan21_files_and_save_16_fps_video_with_the_streaming_save_node(name):
     prompt = api(name)
     for class_type, filename in MODEL_FILES.items():
@@ -370,7 +374,44 @@ def test_every_ui_workflow_explains_itself_in_a_note(name):
     notes = [n for n in ui(name)["nodes"] if n["type"] in VIRTUAL]
     assert notes and all(len(n["widgets_values"][0]) > 200 for n in notes)
     text = notes[0]["widgets_values"][0]
-    assert name in TOY or all(filename in text for filename in MODEL_FILES.values()), name
+    files = [VC2_FILE, "model.ckpt", "models/checkpoints"] if name in VC2_NAMES else [] if name in TOY else MODEL_FILES.values()
+    assert all(filename in text for filename in files), name
+
+
+@pytest.mark.parametrize("name", VC2_NAMES)
+def test_vc2_workflows_load_vc2_with_its_loader_and_save_8_fps_video(name):
+    prompt = api(name)
+    loaders = [n["inputs"] for n in prompt.values() if n["class_type"] == "MigaVC2Loader"]
+    assert loaders == [{"ckpt_name": VC2_FILE, "fps": 8}]
+    assert not {"UNETLoader", "CLIPLoader", "VAELoader", "ModelSamplingSD3"} & {n["class_type"] for n in prompt.values()}
+    saves = [n["inputs"] for n in prompt.values() if n["class_type"] == "MigaSaveVideo"]
+    assert [s["fps"] for s in saves] == [8.0] and saves[0]["filename_prefix"] == f"video/{name}"  # VC2's frame rate
+    assert not {"VAEDecode", "CreateVideo", "SaveVideo"} & {n["class_type"] for n in prompt.values()}
+
+
+def test_the_vc2_long_video_uses_the_paper_vc2_preset_and_the_empty_prompt_as_negative():
+    from miga_core import preset
+
+    config, guidance, reflection = preset("vc2")
+    workflow = ui("miga_vc2_t2v_long")
+    node = the(workflow, "MigaSampler")
+    sampler = ui_widgets(node)
+    assert (sampler["mode"], sampler["steps"], sampler["cfg"]) == ("miga", 64, 12.0)  # docs/algorithm.md "Paper defaults": T 64, CFG 12
+    assert (sampler["window_length"], sampler["zigzag_width"], sampler["unified_steps"], sampler["sampler"]) == \
+        (config.window_length, config.zigzag_width, config.unified_steps, config.sampler)
+    assert sampler["width"] % 64 == 0 and sampler["height"] % 64 == 0  # VC2's UNet halves the latent 3 times
+    assert sampler["num_pixel_frames"] >= 16 * config.window_length and (sampler["num_pixel_frames"] - 1) % 4 == 0  # the UI's step-4 grid
+    loader = upstream(workflow, node, "model")
+    assert loader["type"] == "MigaVC2Loader"
+    assert upstream(workflow, node, "positive")["type"] == upstream(workflow, node, "negative")["type"] == "CLIPTextEncode"
+    assert ui_widgets(upstream(workflow, node, "negative"))["text"] == ""  # VC2's unconditional input
+    assert ui_widgets(upstream(workflow, node, "positive"))["text"].strip()
+    assert upstream(workflow, upstream(workflow, node, "negative"), "clip") is loader
+    assert ui_widgets(upstream(workflow, node, "guidance"))["num_guidance"] == guidance.num_guidance
+    options = ui_widgets(upstream(workflow, node, "reflection"))
+    assert (options["threshold"], options["num_eval"], options["num_ref"], options["num_candidates"], options["score_on"]) == \
+        (reflection.threshold, reflection.num_eval, reflection.num_ref, reflection.num_candidates, reflection.score_on)
+    assert upstream(workflow, the(workflow, "MigaSaveVideo"), "vae") is loader
 
 
 @pytest.mark.parametrize("name", LONG_VIDEO)

@@ -12,6 +12,8 @@ Fixtures (session scope):
   to this repository; ComfyUI's CLI args in this process already point at it.
 * ``comfy``: ``harness.Comfy``, ComfyUI initialised in-process on ``comfy_base``
   (core + custom nodes loaded, tiny text-encoder patch applied).
+* ``vc2_checkpoint``: the tiny VideoCrafter2 checkpoint (``tiny_models.write_tiny_vc2``)
+  written into ``comfy_base``'s models/checkpoints under the VC2 template's name.
 * ``comfy_server``: ``harness.ComfyServer``, a ``main.py`` server process on its
   own base directory sharing ``comfy_base``'s models; started on first use.
 """
@@ -67,6 +69,14 @@ def comfy(comfy_base) -> "harness.Comfy":
 
     tiny_models.patch_tiny_text_encoder()
     return harness.init_comfy(comfy_base)
+
+
+@pytest.fixture(scope="session")
+def vc2_checkpoint(comfy, comfy_base) -> Path:
+    """The tiny VideoCrafter2 checkpoint in ``comfy_base``'s models/checkpoints (it needs the imported pack)."""
+    import tiny_models
+
+    return tiny_models.write_tiny_vc2(comfy_base, comfy.pack_submodule("nodes.vc2_unet"))
 
 
 @pytest.fixture(scope="session")

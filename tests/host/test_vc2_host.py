@@ -8,61 +8,25 @@ Weights cannot be downloaded: the checkpoints here are tiny and random with the 
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
+import tiny_models
+
 W = H = 64  # pixels -> 8x8 latents (VC2: multiples of 64 pixels)
-CLIP_WIDTH = 64
-
-
-def _fill(sd: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
-    """Seeded random, nonzero values for every tensor (matrices ~ 1/sqrt(fan_in), norm scales ~ 1)."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, v in sorted(sd.items()):
-        n = torch.randn(v.shape, generator=g)
-        if v.ndim >= 2:
-            n = n / math.sqrt(max(1, math.prod(v.shape[1:])))
-        elif k.endswith("weight") and ("norm" in k or "ln_" in k):
-            n = 1 + 0.1 * n
-        else:
-            n = 0.02 * n
-        out[k] = n.float().contiguous()
-    return out
+CLIP_WIDTH = tiny_models.VC2_CLIP_WIDTH
+TINY = tiny_models.VC2_FILE
 
 
 @pytest.fixture(scope="module")
-def env(comfy, comfy_base):
+def env(comfy, vc2_checkpoint):
     app = comfy
-    from comfy.ldm.models.autoencoder import AutoencoderKL
-
     vc2 = app.pack_submodule("nodes.vc2_unet")
-    tiny = vc2.VC2UNetConfig(model_channels=64, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2, 1),
-                             num_head_channels=64, context_dim=CLIP_WIDTH, init_attention_heads=1)
-    unet = _fill(vc2.VC2UNet(tiny).state_dict(), 1)
-    c, mlp = CLIP_WIDTH, 2 * CLIP_WIDTH
-    clip = {"model.token_embedding.weight": (49408, c), "model.positional_embedding": (77, c), "model.ln_final.weight": (c,),
-            "model.ln_final.bias": (c,), "model.text_projection": (c, c), "model.logit_scale": ()}
-    for i in range(3):  # ComfyUI's penultimate layer needs >= 3 layers
-        p = f"model.transformer.resblocks.{i}."
-        clip.update({p + "ln_1.weight": (c,), p + "ln_1.bias": (c,), p + "ln_2.weight": (c,), p + "ln_2.bias": (c,),
-                     p + "attn.in_proj_weight": (3 * c, c), p + "attn.in_proj_bias": (3 * c,), p + "attn.out_proj.weight": (c, c),
-                     p + "attn.out_proj.bias": (c,), p + "mlp.c_fc.weight": (mlp, c), p + "mlp.c_fc.bias": (mlp,),
-                     p + "mlp.c_proj.weight": (c, mlp), p + "mlp.c_proj.bias": (c,)})
-    clip = _fill({k: torch.empty(s) for k, s in clip.items()}, 2)
-    ddconfig = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 32,
-                "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
-    vae = _fill(AutoencoderKL(ddconfig=ddconfig, embed_dim=4).state_dict(), 3)
-    sd = {**{"model.diffusion_model." + k: v for k, v in unet.items()}, **{"cond_stage_model." + k: v for k, v in clip.items()},
-          **{"first_stage_model." + k: v for k, v in vae.items()}}
-    folder = comfy_base / "models" / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": sd}, folder / "vc2_tiny.ckpt")
-    return dict(app=app, sd=sd, tiny=tiny, folder=folder, vc2=vc2, host=app.pack_submodule("nodes.host"),
+    sd, tiny = tiny_models.build_vc2_checkpoint(vc2)  # the same tensors as the file (seeded)
+    return dict(app=app, sd=sd, tiny=tiny, folder=vc2_checkpoint.parent, vc2=vc2, host=app.pack_submodule("nodes.host"),
                 ck=app.pack_submodule("nodes.vc2_checkpoint"), loader=app.nodes.NODE_CLASS_MAPPINGS["MigaVC2Loader"],
                 sampler=app.nodes.NODE_CLASS_MAPPINGS["MigaSampler"], families=app.pack_submodule("nodes.families"))
 
@@ -128,7 +92,7 @@ def test_the_real_key_set_infers_the_released_config(env):
 
 
 def test_the_loader_node_gives_model_clip_and_vae(env):
-    model, clip, vae = env["loader"].execute("vc2_tiny.ckpt", 8).result
+    model, clip, vae = env["loader"].execute(TINY, 8).result
     host = env["host"]
     assert isinstance(model.model, host.VC2Model) and host.model_family(model).name == "vc2"
     assert host.check_model(model) == "eps"
@@ -158,7 +122,7 @@ def _sample(env, model, pos, neg, *, frames, mode, f0, lz, u, steps):
 
 @pytest.mark.parametrize("mode", ["fifo", "miga"])
 def test_a_tiny_vc2_model_runs_through_the_sampler_with_per_frame_timesteps(env, mode):
-    model, clip, _ = env["loader"].execute("vc2_tiny.ckpt", 8).result
+    model, clip, _ = env["loader"].execute(TINY, 8).result
     pos, neg = _conds(env, model, clip)
     preset = env["families"].VC2
     f0 = preset.window_length

@@ -1,8 +1,9 @@
 """Every shipped workflow runs in ComfyUI v0.8.0: validated and executed in-process and over HTTP.
 
-The API twins in ``workflows/api/`` are run as shipped, with the tiny model files in place of the
-real ones and the video shrunk (32x32 pixels, fewer frames and steps) so four workflows finish in
-about a minute on two CPU cores: :func:`shrink` changes only size/steps widgets, never the graph.
+The API twins in ``workflows/api/`` are run as shipped, with the tiny model files (same names) in place
+of the real ones and the video shrunk (32x32 pixels, 64x64 for VideoCrafter2, fewer frames and steps) so
+the workflows finish in a minute or two on two CPU cores: :func:`shrink` changes only size/steps widgets,
+never the graph.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ def load(path: pathlib.Path) -> dict:
 def shrink(prompt: dict) -> dict:
     """The same graph at test size: 32x32 pixels, 85 frames (22 latents), 24 MIGA steps, 2 KSampler steps; prompt
     schedule keyframes scaled by the same factor as the video, so they stay inside it (keyframes past the end are
-    refused)."""
+    refused). A VideoCrafter2 graph (a MigaVC2Loader in it) gets 64x64 pixels (VC2: multiples of 64) and 40 frames
+    (40 latents, one per frame)."""
     out = copy.deepcopy(prompt)
-    frames = 85
+    vc2 = any(n["class_type"] == "MigaVC2Loader" for n in out.values())
+    frames, size = (40, 64) if vc2 else (85, 32)
     original = next((n["inputs"]["num_pixel_frames"] for n in out.values() if n["class_type"] in MIGA_NODES), frames)
     for node in out.values():
         inputs, kind = node["inputs"], node["class_type"]
         for key in ("width", "height"):
             if isinstance(inputs.get(key), int):
-                inputs[key] = 32
+                inputs[key] = size
         if kind in MIGA_NODES:
             inputs["num_pixel_frames"] = frames
             inputs["steps"] = 24  # FIFO needs steps >= window_length (21)
@@ -52,8 +55,8 @@ def node_of(prompt: dict, class_type: str) -> tuple[str, dict]:
     return next((k, v) for k, v in prompt.items() if v["class_type"] == class_type)
 
 
-def test_there_are_five_workflows_and_each_node_type_is_registered(comfy):
-    assert len(TWINS) == 6, TWINS
+def test_there_are_seven_workflows_and_each_node_type_is_registered(comfy):
+    assert len(TWINS) == 7, TWINS
     used = {node["class_type"] for path in TWINS for node in load(path).values()}
     missing = used - set(comfy.node_types)
     assert not missing, f"node types used by workflows but not registered: {missing}"
@@ -61,7 +64,7 @@ def test_there_are_five_workflows_and_each_node_type_is_registered(comfy):
 
 
 @pytest.mark.parametrize("path", TWINS, ids=lambda p: p.name.split(".")[0])
-def test_workflow_validates_and_executes_in_process(comfy, path):
+def test_workflow_validates_and_executes_in_process(comfy, vc2_checkpoint, path):
     prompt = shrink(load(path))
     assert comfy.validate(load(path)).ok, "the workflow as shipped must validate"
     run = comfy.execute(prompt)
@@ -69,7 +72,7 @@ def test_workflow_validates_and_executes_in_process(comfy, path):
     assert run.outputs, "the workflow's output node produced nothing"
 
 
-def test_workflows_execute_over_http(comfy_server):
+def test_workflows_execute_over_http(comfy_server, vc2_checkpoint):
     for path in TWINS:
         prompt_id = comfy_server.post_prompt(shrink(load(path)))
         history = comfy_server.wait_history(prompt_id, timeout=600)

@@ -16,6 +16,11 @@ are shrunk so that a whole sampling run takes well under a second on a CPU.
   makes it read the shrunk sizes from the weights instead (needed once per
   process, before the text encoder is loaded).
 * VAE ``wan_2.1_vae.safetensors``: ``comfy.ldm.wan.vae.WanVAE`` with base dim 8.
+* VideoCrafter2 ``videocrafter2_t2v_512.ckpt`` (the name the VC2 template loads; written by
+  :func:`write_tiny_vc2` once the pack is imported, since it builds the pack's own ``VC2UNet``): a
+  torch pickle ``{"state_dict": ...}`` with VC2's real key names (``model.diffusion_model.*``,
+  ``cond_stage_model.model.*`` of a 3-layer OpenCLIP text tower of width 64, ``first_stage_model.*``
+  of an SD KL autoencoder with 4 latent channels); MigaVC2Loader infers the sizes from the shapes.
 * LoRA ``tiny_wan_lora.safetensors``: rank-4 ``lora_up``/``lora_down``/``alpha``
   on every attention and FFN linear of the DiT, keyed ``diffusion_model.<module>``.
 
@@ -43,6 +48,8 @@ WAN_DIT_FILE = "wan2.1_t2v_1.3B_fp16.safetensors"
 TEXT_ENCODER_FILE = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 VAE_FILE = "wan_2.1_vae.safetensors"
 LORA_FILE = "tiny_wan_lora.safetensors"
+VC2_FILE = "videocrafter2_t2v_512.ckpt"  # in models/checkpoints; the VC2 workflow's ckpt_name
+VC2_CLIP_WIDTH = 64
 
 #: Sub-folder of ``<base>/models`` for each file.
 MODEL_FOLDERS = {
@@ -228,6 +235,60 @@ def write_tiny_models(base_dir: str | Path) -> dict[str, Path]:
         paths[name] = path
         log.debug("wrote %s (%d tensors)", path, len(sd))
     return paths
+
+
+def _fill(sd: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """Seeded random, nonzero values for every tensor (matrices ~ 1/sqrt(fan_in), norm scales ~ 1)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, v in sorted(sd.items()):
+        n = torch.randn(v.shape, generator=g)
+        if v.ndim >= 2:
+            n = n / math.sqrt(max(1, math.prod(v.shape[1:])))
+        elif k.endswith("weight") and ("norm" in k or "ln_" in k):
+            n = 1 + 0.1 * n
+        else:
+            n = 0.02 * n
+        out[k] = n.float().contiguous()
+    return out
+
+
+def build_vc2_checkpoint(vc2_unet) -> tuple[dict[str, torch.Tensor], object]:
+    """A tiny random VideoCrafter2 state dict with the released checkpoint's key names, and its UNet config.
+
+    ``vc2_unet`` is the pack's ``nodes.vc2_unet`` module (``Comfy.pack_submodule("nodes.vc2_unet")``). The UNet has
+    64 channels, 2 levels, 1 res block; the text tower 3 layers (ComfyUI's penultimate layer needs >= 3) of width
+    :data:`VC2_CLIP_WIDTH`; the VAE base width 32 and 4 latent channels (8x downsampling, as SD's)."""
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+
+    tiny = vc2_unet.VC2UNetConfig(model_channels=64, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2, 1),
+                                  num_head_channels=64, context_dim=VC2_CLIP_WIDTH, init_attention_heads=1)
+    unet = _fill(vc2_unet.VC2UNet(tiny).state_dict(), 1)
+    c, mlp = VC2_CLIP_WIDTH, 2 * VC2_CLIP_WIDTH
+    clip = {"model.token_embedding.weight": (49408, c), "model.positional_embedding": (77, c), "model.ln_final.weight": (c,),
+            "model.ln_final.bias": (c,), "model.text_projection": (c, c), "model.logit_scale": ()}
+    for i in range(3):
+        p = f"model.transformer.resblocks.{i}."
+        clip.update({p + "ln_1.weight": (c,), p + "ln_1.bias": (c,), p + "ln_2.weight": (c,), p + "ln_2.bias": (c,),
+                     p + "attn.in_proj_weight": (3 * c, c), p + "attn.in_proj_bias": (3 * c,), p + "attn.out_proj.weight": (c, c),
+                     p + "attn.out_proj.bias": (c,), p + "mlp.c_fc.weight": (mlp, c), p + "mlp.c_fc.bias": (mlp,),
+                     p + "mlp.c_proj.weight": (c, mlp), p + "mlp.c_proj.bias": (c,)})
+    clip = _fill({k: torch.empty(s) for k, s in clip.items()}, 2)
+    ddconfig = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 32,
+                "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+    vae = _fill(AutoencoderKL(ddconfig=ddconfig, embed_dim=4).state_dict(), 3)
+    sd = {**{"model.diffusion_model." + k: v for k, v in unet.items()}, **{"cond_stage_model." + k: v for k, v in clip.items()},
+          **{"first_stage_model." + k: v for k, v in vae.items()}}
+    return sd, tiny
+
+
+def write_tiny_vc2(base_dir: str | Path, vc2_unet) -> Path:
+    """Write :func:`build_vc2_checkpoint`'s state dict to ``<base_dir>/models/checkpoints/`` :data:`VC2_FILE`."""
+    folder = Path(base_dir) / "models" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / VC2_FILE
+    torch.save({"state_dict": build_vc2_checkpoint(vc2_unet)[0]}, path)
+    return path
 
 
 def tiny_umt5_config(state_dict: dict[str, torch.Tensor]) -> dict[str, int] | None:
