@@ -15,6 +15,7 @@ An executor is passed where the denoiser goes (``run(Replicas(...), sigmas, plan
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,10 +54,16 @@ class ModelCall:
 
 
 def _run_call(denoiser: Denoiser, call: ModelCall, device: torch.device) -> torch.Tensor:
-    """Prepare ``call``, run it on ``device``, check it; the output stays on ``device``."""
+    """Prepare ``call``, run it on ``device`` (the current CUDA device while it runs), check it; the output stays on ``device``."""
     x, sigma, prompt = call.prepare()
     xs = x.to(device)
-    return call.check(denoiser(xs, sigma.to(device), prompt.to(device)), xs)
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        return call.check(denoiser(xs, sigma.to(device), prompt.to(device)), xs)
+
+
+def _run_call_home(denoiser: Denoiser, call: ModelCall, device: torch.device) -> torch.Tensor:
+    """:func:`_run_call`, the output copied back to the call's storage device (by the replica's own thread)."""
+    return _run_call(denoiser, call, device).to(call.storage)
 
 
 def assign(num_calls: int, num_devices: int) -> list[int]:
@@ -165,10 +172,10 @@ class Replicas(Executor):
         self.waves.append(counts)
         pools = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"miga-replica{k}") for k in range(n)]
         try:
-            futures: list[Future] = [pools[owner[j]].submit(_run_call, self.denoisers[owner[j]], call, self.devices[owner[j]])
+            futures: list[Future] = [pools[owner[j]].submit(_run_call_home, self.denoisers[owner[j]], call, self.devices[owner[j]])
                                      for j, call in enumerate(calls)]
-            for fut, call in zip(futures, calls):
-                yield fut.result().to(call.storage)  # re-raises the replica's exception, in call order
+            for fut in futures:
+                yield fut.result()  # re-raises the replica's exception, in call order
         finally:  # on an error or an early close: drop the calls not started, wait for the running ones
             for pool in pools:
                 pool.shutdown(wait=True, cancel_futures=True)
