@@ -50,6 +50,7 @@ from .plan import VARIANTS, RunPlan, plan_run
 from .prompts import PromptSchedule
 from .protocols import Callback, Denoiser, Progress, WindowInfo
 from .passes import PassContext, queue_pass
+from .executors import Distributed, Executor, Replicas, ReplicaFailedError, Sequential
 from .reflection import ReflectionStats, consistency_score, reflect
 from .samplers import SAMPLERS
 from .stages import MigaQueue, Position, RunPoint, initialize_queue, refine_stage, unified_stage, zigzag_stage
@@ -63,7 +64,7 @@ __all__ = [
     "MigaTypeError", "MigaValueError", "NonFiniteDenoiserOutputError", "PromptScheduleError",
     "check_ladder", "sigma_of_levels", "LatentRun", "Stream", "add_noise", "latent_noise",
     "MigaResult", "generate", "run", "PromptSchedule", "pixel_to_latent",
-    "Callback", "Denoiser", "Progress", "WindowInfo", "PassContext", "queue_pass",
+    "Callback", "Denoiser", "Progress", "WindowInfo", "PassContext", "queue_pass", "Executor", "Sequential", "Replicas", "Distributed", "ReplicaFailedError",
     "ReflectionStats", "consistency_score", "reflect", "SAMPLERS",
     "MigaQueue", "initialize_queue", "unified_stage", "zigzag_stage", "refine_stage",
     "KeyedNoise", "NoiseDraw", "NoiseSource", "official_flow_ladder", "ddim_ladder",

@@ -8,11 +8,13 @@ or ``window_batch`` at a time with identical results.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from .config import MigaConfig
-from .errors import DenoiserOutputShapeError, MigaValueError, NonFiniteDenoiserOutputError
+from .errors import DenoiserOutputShapeError, InvalidConfigError, MigaValueError, NonFiniteDenoiserOutputError, bad_value
+from .executors import ModelCall, executor_of
 from .ladder import num_steps, sigma_of_levels
 from .latents import LatentRun
 from .noise import KeyedNoise, NoiseDraw, NoiseSource, Stream
@@ -80,6 +82,24 @@ def _batches(windows: list[Window], size: int, gauss_seidel: bool = False) -> li
     return out
 
 
+def _waves(batches: list[list[Window]], gauss_seidel: bool) -> list[list[list[Window]]]:
+    """Consecutive batches whose model calls may run at once: the whole pass under Jacobi reads [D1]; under
+    Gauss-Seidel reads a batch starts a new wave when one of its windows reads (any position) the region of a window
+    already in the wave, so reading the wave's inputs before its steps is exactly reading them one window at a time."""
+    if not gauss_seidel:
+        return [batches] if batches else []
+    out: list[list[list[Window]]] = []
+    regions: list[tuple[int, int]] = []
+    for batch in batches:
+        if out and not any(a <= p < b for w in batch for p in w.positions for a, b in regions):
+            out[-1].append(batch)
+        else:
+            out.append([batch])
+            regions = []
+        regions += [w.region for w in batch]
+    return out
+
+
 def _check_output(out: object, expected: torch.Size, device: torch.device, batch: list[Window], x_index: tuple[int, ...], stage: str, B: int, h: int) -> torch.Tensor:
     if not isinstance(out, torch.Tensor) or out.shape != expected or out.device != device:
         got = f"{tuple(out.shape)} on {out.device}" if isinstance(out, torch.Tensor) else type(out).__name__
@@ -141,49 +161,69 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
     compute = torch.device(cfg.compute_device) if cfg.compute_device is not None else x_all.device
     new_x, new_d = torch.empty_like(queue.x), torch.empty_like(queue.x)  # every region writes its slice once
     new_past = queue.x.new_empty((2, *queue.x.shape)) if past_step is not None else None
-    for batch in _batches(windows, cfg.window_batch, gauss_seidel):
+    executor = executor_of(ctx.denoiser)
+    if executor.multi_device and cfg.compute_device is not None:
+        raise InvalidConfigError(bad_value("compute_device", cfg.compute_device, f"None with {type(executor).__name__}",
+                                           "leave compute_device unset: the executor's devices say where windows run"))
+
+    def prepare(batch: list[Window]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pos = [torch.as_tensor(w.positions, dtype=torch.long) for w in batch]
-        xs = torch.cat([x_all.index_select(2, p.to(x_all.device)) for p in pos], dim=0).to(compute)
-        sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0).to(compute)
-        prompt = torch.stack([ctx.prompts.weights(x_index[w.region[0]]) for w in batch]).repeat_interleave(B, dim=0).to(compute)
-        ctx.progress.count_call()
-        out = _check_output(ctx.denoiser(xs, sig, prompt), xs.shape, xs.device, batch, x_index, ctx.stage, B, h)
-        out = out.to(x_all.device)
-        for k, w in enumerate(batch):
-            off, n = w.region_offset, w.region[1] - w.region[0]
-            denoised = out[k * B:(k + 1) * B, :, off:off + n]
-            region = queue.frames(slice(w.region[0] - h, w.region[1] - h))
-            levels = region.level
-            inputs = StepInputs(
-                x=region.x,
-                denoised=denoised.to(region.x.dtype),
-                sigma=sigma_of_levels(sigmas, levels),
-                sigma_next=sigma_of_levels(sigmas, [lv - 1 for lv in levels]),
-                sigma_prev=sigma_of_levels(sigmas, [min(lv + 1, T) for lv in levels]),
-                old_denoised=region.denoised,
-                has_old=torch.as_tensor(region.has_denoised),
-                eta=cfg.eta,
-                noise=lambda r=region: noise_source(NoiseDraw("ancestral", ctx.stage, ctx.ancestral_stream, r.index, r.level),
-                                                    (B, r.x.shape[1], *r.x.shape[3:]), r.x.dtype, r.x.device),
-                sigma_prev2=sigma_of_levels(sigmas, [min(lv + 2, T) for lv in levels]),
-                past=region.past,
-                depth=torch.as_tensor(region.depth, dtype=torch.long),
-                final=torch.as_tensor([lv == 1 for lv in levels]),
-                parameterization=cfg.parameterization,
-            )
-            sl = slice(w.region[0] - h, w.region[1] - h)
-            if past_step is None:
-                new_x[:, :, sl] = step(inputs)
-            else:  # the frame's state moves one step: older x0 <- its last x0, start latent <- the corrected x
-                new_x[:, :, sl], new_past[1, :, :, sl] = past_step(inputs)
-                new_past[0, :, :, sl] = region.denoised
-            if cfg.final_step == "identity" and 1 in levels:  # DDIM's alphas_prev[0] = alphacums[0]: level 1 -> 0 keeps x [D7]
-                last = torch.as_tensor([lv == 1 for lv in levels], device=region.x.device).view(1, 1, -1, 1, 1)
-                new_x[:, :, sl] = torch.where(last, region.x, new_x[:, :, sl])
-            new_d[:, :, sl] = denoised
-            if gauss_seidel:
-                x_all[:, :, w.region[0]:w.region[1]] = new_x[:, :, sl]
-                sig_X[w.region[0]:w.region[1]] = inputs.sigma_next
-            ctx.progress.report(ctx.stage, frames_done, ctx.num_frames, denoised, region.index, region.level, search=ctx.search)
+        xs = torch.cat([x_all.index_select(2, p.to(x_all.device)) for p in pos], dim=0)
+        sig = torch.stack([sig_X[p] for p in pos]).repeat_interleave(B, dim=0)
+        prompt = torch.stack([ctx.prompts.weights(x_index[w.region[0]]) for w in batch]).repeat_interleave(B, dim=0)
+        return xs, sig, prompt
+
+    def call_of(batch: list[Window]) -> ModelCall:
+        shape = torch.Size((B * len(batch), x_all.shape[1], len(batch[0].positions), *x_all.shape[3:]))
+        return ModelCall(partial(prepare, batch), shape, x_all.device, len(batch),
+                         lambda out, xs: _check_output(out, xs.shape, xs.device, batch, x_index, ctx.stage, B, h))
+
+    for wave in _waves(_batches(windows, cfg.window_batch, gauss_seidel), gauss_seidel):
+        outs = executor.map_calls([call_of(batch) for batch in wave], compute)  # outputs in call order, on x_all's device
+        written: list[tuple[Window, torch.Tensor]] = []
+        try:
+            for batch in wave:
+                ctx.progress.count_call()
+                out = next(outs)
+                for k, w in enumerate(batch):
+                    off, n = w.region_offset, w.region[1] - w.region[0]
+                    denoised = out[k * B:(k + 1) * B, :, off:off + n]
+                    region = queue.frames(slice(w.region[0] - h, w.region[1] - h))
+                    levels = region.level
+                    inputs = StepInputs(
+                        x=region.x,
+                        denoised=denoised.to(region.x.dtype),
+                        sigma=sigma_of_levels(sigmas, levels),
+                        sigma_next=sigma_of_levels(sigmas, [lv - 1 for lv in levels]),
+                        sigma_prev=sigma_of_levels(sigmas, [min(lv + 1, T) for lv in levels]),
+                        old_denoised=region.denoised,
+                        has_old=torch.as_tensor(region.has_denoised),
+                        eta=cfg.eta,
+                        noise=lambda r=region: noise_source(NoiseDraw("ancestral", ctx.stage, ctx.ancestral_stream, r.index, r.level),
+                                                            (B, r.x.shape[1], *r.x.shape[3:]), r.x.dtype, r.x.device),
+                        sigma_prev2=sigma_of_levels(sigmas, [min(lv + 2, T) for lv in levels]),
+                        past=region.past,
+                        depth=torch.as_tensor(region.depth, dtype=torch.long),
+                        final=torch.as_tensor([lv == 1 for lv in levels]),
+                        parameterization=cfg.parameterization,
+                    )
+                    sl = slice(w.region[0] - h, w.region[1] - h)
+                    if past_step is None:
+                        new_x[:, :, sl] = step(inputs)
+                    else:  # the frame's state moves one step: older x0 <- its last x0, start latent <- the corrected x
+                        new_x[:, :, sl], new_past[1, :, :, sl] = past_step(inputs)
+                        new_past[0, :, :, sl] = region.denoised
+                    if cfg.final_step == "identity" and 1 in levels:  # DDIM's alphas_prev[0] = alphacums[0]: level 1 -> 0 keeps x [D7]
+                        last = torch.as_tensor([lv == 1 for lv in levels], device=region.x.device).view(1, 1, -1, 1, 1)
+                        new_x[:, :, sl] = torch.where(last, region.x, new_x[:, :, sl])
+                    new_d[:, :, sl] = denoised
+                    if gauss_seidel:  # written back after the wave: no window of the wave reads it [D7]
+                        written.append((w, inputs.sigma_next))
+                    ctx.progress.report(ctx.stage, frames_done, ctx.num_frames, denoised, region.index, region.level, search=ctx.search)
+        finally:  # on an error or a cancel: the executor stops its devices before the error leaves the pass
+            outs.close()
+        for w, sigma_next in written:
+            x_all[:, :, w.region[0]:w.region[1]] = new_x[:, :, w.region[0] - h:w.region[1] - h]
+            sig_X[w.region[0]:w.region[1]] = sigma_next
     depth = tuple(min(d + 1, 2) for d in queue.depth) if past_step is not None else ()
     return LatentRun(new_x, tuple(k - 1 for k in queue.level), queue.index, new_d, (True,) * len(queue), new_past, depth)
