@@ -10,6 +10,7 @@ execution is checked by the same :func:`.runner.plan_video` when the node runs.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from ..miga_core import MigaError
@@ -60,7 +61,8 @@ def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _
         plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip="initial_clip" in inputs, latent_rule=family.latent_rule,
                   guidance=_known(graph.linked_option("guidance", OPTION_BUILDERS, node_id)),
                   reflection=_known(reflection),
-                  prompts=_known(graph.linked_option("prompts", PROMPT_BUILDERS, node_id)))
+                  prompts=_known(graph.linked_option("prompts", {k: partial(f, latent_rule=family.latent_rule)
+                                                                  for k, f in PROMPT_BUILDERS.items()}, node_id)))
     except MigaError as exc:
         return str(exc)
     return True

@@ -47,11 +47,13 @@ def conditioning_schedule(start_frames: str, blend_latents: int, num_conditionin
                                          blend_latents=blend_latents)
 
 
-#: class_type -> the schedule a node of that class outputs, from its prompt inputs (graph.option).
+#: class_type -> the schedule a node of that class outputs, from its prompt inputs (graph.option), for the model family's
+#: pixel <-> latent rule (``latent_rule``, default Wan2.1's).
 BUILDERS = {
-    "MigaPromptSchedule": lambda inputs: keyframe_schedule(literal(inputs, "keyframes"), literal(inputs, "blend_latents")),
-    "MigaPromptScheduleConditioning": lambda inputs: conditioning_schedule(
-        literal(inputs, "start_frames"), literal(inputs, "blend_latents"), sum(name in inputs for name in CONDITIONINGS)),
+    "MigaPromptSchedule": lambda inputs, latent_rule="wan21": keyframe_schedule(
+        literal(inputs, "keyframes"), literal(inputs, "blend_latents"), latent_rule),
+    "MigaPromptScheduleConditioning": lambda inputs, latent_rule="wan21": conditioning_schedule(
+        literal(inputs, "start_frames"), literal(inputs, "blend_latents"), sum(name in inputs for name in CONDITIONINGS), latent_rule),
 }
 
 

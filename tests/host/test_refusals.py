@@ -132,6 +132,15 @@ def test_the_frame_rule_follows_the_model_family_of_the_loader(comfy, loader):
         assert "7" not in errors, errors["7"]  # (the loader itself may be refused here: no model.ckpt in this test's folders)
 
 
+def test_a_keyframe_past_the_end_of_a_vc2_video_is_refused_with_the_vc2_frame_rule(comfy):
+    """250 VC2 frames are 250 latents: keyframe 480 lies past the end (with Wan2.1's rule it would map to latent 120)."""
+    prompt = load(STORY)
+    prompt["1"] = {"class_type": "MigaVC2Loader", "inputs": {"ckpt_name": "model.ckpt", "fps": 8}}
+    prompt["7"]["inputs"].update(num_pixel_frames=250, window_length=16, zigzag_width=4, unified_steps=9)
+    errors = comfy.validate(prompt).node_errors
+    assert "keyframe=480" in json.dumps(errors.get("7", {})), errors
+
+
 def test_a_connected_initial_clip_of_another_size_is_refused_at_execution(comfy):
     prompt = shrink(load(CONTINUE))
     prompt["17"]["inputs"]["width"] = 48  # the KSampler clip is 32x32
