@@ -59,8 +59,8 @@ class Tracer:
 
 def official_plan(s: dict):
     cfg, guidance, reflection = preset("wan21-official")
-    N = s["long_iter_nums"] * s["saw_width"] - cfg.window_length
-    return plan_run(cfg, s["T"], N, guidance=guidance, reflection=reflection if s["involve_resample"] else None,
+    N = s["stage1_groups"] * s["zigzag_width"] - cfg.window_length
+    return plan_run(cfg, s["T"], N, guidance=guidance, reflection=reflection if s["reflection"] else None,
                     has_initial_clip=True)
 
 
@@ -70,7 +70,7 @@ def ours(name: str):
     rec = load(name)
     s, lat = rec["settings"], rec["latents"]
     sigmas = lat["sigmas"]
-    den = Tracer(StandinDenoiser(sigmas, lat["timesteps"], [s["prompt"]], s["negative_prompt"], s["guide_scale"]))
+    den = Tracer(StandinDenoiser(sigmas, lat["timesteps"], [s["prompt"]], s["negative_prompt"], s["cfg"]))
     plan = official_plan(s)
     noise = RecordedSites(s["noise_seed"])
     log = []
@@ -126,7 +126,7 @@ def test_reflection_counts_and_noise_draws_are_the_records(name):
     rec, plan, out, state, den, log, noise = ours(name)
     s = rec["settings"]
     r = state.reflection
-    if s["involve_resample"]:
+    if s["reflection"]:
         assert (r.n_eval, r.n_corr) == (s["counters"]["fired"], s["counters"]["accepted"])
         recorded = [e["score"] for e in rec["trace"]["judge"] if e["kind"] == "check"]
         assert [v[0] for v in r.scores] == pytest.approx(recorded, abs=1e-6)  # our score is computed in float32 (D5a)

@@ -98,9 +98,9 @@ def local_part(b: int, e: int, L: int, n: int, m: int, guided: bool):
     return [b, min(hi, L)]
 
 
-def init_passes(T: int, long_iter_nums: int, zigzag: int) -> int:
-    """A1.4: ``min(long_iter_nums, T - n_zig - 12)`` queue-build passes (n_zig = f0 / L_zig)."""
-    return min(long_iter_nums, T - F0 // zigzag - 12)
+def init_passes(T: int, stage1_groups: int, zigzag: int) -> int:
+    """A1.4: ``min(G, T - n_zig - 12)`` queue-build passes for G stage-1 groups (n_zig = f0 / L_zig)."""
+    return min(stage1_groups, T - F0 // zigzag - 12)
 
 
 # ---------------------------------------------------------------- ladder
@@ -118,7 +118,7 @@ def test_recorded_ladder_is_the_shifted_linspace_with_truncated_timesteps(rec):
 @pytest.mark.parametrize("phase", ["init", "stage1", "stage2", "refine"])
 def test_every_pass_follows_the_official_partition_and_tiles_the_queue(rec, phase):
     s = rec["settings"]
-    m, Lz = s["temporal_memory_len"], s["saw_width"]
+    m, Lz = s["num_guidance"], s["zigzag_width"]
     guided = phase in ("init", "stage1")
     n = F0 - m if guided else F0
     passes = by_pass(rec["trace"]["windows"], phase)
@@ -141,7 +141,7 @@ def test_every_pass_follows_the_official_partition_and_tiles_the_queue(rec, phas
 def test_candidate_windows_use_the_build_partition_with_f0_windows_and_no_guidance(rec):
     s = rec["settings"]
     cands = [w for w in rec["trace"]["windows"] if w["phase"] == "candidate"]
-    if not s["involve_resample"] or s["counters"]["fired"] == 0:
+    if not s["reflection"] or s["counters"]["fired"] == 0:
         assert not cands
         return
     groups = defaultdict(list)
@@ -149,7 +149,7 @@ def test_candidate_windows_use_the_build_partition_with_f0_windows_and_no_guidan
         groups[(w["pass_index"], w["candidate"], w["round"])].append(w)
     for (p, c, r), ws in groups.items():
         L = ws[0]["queue_len"]
-        assert L == (2 + r + 1) * s["saw_width"]  # 2 guide groups + one new group per round (A1.7)
+        assert L == (2 + r + 1) * s["zigzag_width"]  # 2 guide groups + one new group per round (A1.7)
         assert [(w["start"], w["start"] + w["updated"]) for w in ws] == regions_fixed(L, F0)
         assert all(w["guidance"] == [] for w in ws)
     fired = [e for e in rec["trace"]["judge"] if e["kind"] == "check" and e["fired"]]
@@ -161,8 +161,8 @@ def test_candidate_windows_use_the_build_partition_with_f0_windows_and_no_guidan
 
 def test_queue_build_is_a_zigzag_read_gauss_seidel_and_has_the_official_length(rec):
     s = rec["settings"]
-    T, Lz, n_zig = s["T"], s["saw_width"], F0 // s["saw_width"]
-    P = init_passes(T, s["long_iter_nums"], Lz)
+    T, Lz, n_zig = s["T"], s["zigzag_width"], F0 // s["zigzag_width"]
+    P = init_passes(T, s["stage1_groups"], Lz)
     passes = by_pass(rec["trace"]["windows"], "init")
     assert [ws[0]["pass_index"] for ws in passes] == list(range(P))
     for ws in passes:
@@ -176,7 +176,7 @@ def test_queue_build_is_a_zigzag_read_gauss_seidel_and_has_the_official_length(r
             # guidance latents lie before the window's region, already stepped in this pass: Gauss-Seidel (A1.4, item 16)
             assert w["step_indices"][:g] == [before(q) + 1 for q in w["guidance"]]
     steps = s["queue_steps_after_build"]
-    broke = s["long_iter_nums"] > P  # the loop ended on its break: one more group appended without a pass
+    broke = s["stage1_groups"] > P  # the loop ended on its break: one more group appended without a pass
     L = F0 + Lz * (P + (1 if broke else 0))
     assert len(steps) == L == rec["latents"]["queue_after_build"].shape[1]
     assert steps == [n_zig + P - q // Lz for q in range(L)]
@@ -185,9 +185,9 @@ def test_queue_build_is_a_zigzag_read_gauss_seidel_and_has_the_official_length(r
 
 def test_stage1_is_jacobi_on_a_zigzag_and_outputs_at_T_minus_10(rec):
     s = rec["settings"]
-    T, Lz = s["T"], s["saw_width"]
+    T, Lz = s["T"], s["zigzag_width"]
     passes = by_pass(rec["trace"]["windows"], "stage1")
-    out_before = [ws[0]["frames_out"] for ws in passes] + [s["long_iter_nums"] * Lz]
+    out_before = [ws[0]["frames_out"] for ws in passes] + [s["stage1_groups"] * Lz]
     for i, ws in enumerate(passes):
         label = {}
         for w in ws:
@@ -220,12 +220,12 @@ def test_unified_passes_start_at_the_official_label_and_take_ten_steps(rec, phas
 
 def test_reflection_checks_fire_and_accept_by_the_official_rule(rec):
     s = rec["settings"]
-    T, Lz = s["T"], s["saw_width"]
+    T, Lz = s["T"], s["zigzag_width"]
     checks = [e for e in rec["trace"]["judge"] if e["kind"] == "check"]
-    if not s["involve_resample"]:
+    if not s["reflection"]:
         assert not checks and s["counters"]["fired"] == 0
         return
-    P = init_passes(T, s["long_iter_nums"], Lz)
+    P = init_passes(T, s["stage1_groups"], Lz)
     n_zig = F0 // Lz
     # a check after every build pass whose head is past step 12 (A1.7), on the 10th group from the tail
     assert [e["init_pass"] for e in checks] == [p for p in range(P) if n_zig + p + 1 > 12]
@@ -233,7 +233,7 @@ def test_reflection_checks_fire_and_accept_by_the_official_rule(rec):
     for e in checks:
         assert e["judged_index"] == e["queue_len"] // Lz - 10
         assert e["previous"] == prev
-        assert e["fired"] == (prev is not None and prev - e["score"] > s["resample_threshold"])
+        assert e["fired"] == (prev is not None and prev - e["score"] > s["reflection_threshold"])
         cands = [c["score"] for c in rec["trace"]["judge"] if c["kind"] == "candidate" and c["init_pass"] == e["init_pass"]]
         assert len(cands) == (3 if e["fired"] else 0)
         prev = e["score"]
@@ -252,7 +252,7 @@ def test_the_last_check_score_is_our_consistency_score_of_the_built_queue(rec):
     checks = [e for e in rec["trace"]["judge"] if e["kind"] == "check"]
     if not checks:
         pytest.skip("no self-reflection in this configuration")
-    Lz, j = s["saw_width"], checks[-1]["judged_index"]
+    Lz, j = s["zigzag_width"], checks[-1]["judged_index"]
     q = rec["latents"]["queue_after_build"].unsqueeze(0)
     # official Wan score = SPEC D5a: judged group (f_eval = L_zig) against the two groups before it (f_ref = 2 L_zig)
     ours = consistency_score(q[:, :, (j - 2) * Lz:j * Lz], q[:, :, j * Lz:(j + 1) * Lz])
@@ -261,13 +261,13 @@ def test_the_last_check_score_is_our_consistency_score_of_the_built_queue(rec):
 
 def test_record_a_drains_with_reflection_firing_and_accepting():
     s = load("a_drain_reflect")["settings"]
-    assert s["long_iter_nums"] < 40 and s["counters"]["fired"] >= 1 and s["counters"]["accepted"] >= 1
-    assert len(s["queue_steps_after_build"]) == F0 + s["long_iter_nums"] * s["saw_width"]  # no break: drains
+    assert s["stage1_groups"] < 40 and s["counters"]["fired"] >= 1 and s["counters"]["accepted"] >= 1
+    assert len(s["queue_steps_after_build"]) == F0 + s["stage1_groups"] * s["zigzag_width"]  # no break: drains
 
 
 def test_record_b_reaches_steady_state():
     s = load("b_steady")["settings"]
-    assert s["long_iter_nums"] >= s["T"] - F0 // s["saw_width"] - 11
+    assert s["stage1_groups"] >= s["T"] - F0 // s["zigzag_width"] - 11
     assert s["queue_steps_after_build"][-1] == 0  # the break's group, appended without a pass
     assert s["noise_draw_counts"]["stage1_fresh"] > 0  # stage 1 appends (a drain never does)
 
@@ -312,7 +312,7 @@ def test_refinement_renoises_stage2_output_at_T_minus_10_and_the_final_drops_21(
     eps = torch.stack([rec["noise"][noise_key_name("refine", i)] for i in range(n)], dim=1)
     assert torch.equal(lat["refine_in"], (1 - sig) * lat["stage2_out"] + sig * eps)  # A1.10
     assert torch.equal(lat["final"], lat["refine_out"][:, :-F0])  # A1.11
-    assert n == s["long_iter_nums"] * s["saw_width"] == lat["stage1_out"].shape[1]
+    assert n == s["stage1_groups"] * s["zigzag_width"] == lat["stage1_out"].shape[1]
 
 
 # ---------------------------------------------------------------- per-latent UniPC history (config c)

@@ -67,7 +67,7 @@ def _run(name):
     rec, st = _load(name)
     sigmas, timesteps = official_ddim_ladder(st["T"])
     config, guidance, _ = preset("vc2-official")
-    N = st["saw_width"] * st["long_iter_nums"]
+    N = st["zigzag_width"] * st["stage1_groups"]
     plan = plan_run(config, len(sigmas) - 1, N, guidance=guidance, reflection=None, has_initial_clip=True)
     den = StandinEpsDenoiser(sigmas, timesteps, [st["prompt"]], "", st["cfg"])
     clip = rec["initial_clip"].unsqueeze(0)
