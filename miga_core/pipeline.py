@@ -80,6 +80,7 @@ def run(
                                 "checkpoint's latents). Fix: drop initial_clip/latent_shape/dtype/device/noise when resuming.")
         check_point(resume, plan, sigmas)
         progress.restore(resume.progress)
+        progress.note_reflection(resume.state.reflection.n_all, resume.state.reflection.n_corr)  # derived, not saved
         state = finish_initialization(denoiser, resume.state, progress=progress, checkpoint=checkpoint)
     state = zigzag_stage(denoiser, state, progress=progress, checkpoint=checkpoint)
     state = unified_stage(denoiser, state, progress=progress, checkpoint=checkpoint)

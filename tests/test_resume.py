@@ -32,7 +32,8 @@ def _setup(name):
 
 
 def _bar(infos):
-    return [(i.stage, i.window, i.total_windows, i.search_windows, i.model_calls, i.frames_done, i.indices) for i in infos]
+    return [(i.stage, i.window, i.total_windows, i.search_windows, i.model_calls, i.frames_done, i.indices, i.reflection_checks,
+             i.reflection_corrections) for i in infos]
 
 
 def _uninterrupted(name):
