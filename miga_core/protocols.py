@@ -96,7 +96,7 @@ class Progress:
         self.search_windows = 0
         self.model_calls = 0
         self.checks, self.search_cost = checks, search_cost
-        self.checks_done = self.searches = 0
+        self.checks_done = 0
         self.videos_checked = self.videos_triggered = 0
         self.reflection_checks = self.reflection_corrections = 0
         self.batch = 1
@@ -106,7 +106,7 @@ class Progress:
         self.stamps: list[float] = []  # clock after each window (planned and search), for the rate of the recent half
 
     #: The counters a checkpoint carries (:meth:`counters`, :meth:`restore`); the clock stamps are not among them.
-    COUNTERS = ("total_windows", "window", "search_windows", "model_calls", "checks_done", "searches", "videos_checked",
+    COUNTERS = ("total_windows", "window", "search_windows", "model_calls", "checks_done", "videos_checked",
                 "videos_triggered", "batch")
 
     def counters(self) -> dict[str, int]:
@@ -136,7 +136,6 @@ class Progress:
         """Count one self-reflection check [D5]: ``checked`` videos were compared with their previous score (0 at the
         first check, which has none), ``triggered`` of them crossed the threshold (the check searches if any did)."""
         self.checks_done += 1
-        self.searches += int(triggered > 0)
         self.videos_checked += checked
         self.videos_triggered += triggered
 

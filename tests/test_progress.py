@@ -60,4 +60,4 @@ def test_the_runs_own_checks_outweigh_the_prior():
     assert progress.expected_search_windows() == pytest.approx(29 * 6 / 24)
     for _ in range(20):
         progress.count_check(1, 1)
-    assert progress.searches == 20 and progress.search_chance() == pytest.approx(21 / 44)
+    assert progress.videos_triggered == 20 and progress.search_chance() == pytest.approx(21 / 44)
