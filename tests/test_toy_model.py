@@ -173,3 +173,16 @@ def test_the_shipped_weights_are_small_and_load():
     assert WEIGHTS.stat().st_size < 20e6  # issue 9: <= 20 MB of fp16 weights
     model = load_model(str(WEIGHTS))
     assert sum(p.numel() for p in model.parameters()) > 1e6
+
+
+def test_training_continues_from_init_weights_at_their_size(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert train_main(["--out", str(first), "--steps", "1", "--batch", "2", "--device", "cpu", "--dim", "32", "--depth", "1",
+                       "--heads", "2", "--save-raw"]) == 0
+    start = load_model(str(first / "toy_dit_raw.safetensors"))
+    # lr 0: the weights must come back as loaded (the size comes from the file, not from --dim)
+    assert train_main(["--out", str(second), "--steps", "1", "--batch", "2", "--device", "cpu", "--lr", "0", "--save-raw",
+                       "--init", str(first / "toy_dit_raw.safetensors")]) == 0
+    end = load_model(str(second / "toy_dit_raw.safetensors"))
+    assert end.config == start.config
+    assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), end.state_dict().values()))

@@ -10,6 +10,7 @@ rendered on the fly from fresh seeds (never the evaluation seeds, see ``EVAL_SEE
 random phase of their trajectory.
 
 The model size (``--dim --depth --heads``) is saved with the weights (``model.save_model``).
+``--init FILE`` continues training from a saved model (at that file's size; the EMA starts there too).
 The learning rate warms up linearly over ``--warmup`` steps, then follows a cosine from
 ``--lr`` down to ``--lr * --min-lr-ratio`` at the end of training; the end is whichever comes
 first of ``--steps`` and ``--minutes``, so with a wall-time budget the schedule is driven by the
@@ -32,7 +33,7 @@ from dataclasses import asdict
 
 import torch
 
-from .model import ToyDiT, ToyDiTConfig, save_model
+from .model import ToyDiT, ToyDiTConfig, load_model, save_model
 from .world import render, sample_spec
 
 __all__ = ["EVAL_SEED_BASE", "train_batch", "lr_factor", "build_parser", "main"]
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-raw", action="store_true", help="also write toy_dit_raw.safetensors (the weights without EMA)")
+    ap.add_argument("--init", default=None, help="continue from these weights (a save_model file); its size replaces --dim --depth --heads")
     return ap
 
 
@@ -91,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
-    config = ToyDiTConfig(dim=args.dim, depth=args.depth, heads=args.heads)
-    model = ToyDiT(config).to(args.device)
+    if args.init:  # fine-tune: the model (and EMA) start from the file's weights, at the file's size
+        model = load_model(args.init, device=args.device).train()
+        config = model.config
+    else:
+        config = ToyDiTConfig(dim=args.dim, depth=args.depth, heads=args.heads)
+        model = ToyDiT(config).to(args.device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     cuda = torch.device(args.device).type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99), **({"fused": True} if cuda else {}))
