@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.init:  # fine-tune: the model (and EMA) start from the file's weights, at the file's size
         model = load_model(args.init, device=args.device).train()
         config = model.config
+        args.dim, args.depth, args.heads = config.dim, config.depth, config.heads  # recorded as trained
     else:
         config = ToyDiTConfig(dim=args.dim, depth=args.depth, heads=args.heads)
         model = ToyDiT(config).to(args.device)
