@@ -33,30 +33,35 @@ import time
 
 T_START = time.perf_counter()  # the budget counts from here (before torch and ComfyUI are imported)
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import pathlib  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-from dataclasses import dataclass, field, replace  # noqa: E402
+import argparse
+import json
+import math
+import os
+import pathlib
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, replace
 
-import torch  # noqa: E402
+import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import record  # noqa: E402
-from benchmarks.wan_node_gpu import TINY, WAN_1_3B, comfyui_version, random_wan, start_comfyui  # noqa: E402
+from benchmarks import record
+from benchmarks.wan_node_gpu import (
+    TINY,
+    WAN_1_3B,
+    comfyui_version,
+    random_wan,
+    start_comfyui,
+)
 
 SCRIPT = "benchmarks/wan_perf_gpu.py"
 GROUPS = ("paper_steps", "peer", "few_step", "compile", "extra")
 TIMER_KEY = "miga_perf_timer"
 PRIOR = ROOT / "benchmarks" / "results" / "wan_node_cuda.json"  # 1.185 s per CFG call at 832x480 (issue 13's prior)
-MIN_PARTIAL_S = 12.0  # a stopped row shorter than this says too little to be worth running
 MARGIN_S = 6.0  # kept free at the end (last JSON write, interpreter exit)
 
 
@@ -86,7 +91,6 @@ class Spec:
     repeats: int = 1
     note: str = ""
     ref: str | None = None  # compile: the eager row it is compared with
-    extra: dict = field(default_factory=dict)
 
 
 def build_specs(args) -> list[Spec]:
@@ -99,7 +103,8 @@ def build_specs(args) -> list[Spec]:
         Spec(f"miga full T{T}", "paper_steps", "node", W, H, F, T, args.cfg, dce=True, partial=True, note="wan21 preset"),
         Spec(f"wan21-official T{T}", "paper_steps", "official", W, H, F, T, args.cfg, sampler="uni_pc", partial=True, note=off),
     ]
-    for steps, reps in ((20, args.peer_repeats), (30, 1)):
+    for j, steps in enumerate(args.peer_steps):
+        reps = args.peer_repeats if j == 0 else 1
         specs.append(Spec(f"core context windows {steps} steps", "peer", "context_windows", W, H, F, steps, args.cfg, sampler="uni_pc",
                           repeats=reps, note="WanContextWindowsManual 81/30 frames, standard_static, pyramid, FreeNoise; KSampler uni_pc simple"))
     for steps, (lz, u) in sorted(args.few_step.items()):
@@ -120,7 +125,13 @@ def build_specs(args) -> list[Spec]:
 
 def plan_of(spec: Spec):
     """The RunPlan of a MIGA row (None for the peer) and its planned windows."""
-    from comfyui_miga.miga_core import GuidanceOptions, MigaConfig, ReflectionOptions, plan_run, preset
+    from comfyui_miga.miga_core import (
+        GuidanceOptions,
+        MigaConfig,
+        ReflectionOptions,
+        plan_run,
+        preset,
+    )
     from comfyui_miga.miga_core.frames import num_latent_frames
 
     N = num_latent_frames(spec.frames, "wan21")
@@ -163,6 +174,33 @@ def planned(spec: Spec) -> dict:
            "planned_calls_by_stage": plan.calls, "marginal_calls_per_latent": round((longer.total_calls - plan.total_calls) / 2000, 4)}
     if plan.reflection is not None:
         out.update({"planned_checks": plan.num_checks, "search_windows_per_search": plan.search_windows})
+    return out
+
+
+def few_step_space(T: int, frames: int, dce: bool, widths=(1, 3, 7, 11, 21)) -> dict:
+    """Which (zigzag_width, unified_steps) plan_run accepts at T steps, window 21: per width the accepted unified_steps and
+    plan_run's message for the next value (or for 0 when none is accepted), i.e. why the range ends there."""
+    from comfyui_miga.miga_core import (
+        GuidanceOptions,
+        MigaConfig,
+        MigaError,
+        ReflectionOptions,
+        plan_run,
+    )
+    from comfyui_miga.miga_core.frames import num_latent_frames
+
+    out = {}
+    for lz in widths:
+        ok, refusal = [], None
+        for u in range(T + 1):
+            try:
+                plan_run(MigaConfig(window_length=21, zigzag_width=lz, unified_steps=u), T, num_latent_frames(frames, "wan21"),
+                         guidance=GuidanceOptions(4) if dce else None, reflection=ReflectionOptions(threshold=0.01) if dce else None)
+                ok.append(u)
+            except MigaError as exc:
+                if refusal is None and (not ok or u == ok[-1] + 1):
+                    refusal = str(exc)
+        out[str(lz)] = {"accepted_unified_steps": ok, "refused_next": refusal}
     return out
 
 
@@ -281,7 +319,17 @@ def dynamo_frames() -> dict:
     except ImportError:
         return {}
     return {"frames_compiled": counters["frames"]["total"], "frames_ok": counters["frames"]["ok"],
-            "unique_graphs": counters["stats"]["unique_graphs"], "graph_breaks": sum(counters["graph_break"].values())}
+            "unique_graphs": counters["stats"]["unique_graphs"], "graph_breaks": sum(counters["graph_break"].values()),
+            "reasons": dict(counters["graph_break"])}
+
+
+def dynamo_delta(before: dict, after: dict) -> dict:
+    """What one run added to :func:`dynamo_frames` (graph-break reasons: the 5 most frequent, shortened)."""
+    out = {k: after[k] - before.get(k, 0) for k in after if k != "reasons"}
+    reasons = {k: v - before.get("reasons", {}).get(k, 0) for k, v in after.get("reasons", {}).items()}
+    top = sorted(((v, k) for k, v in reasons.items() if v > 0), reverse=True)[:5]
+    out["graph_break_reasons"] = [f"{v}x {' '.join(k.split())[:200]}" for v, k in top]
+    return out
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -292,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--comfyui", required=True, help="a ComfyUI v0.8.0 checkout")
     ap.add_argument("--out", default="benchmarks/results/wan_perf_cuda.json")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--tiny", action="store_true", help="tiny dims, 64x32, T=22, 81 frames (CPU smoke test)")
+    ap.add_argument("--tiny", action="store_true", help="tiny dims, 64x32, T=22, 121 frames (CPU smoke test)")
     ap.add_argument("--width", type=int, default=416)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--frames", type=int, default=161)
@@ -301,21 +349,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=350.0, help="this script's wall-time budget (from its start), seconds")
     ap.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated subset of {','.join(GROUPS)}")
     ap.add_argument("--few-step", default="4:7:0,8:7:3", help="T:zigzag_width:unified_steps of the few-step rows")
-    ap.add_argument("--peer-repeats", type=int, default=2, help="runs of the 20-step peer row (its spread is the repeat noise)")
+    ap.add_argument("--peer-steps", default="20,30", help="steps of the core context-window rows")
+    ap.add_argument("--peer-repeats", type=int, default=2, help="runs of the first peer row (their spread is the repeat noise)")
     ap.add_argument("--few-step-repeats", type=int, default=2)
     ap.add_argument("--compile-estimate-s", type=float, default=150.0, help="assumed inductor compile time (first compiled run)")
     ap.add_argument("--extra", default="832x480x161,416x240x481", help="WxHxF rows run with time left ('' for none)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-partial-s", type=float, default=12.0, help="a stoppable row whose share is shorter is skipped")
+    ap.add_argument("--stop-after-windows", type=int, default=0,
+                    help="also stop paper_steps/extra rows after this many planned windows (0: only their time share); for tests")
     args = ap.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     if args.tiny:
         defaults = {"width": 416, "height": 240, "frames": 161, "steps": 54, "extra": "832x480x161,416x240x481", "compile_estimate_s": 150.0}
-        tiny = {"width": 64, "height": 32, "frames": 81, "steps": 22, "extra": "", "compile_estimate_s": 60.0}
+        tiny = {"width": 64, "height": 32, "frames": 121, "steps": 22, "extra": "", "compile_estimate_s": 60.0}
         for k, v in tiny.items():  # only where the command line left the default
             if getattr(args, k) == defaults[k]:
                 setattr(args, k, v)
     options = dict(vars(args))
     args.groups = tuple(g for g in args.groups.split(",") if g)
+    args.peer_steps = [int(x) for x in args.peer_steps.split(",") if x]
     args.few_step = {int(t): (int(lz), int(u)) for t, lz, u in (x.split(":") for x in args.few_step.split(",") if x)}
     args.extra = [tuple(int(v) for v in x.split("x")) for x in args.extra.split(",") if x]
     date = record.now()
@@ -327,7 +380,6 @@ def main(argv: list[str] | None = None) -> int:
     import comfy.sd
     import comfy.utils
     import folder_paths
-
     from comfyui_miga.miga_core import GuidanceOptions, ReflectionOptions, preset
     from comfyui_miga.miga_core.errors import MigaError
     from comfyui_miga.miga_core.frames import num_latent_frames
@@ -348,12 +400,12 @@ def main(argv: list[str] | None = None) -> int:
     positive = [[torch.randn(1, text_len, 4096, generator=g) * 0.1, {}]]
     negative = [[torch.randn(1, text_len, 4096, generator=g) * 0.1, {}]]
 
-    marks: list[tuple[float, int]] = []
-    stop = {"at": None}
+    marks: list[tuple[float, int, int]] = []  # (time, planned windows done, DiT forwards so far: search windows included)
+    stop = {"at": None, "windows": None}
 
     def hook(value, total, preview, node_id=None):
-        marks.append((time.perf_counter(), value))
-        if stop["at"] is not None and time.perf_counter() >= stop["at"]:
+        marks.append((time.perf_counter(), value, len(timer.events) + len(timer.cpu)))
+        if (stop["at"] is not None and time.perf_counter() >= stop["at"]) or (stop["windows"] is not None and value >= stop["windows"]):
             mm.interrupt_current_processing(True)
 
     comfy.utils.set_progress_bar_global_hook(hook)
@@ -381,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
                                            reflection, "", 0.0)
             return latent["samples"], json.loads(report)
         if spec.kind == "context_windows":
-            import nodes
             from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
+
+            import nodes
 
             windowed = WanContextWindowsManualNode.execute(use_model, 81, 30, "standard_static", 1, False, "pyramid", True).result[0]
             N = num_latent_frames(spec.frames, "wan21")
@@ -395,12 +448,13 @@ def main(argv: list[str] | None = None) -> int:
         mm.interrupt_current_processing(False)
         marks.clear()
         stop["at"] = stop_at
+        stop["windows"] = args.stop_after_windows if spec.partial and args.stop_after_windows > 0 else None
         sync()
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         timer.reset()
         before = dynamo_frames()
-        result: dict = {"status": "completed"}
+        result: dict = {"status": "completed", "rss_start": RssPeak.now()}
         t0 = time.perf_counter()
         with RssPeak() as rss, torch.inference_mode():
             try:
@@ -414,22 +468,22 @@ def main(argv: list[str] | None = None) -> int:
                 result.update(status="failed", error=f"{type(exc).__name__}: {str(exc)[:400]}")
             sync()
         wall = time.perf_counter() - t0
-        stop["at"] = None
+        stop["at"] = stop["windows"] = None
         dit = timer.seconds()
-        last = marks[-1] if marks else (t0, 0)
+        last = marks[-1] if marks else (t0, 0, 0)
         per_window = [b[0] - a[0] for a, b in zip(marks, marks[1:]) if b[1] > a[1]]
-        result.update(wall_s=wall, dit=dit, windows_done=last[1], to_last_window_s=last[0] - t0, per_window=per_window,
+        result.update(wall_s=wall, dit=dit, windows_done=last[1], forwards_done=last[2], to_last_window_s=last[0] - t0, per_window=per_window,
                       rss=rss.peak, vram=torch.cuda.max_memory_allocated() if cuda else None,
                       vram_reserved=torch.cuda.max_memory_reserved() if cuda else None)
         after = dynamo_frames()
         if after:
-            result["dynamo"] = {k: after[k] - before.get(k, 0) for k in after}
+            result["dynamo"] = dynamo_delta(before, after)
         return result
 
     # ---- warm-up (and calibration)
     calib = prior_calibration(dims)
     specs = build_specs(args)
-    main_spec = Spec("warm-up", "warmup", "node", args.width, args.height, args.frames, 4, args.cfg, zigzag_width=7, unified_steps=0)
+    main_spec = Spec("warm-up", "warmup", "node", args.width, args.height, 81, 4, args.cfg, zigzag_width=7, unified_steps=0)
     plans = {}
     for s in specs:
         try:
@@ -487,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
                         "guidance": 4 if spec.dce else 0, "reflection": 0.01 if spec.dce else None})
         if spec.note:
             row["note"] = spec.note
+        if spec.group == "few_step" and spec.kind == "node":
+            row["plan_space"] = {"with_dce": few_step_space(spec.steps, spec.frames, True),
+                                 "without_dce": few_step_space(spec.steps, spec.frames, False)}
         row.update({k: v for k, v in p.items() if k != "refused"})
         timing: dict = {}
         row["timing"] = timing
@@ -498,7 +555,10 @@ def main(argv: list[str] | None = None) -> int:
         now = time.perf_counter()
         left = deadline - now - MARGIN_S
         later = specs[i + 1:]
-        reserve = sum(estimate(s) for s in later if not s.partial and s.group != "extra")
+        reserve = 0.0  # what the later whole rows that can still fit will need, in order (a row that cannot fit reserves nothing)
+        for s in later:
+            if not s.partial and s.group != "extra" and reserve + estimate(s) <= left:
+                reserve += estimate(s)
         n_partial = 1 + sum(1 for s in later if s.partial and s.group == spec.group)
         est = estimate(spec)
         timing["estimate_s"] = round(est, 1)
@@ -507,8 +567,8 @@ def main(argv: list[str] | None = None) -> int:
             share = (left - (reserve if spec.group != "extra" else 0.0)) / n_partial
             timing["share_s"] = round(share, 1)
             if est > share:
-                if share < MIN_PARTIAL_S:
-                    row.update(status="skipped", skipped=f"its share {share:.0f} s of the budget is under {MIN_PARTIAL_S:.0f} s "
+                if share < args.min_partial_s:
+                    row.update(status="skipped", skipped=f"its share {share:.0f} s of the budget is under {args.min_partial_s:.0f} s "
                                f"(full row estimated {est:.0f} s)")
                     rows.append(row)
                     save()
@@ -526,7 +586,6 @@ def main(argv: list[str] | None = None) -> int:
             use_model = TorchCompileModel.execute(model, "inductor").result[0]
         runs = [measure(spec, use_model, stop_at if stop_at is not None else deadline)
                 for _ in range(2 if spec.kind == "compile" else spec.repeats)]
-        runs = [r for r in runs]  # every repeat, in order
         first = runs[0]
         statuses = [r["status"] for r in runs]
         row["status"] = "completed" if all(s == "completed" for s in statuses) else first["status"] if len(set(statuses)) == 1 else "mixed"
@@ -561,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         rss = [r["rss"] for r in runs if r["rss"] is not None]
         if rss:
             timing["host_rss_peak_gib"] = round(max(rss) / 2**30, 3)
+            timing["host_rss_growth_gib"] = round(max(r["rss"] - r["rss_start"] for r in runs if r["rss"] and r["rss_start"]) / 2**30, 3)
         seconds = [r["wall_s"] for r in runs if r["status"] == "completed"]
         if len(seconds) > 1 and spec.kind != "compile":
             timing["repeat_spread"] = round((max(seconds) - min(seconds)) / (sum(seconds) / len(seconds)), 4)
@@ -585,10 +645,11 @@ def run_summary(r: dict, spec: Spec, p: dict, N: int) -> dict:
         out.update({"dit_fraction": round(sum(dit) / wall, 4), "s_per_pixel_frame": round(wall / spec.frames, 4),
                     "s_per_latent": round(wall / N, 4), "s_per_model_call": round(wall / max(len(dit), 1), 4)})
     elif r["status"] == "partial" and r["windows_done"]:
-        # projected: the measured seconds per planned window until the stop, times the plan's windows
+        # projected: the measured seconds per model call until the last finished window (self-reflection's search windows
+        # included in the count), times the plan's windows
         span = r["to_last_window_s"]
-        per_call = span / r["windows_done"]
-        out.update({"windows_done": r["windows_done"], "to_last_window_s": round(span, 3),
+        per_call = span / max(r["forwards_done"], r["windows_done"])
+        out.update({"windows_done": r["windows_done"], "forwards_done": r["forwards_done"], "to_last_window_s": round(span, 3),
                     "dit_fraction": round(sum(dit) / r["wall_s"], 4), "s_per_model_call": round(per_call, 4),
                     "projected_s_per_pixel_frame": round(per_call * p["planned_calls"] / spec.frames, 4),
                     "projected_s_per_latent": round(per_call * p["planned_calls"] / N, 4)})
