@@ -242,6 +242,42 @@ def prior_calibration(dims: dict) -> Calibration:
     return Calibration(1e-13, 1.15, "prior: 1e-13 s per FLOP (no wan_node_cuda.json)")
 
 
+def decide(spec: Spec, later: list[Spec], left: float, estimate, min_partial_s: float) -> tuple[str, float | None, str]:
+    """``("run" | "partial" | "skip", share in seconds or None, reason)`` for a row with ``left`` seconds of budget.
+
+    A whole row (peer, few_step, compile) runs when its estimate fits. A stoppable row gets an equal share of what is
+    left after the later whole rows that still fit (taken in order) are reserved; the ``extra`` rows share what is left.
+    """
+    est = estimate(spec)
+    if not spec.partial:
+        return ("run", None, "") if est <= left else ("skip", None, f"estimated {est:.0f} s, {max(left, 0):.0f} s of the budget left")
+    reserve = 0.0
+    if spec.group != "extra":
+        for s in later:
+            if not s.partial and s.group != "extra" and reserve + estimate(s) <= left:
+                reserve += estimate(s)
+    share = (left - reserve) / (1 + sum(1 for s in later if s.partial and s.group == spec.group))
+    if est <= share:
+        return "run", share, ""
+    if share < min_partial_s:
+        return "skip", share, f"its share {max(share, 0):.0f} s of the budget is under {min_partial_s:.0f} s (whole row estimated {est:.0f} s)"
+    return "partial", share, ""
+
+
+def simulate(specs: list[Spec], left: float, estimate, min_partial_s: float) -> list[tuple[str, str, float]]:
+    """The run's plan if every row took its estimate (a stopped row: its share): ``(name, action, seconds)``."""
+    out = []
+    for i, spec in enumerate(specs):
+        if spec.kind == "refused":
+            out.append((spec.name, "refused", 0.0))
+            continue
+        action, share, _ = decide(spec, specs[i + 1:], left, estimate, min_partial_s)
+        spent = 0.0 if action == "skip" else share if action == "partial" else estimate(spec)
+        left -= spent
+        out.append((spec.name, action, spent))
+    return out
+
+
 # ---------------------------------------------------------------- measuring
 
 
@@ -356,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra", default="832x480x161,416x240x481", help="WxHxF rows run with time left ('' for none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-partial-s", type=float, default=12.0, help="a stoppable row whose share is shorter is skipped")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and the estimates (no model is built) and exit")
+    ap.add_argument("--startup-s", type=float, default=35.0, help="--dry-run: seconds assumed for ComfyUI, the model and the warm-up")
     ap.add_argument("--stop-after-windows", type=int, default=0,
                     help="also stop paper_steps/extra rows after this many planned windows (0: only their time share); for tests")
     args = ap.parse_args(argv)
@@ -387,11 +425,39 @@ def main(argv: list[str] | None = None) -> int:
     from comfyui_miga.nodes import runner
     from comfyui_miga.nodes.nodes_sampler import MigaSampler
 
-    scratch = tempfile.TemporaryDirectory(prefix="wan_perf_")  # interrupted MIGA runs save a checkpoint on cancel: not into ComfyUI's output
-    folder_paths.set_output_directory(scratch.name)
+    # ---- rows, plans and the estimate (before the model is built)
     dims = TINY if args.tiny else WAN_1_3B
     cuda = args.device.startswith("cuda")
     dtype = torch.bfloat16 if cuda else torch.float32
+    calib = prior_calibration(dims)
+    specs = build_specs(args)
+    plans = {}
+    for s in specs:
+        try:
+            plans[s.name] = planned(s)
+        except MigaError as exc:
+            plans[s.name] = {"refused": str(exc)}
+
+    def estimate(s: Spec) -> float:
+        p = plans[s.name]
+        return 0.0 if "refused" in p else calib.estimate(s, dims, p["planned_calls"], args.compile_estimate_s)
+
+    def show(title: str, startup: float = 0.0) -> None:
+        print(f"--- {title} ({calib.source}; wall/DiT {calib.overhead:.2f}); budget {args.budget_s:.0f} s, "
+              f"{deadline - time.perf_counter():.0f} s left", flush=True)
+        left = deadline - time.perf_counter() - MARGIN_S - (startup if startup else 0.0)
+        for (name, action, spent), s in zip(simulate(specs, left, estimate, args.min_partial_s), specs):
+            calls = plans[s.name].get("planned_calls", "refused")
+            print(f"  {s.group:12s} {s.name:38s} {s.width}x{s.height} {s.frames}f T={s.steps:<3d} calls {calls!s:>6s}  "
+                  f"whole row {estimate(s):7.1f} s -> {action:8s} {spent:6.1f} s", flush=True)
+
+    show("estimate before the run" + (f", {args.startup_s:.0f} s assumed for the model and the warm-up" if args.dry_run else ""),
+         args.startup_s if args.dry_run else 0.0)
+    if args.dry_run:
+        return 0
+
+    scratch = tempfile.TemporaryDirectory(prefix="wan_perf_")  # interrupted MIGA runs save a checkpoint on cancel: not into ComfyUI's output
+    folder_paths.set_output_directory(scratch.name)
     model = comfy.sd.load_diffusion_model_state_dict(random_wan(dims, dtype, args.device), model_options={"dtype": dtype})
     timer = DitTimer(cuda)
     model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, TIMER_KEY, timer)
@@ -409,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             mm.interrupt_current_processing(True)
 
     comfy.utils.set_progress_bar_global_hook(hook)
+    comfy.utils.PROGRESS_BAR_ENABLED = False  # no tqdm bars in the log (the hook above still sees every step)
 
     def sync():
         if cuda:
@@ -481,30 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         return result
 
     # ---- warm-up (and calibration)
-    calib = prior_calibration(dims)
-    specs = build_specs(args)
     main_spec = Spec("warm-up", "warmup", "node", args.width, args.height, 81, 4, args.cfg, zigzag_width=7, unified_steps=0)
-    plans = {}
-    for s in specs:
-        try:
-            plans[s.name] = planned(s)
-        except MigaError as exc:
-            plans[s.name] = {"refused": str(exc)}
-
-    def estimate(s: Spec) -> float:
-        p = plans[s.name]
-        return 0.0 if "refused" in p else calib.estimate(s, dims, p["planned_calls"], args.compile_estimate_s)
-
-    def show(title: str) -> None:
-        print(f"--- {title} ({calib.source}; wall/DiT {calib.overhead:.2f}); budget {args.budget_s:.0f} s, "
-              f"{deadline - time.perf_counter():.0f} s left", flush=True)
-        for s in specs:
-            p = plans[s.name]
-            calls = p.get("planned_calls", "refused")
-            print(f"  {s.group:12s} {s.name:38s} {s.width}x{s.height} {s.frames}f T={s.steps:<3d} calls {calls!s:>6s}  "
-                  f"est {estimate(s):7.1f} s{' (partial allowed)' if s.partial else ''}", flush=True)
-
-    show("estimate before the run")
     warm = measure(main_spec, model, None)
     dit = warm["dit"][2:] or warm["dit"]
     if dit:
@@ -553,32 +597,16 @@ def main(argv: list[str] | None = None) -> int:
             save()
             continue
         now = time.perf_counter()
-        left = deadline - now - MARGIN_S
-        later = specs[i + 1:]
-        reserve = 0.0  # what the later whole rows that can still fit will need, in order (a row that cannot fit reserves nothing)
-        for s in later:
-            if not s.partial and s.group != "extra" and reserve + estimate(s) <= left:
-                reserve += estimate(s)
-        n_partial = 1 + sum(1 for s in later if s.partial and s.group == spec.group)
-        est = estimate(spec)
-        timing["estimate_s"] = round(est, 1)
-        stop_at = None
-        if spec.partial:
-            share = (left - (reserve if spec.group != "extra" else 0.0)) / n_partial
+        action, share, why = decide(spec, specs[i + 1:], deadline - now - MARGIN_S, estimate, args.min_partial_s)
+        timing["estimate_s"] = round(estimate(spec), 1)
+        if share is not None:
             timing["share_s"] = round(share, 1)
-            if est > share:
-                if share < args.min_partial_s:
-                    row.update(status="skipped", skipped=f"its share {share:.0f} s of the budget is under {args.min_partial_s:.0f} s "
-                               f"(full row estimated {est:.0f} s)")
-                    rows.append(row)
-                    save()
-                    continue
-                stop_at = now + share
-        elif est > left:
-            row.update(status="skipped", skipped=f"estimated {est:.0f} s, {max(left, 0):.0f} s of the budget left")
+        if action == "skip":
+            row.update(status="skipped", skipped=why)
             rows.append(row)
             save()
             continue
+        stop_at = now + share if action == "partial" else None
         use_model = model
         if spec.kind == "compile":
             from comfy_extras.nodes_torch_compile import TorchCompileModel
@@ -626,7 +654,8 @@ def main(argv: list[str] | None = None) -> int:
             timing["repeat_spread"] = round((max(seconds) - min(seconds)) / (sum(seconds) / len(seconds)), 4)
         last = runs[-1]
         if last["dit"] and spec.kind != "compile":
-            calib.overhead = max(1.0, last["to_last_window_s"] / max(sum(last["dit"]), 1e-9)) if spec.kind != "context_windows" else calib.overhead
+            calib.overhead = max(1.0, last["to_last_window_s"] / max(sum(last["dit"][:last["forwards_done"]]), 1e-9)) \
+                if spec.kind != "context_windows" else calib.overhead
         rows.append(row)
         save()
         print(json.dumps({k: v for k, v in row.items() if k not in ("planned_calls_by_stage",)}), flush=True)
@@ -650,7 +679,8 @@ def run_summary(r: dict, spec: Spec, p: dict, N: int) -> dict:
         span = r["to_last_window_s"]
         per_call = span / max(r["forwards_done"], r["windows_done"])
         out.update({"windows_done": r["windows_done"], "forwards_done": r["forwards_done"], "to_last_window_s": round(span, 3),
-                    "dit_fraction": round(sum(dit) / r["wall_s"], 4), "s_per_model_call": round(per_call, 4),
+                    "dit_fraction": round(sum(dit[:r["forwards_done"]]) / span, 4) if span > 0 else None,
+                    "s_per_model_call": round(per_call, 4),
                     "projected_s_per_pixel_frame": round(per_call * p["planned_calls"] / spec.frames, 4),
                     "projected_s_per_latent": round(per_call * p["planned_calls"] / N, 4)})
     if r["per_window"]:
