@@ -1,6 +1,7 @@
 """MIGA's time per frame on Wan2.1-1.3B (random bf16 weights) in ComfyUI, against FIFO, the official profile and core context windows.
 
-    python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI          # benchmarks/results/wan_perf_cuda.json, fits ~6 min
+    python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI          # benchmarks/results/wan_perf_cuda.json, within --budget-s 350
+    python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI --dry-run --device cpu   # the plan and estimates only
     python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI --tiny --device cpu --out /tmp/wan_perf_tiny.json   # smoke test
 
 Issue 13. The model is ComfyUI's WanModel with Wan2.1-T2V-1.3B's dimensions and random weights
@@ -25,6 +26,12 @@ RSS. The run must fit one device call: ``--budget-s`` is this script's wall time
 cannot finish in its share is stopped through ComfyUI's interrupt and reports its measured seconds per window and a
 time per frame *projected* from the plan's windows (``status: partial``). Rows that do not fit are recorded as skipped
 with their estimate. The JSON is rewritten after every row, so a kill keeps the finished rows.
+
+What it cannot measure: quality (random weights); self-reflection's real trigger rate (searches depend on the content,
+so full MIGA's search windows here are not those of real weights); a stopped row's later stages (its seconds per
+window come from its first windows: initial clip and queue build); the official profile's initial clip (given, not
+sampled); run-to-run noise other than that of the repeated peer and few-step rows; the compile time with a warm cache.
+Host RSS is the whole process's (ComfyUI and torch included): each row also reports its growth during the row.
 """
 
 from __future__ import annotations
