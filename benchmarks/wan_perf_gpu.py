@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         dit = timer.seconds()
         last = marks[-1] if marks else (t0, 0, 0)
         per_window = [b[0] - a[0] for a, b in zip(marks, marks[1:]) if b[1] > a[1]]
-        result.update(wall_s=wall, dit=dit, windows_done=last[1], forwards_done=last[2], to_last_window_s=last[0] - t0, per_window=per_window,
+        result.update(wall_s=wall, dit=dit, marks=list(marks), windows_done=last[1], forwards_done=last[2], to_last_window_s=last[0] - t0, per_window=per_window,
                       rss=rss.peak, vram=torch.cuda.max_memory_allocated() if cuda else None,
                       vram_reserved=torch.cuda.max_memory_reserved() if cuda else None)
         after = dynamo_frames()
@@ -560,8 +560,10 @@ def main(argv: list[str] | None = None) -> int:
     dit = warm["dit"][2:] or warm["dit"]
     if dit:
         per_fwd = sorted(dit)[len(dit) // 2]
-        calib = Calibration(per_fwd / token_flops(args.width, args.height, 2 if args.cfg != 1.0 else 1, dims),
-                            max(1.0, warm["wall_s"] / max(sum(warm["dit"]), 1e-9)),
+        (t1, _, f1), (t2, _, f2) = (warm["marks"][0], warm["marks"][-1]) if warm["marks"] else ((0.0, 0, 0), (0.0, 0, 0))
+        # wall/DiT between the first and the last window: the model's loading before the first one does not count
+        overhead = (t2 - t1) / sum(warm["dit"][f1:f2]) if f2 > f1 and sum(warm["dit"][f1:f2]) > 0 else warm["wall_s"] / max(sum(warm["dit"]), 1e-9)
+        calib = Calibration(per_fwd / token_flops(args.width, args.height, 2 if args.cfg != 1.0 else 1, dims), max(1.0, overhead),
                             f"warm-up: {per_fwd:.4f} s per forward at {args.width}x{args.height}, scaled by FLOPs")
     show("estimate after the warm-up")
 
