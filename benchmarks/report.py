@@ -65,6 +65,15 @@ INTRO = {
         "lists the other row names that denote it. The sweeps of zigzag_width, unified_steps, num_guidance and update\n"
         "vary full MIGA with self-reflection off; threshold, score_on and judge_position vary full MIGA.\n"
     ),
+    "wan_perf": (
+        "## Time per frame on Wan2.1-1.3B: MIGA, FIFO, the official profile and core context windows (ComfyUI)\n\n"
+        "`benchmarks/wan_perf_gpu.py`: the real Wan2.1-T2V-1.3B architecture with random bf16 weights, one device call.\n"
+        "`calls/latent` are model calls (windows, each one DiT forward of a CFG batch) per latent frame: planned by `plan_run`\n"
+        "(or the context-window schedule) and measured; `long-video calls/latent` is the plan's cost of each further latent\n"
+        "once the fixed cost (initial clip, queue build) is paid. `DiT` is the CUDA-event time inside the model's forward.\n"
+        "A `partial` row was stopped at its share of the time budget: its seconds per window are measured and its time per\n"
+        "frame (marked `*`) is projected as seconds per window x the plan's windows (self-reflection searches excluded).\n"
+    ),
     "progress_eta": (
         "## Progress and ETA on the toy model (self-reflection on)\n\n"
         "The callback's `window`/`total_windows`/`eta_seconds` recorded at every window of one run; the ETA\n"
@@ -344,6 +353,8 @@ def render() -> str:
                          f"{o['num_frames']} frames, T={o['steps']}, {o['window_batch']} windows per model call.\n")
             parts.append(toy_table(data) + "\n")
             parts.append(findings(data))
+        elif data["benchmark"] == "wan_perf":
+            parts.append(wan_perf_text(data))
         elif data["benchmark"] == "progress_eta":
             o = data["record"]["options"]
             parts.append(f"Setting: {o['num_frames']} frames, T={o['steps']}, {o['window_batch']} windows per model call.\n")
@@ -385,6 +396,182 @@ def progress_text(data: dict) -> str:
                      + "; ".join(verdicts) + f". `total_windows` {moves}; `window` "
                      + ("never went back." if row["window_monotone"] else "went backwards."))
     return table(rows) + "\n\n" + "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- wan_perf (issue 13)
+
+
+def _runs(row: dict, status: str = "completed") -> list[dict]:
+    return [r for r in row.get("timing", {}).get("runs", []) if r["status"] == status]
+
+
+def perf_figures(row: dict) -> dict | None:
+    """Mean speed figures of a row's completed runs, else of its stopped run (``projected``), else None."""
+    done = _runs(row)
+    if done:
+        keys = ("s_per_pixel_frame", "s_per_latent", "s_per_model_call", "dit_fraction")
+        out = {k: sum(r[k] for r in done) / len(done) for k in keys}
+        out.update(projected=False, runs=len(done))
+    else:
+        part = [r for r in _runs(row, "partial") if "projected_s_per_pixel_frame" in r]
+        if not part:
+            return None
+        r = part[0]
+        out = {"s_per_pixel_frame": r["projected_s_per_pixel_frame"], "s_per_latent": r["projected_s_per_latent"],
+               "s_per_model_call": r["s_per_model_call"], "dit_fraction": r["dit_fraction"], "projected": True, "runs": 1,
+               "windows_done": r["windows_done"]}
+    runs = done or [r for r in _runs(row, "partial")]
+    forwards = [r["dit_forward"] for r in runs if r["dit_forward"].get("n")]
+    out["dit_s_per_forward"] = sum(f["mean_s"] for f in forwards) / len(forwards) if forwards else math.nan
+    if done:
+        out["overhead_ms_per_call"] = 1000 * sum(r["wall_s"] - r["dit_s"] for r in runs) / max(sum(r["dit_forwards"] for r in runs), 1)
+    else:  # until the last finished window (after it: the window in flight at the stop, the checkpoint saved on cancel)
+        r = runs[0]
+        out["overhead_ms_per_call"] = 1000 * r["to_last_window_s"] * (1 - r["dit_fraction"]) / max(r["forwards_done"], 1)
+    return out
+
+
+def repeat_noise(rows: list[dict]) -> tuple[float, str] | None:
+    """The largest relative spread (max - min) / mean of the wall time of repeated identical runs, and the row it is from."""
+    spreads = [(r["timing"]["repeat_spread"], r["name"]) for r in rows if "repeat_spread" in r.get("timing", {})]
+    return max(spreads) if spreads else None
+
+
+def ratio_verdict(ratio: float, noise: tuple[float, str] | None) -> str:
+    """A ratio of two times counts as a difference only when it is further from 1 than twice the repeat noise."""
+    if noise is None:
+        return "no verdict (one run per row: run-to-run noise unmeasured)"
+    if abs(ratio - 1) > 2 * noise[0]:
+        return "a difference (beyond twice the repeat noise)"
+    return "within twice the repeat noise: no verdict"
+
+
+def _num(v, digits: int = 3) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _rss(row: dict) -> str:
+    t = row.get("timing", {})
+    return f"{t['host_rss_peak_gib']} (+{t.get('host_rss_growth_gib', 'n/a')})" if "host_rss_peak_gib" in t else ""
+
+
+def wan_perf_table(data: dict) -> str:
+    rows = []
+    for r in data["rows"]:
+        f = perf_figures(r)
+        status = r["status"] + (f" ({r['skipped']})" if r["status"] == "skipped" else "")
+        if f is not None and f["projected"]:
+            status += f" after {f['windows_done']} of {r['planned_calls']} windows"
+        star = "*" if f is not None and f["projected"] else ""
+        measured = r.get("model_calls_per_latent")
+        if measured is None and r.get("dit_forwards") is not None and r["kind"] == "context_windows":
+            measured = round(r["dit_forwards"] / r["num_latents"], 4)
+        rows.append({
+            "row": r["name"], "size": f"{r['width']}x{r['height']}", "frames": r["num_pixel_frames"], "T": r["steps"], "cfg": r["cfg"],
+            "status": status,
+            "calls/latent planned": r.get("planned_calls_per_latent", ""), "measured": "" if measured is None else measured,
+            "long-video calls/latent": r.get("marginal_calls_per_latent", ""),
+            "s/call": _num(f and f["s_per_model_call"]), "s/frame": _num(f and f["s_per_pixel_frame"]) + star if f else "",
+            "s/latent": _num(f and f["s_per_latent"]) + star if f else "",
+            "DiT share": f"{100 * f['dit_fraction']:.1f}%" if f else "", "DiT s/forward": _num(f and f["dit_s_per_forward"], 4),
+            "peak VRAM GiB": r.get("peak_vram_gib", ""), "host RSS GiB (growth)": _rss(r),
+        })
+    return table(rows)
+
+
+def wan_perf_findings(data: dict) -> str:
+    """Verdicts computed from the rows: call counts against the plan, MIGA against core context windows, DiT share,
+    few-step configurations, torch.compile."""
+    rows = data["rows"]
+    by = {r["name"]: r for r in rows}
+    noise = repeat_noise(rows)
+    out = ["### Verdicts\n"]
+    if noise is None:
+        out.append("- Each row ran once: run-to-run noise is unmeasured, so no verdict on small differences is possible; "
+                   "ratios below are as measured.")
+    else:
+        out.append(f"- Repeat noise: {100 * noise[0]:.1f}% (spread of the wall time of identical runs of `{noise[1]}`). A ratio "
+                   f"counts as a difference only when it is further than {200 * noise[0]:.1f}% from 1.")
+    for r in rows:
+        if r["status"] != "completed" or "model_calls" not in r:
+            continue
+        searches = r.get("reflection", {}).get("n_eval", 0) * r.get("search_windows_per_search", 0)
+        want = r["planned_calls"] + searches
+        ok = "equal" if r["model_calls"] == want else "DIFFERENT"
+        out.append(f"- `{r['name']}`: {r['model_calls']} measured model calls, {r['planned_calls']} planned + {searches} "
+                   f"self-reflection search windows = {want}: {ok}; {r.get('dit_forwards', 'n/a')} DiT forwards.")
+    peers = [r for r in rows if r["kind"] == "context_windows" and perf_figures(r) and not perf_figures(r)["projected"]]
+    for r in rows:
+        f = perf_figures(r)
+        if r["kind"] not in ("node", "official") or f is None:
+            continue
+        for peer in peers:
+            pf = perf_figures(peer)
+            ratio = f["s_per_pixel_frame"] / pf["s_per_pixel_frame"]
+            long = (r["marginal_calls_per_latent"] * f["s_per_model_call"]) / (peer["marginal_calls_per_latent"] * pf["s_per_model_call"])
+            kind = "projected" if f["projected"] else "measured"
+            out.append(f"- `{r['name']}` ({r['width']}x{r['height']}, {r['num_pixel_frames']} frames) time per frame is {ratio:.2f}x "
+                       f"core context windows at {peer['steps']} steps ({kind}): {ratio_verdict(ratio, noise)}. For long videos "
+                       f"(the plans' per-latent calls, fixed costs gone) {long:.2f}x.")
+    shares = [f"`{r['name']}` {100 * perf_figures(r)['dit_fraction']:.1f}% ({perf_figures(r)['overhead_ms_per_call']:.1f} ms outside "
+              "the DiT per call)" for r in rows if perf_figures(r) is not None]
+    if shares:
+        out.append("- Share of wall time inside the DiT forward: " + "; ".join(shares) + ".")
+    for r in rows:
+        space = r.get("plan_space")
+        if not space:
+            continue
+        parts = []
+        for label, key in (("with guidance and self-reflection", "with_dce"), ("without", "without_dce")):
+            ok = [f"zigzag_width {w}: unified_steps {v['accepted_unified_steps']}" for w, v in space[key].items() if v["accepted_unified_steps"]]
+            parts.append(f"{label}: " + ("; ".join(ok) or "none"))
+        own = space["with_dce"].get(str(r.get("zigzag_width")), {}).get("refused_next")
+        narrow = next((v["refused_next"] for v in space["with_dce"].values() if not v["accepted_unified_steps"]), None)
+        line = (f"- T={r['steps']} (the row: zigzag_width {r.get('zigzag_width')}, unified_steps {r.get('unified_steps')}): plan_run "
+                "accepts (window 21) " + " / ".join(parts) + ".")
+        if own:
+            line += f" Why unified_steps stops there at zigzag_width {r.get('zigzag_width')}: \"{own}\""
+        if narrow:
+            line += f" Why narrower widths fail: \"{narrow}\""
+        out.append(line)
+    for r in rows:
+        if r["status"] == "refused":
+            out.append(f"- `{r['name']}` refused by plan_run: \"{r['refusal']}\"")
+    for r in rows:
+        if r["kind"] != "compile" or r["status"] in ("skipped", "refused"):
+            continue
+        if r["status"] == "failed":
+            out.append(f"- `{r['name']}`: the MigaSampler path FAILED under TorchCompileModel: {r.get('error')}")
+            continue
+        per_run = r.get("dynamo_per_run", [])
+        frames = [d.get("frames_compiled") for d in per_run]
+        line = f"- `{r['name']}`: {r['status']}; dynamo compiled frames per run {frames} (the first run compiles; later ones recompile " \
+               f"{frames[1] if len(frames) > 1 else 'n/a'} times), graph breaks {[d.get('graph_breaks') for d in per_run]}"
+        reasons = per_run[0].get("graph_break_reasons") if per_run else None
+        if reasons:
+            line += " (most frequent: " + "; ".join(f"`{x}`" for x in reasons[:3]) + ")"
+        runs = r["timing"]["runs"]
+        ref = by.get(r.get("ref") or "")
+        rf = perf_figures(ref) if ref else None
+        if len(runs) > 1 and runs[1]["status"] == "completed" and rf and not rf["projected"]:
+            speed = rf["s_per_model_call"] / runs[1]["s_per_model_call"]
+            line += f"; warm compiled run {speed:.2f}x the speed of eager `{ref['name']}`: {ratio_verdict(speed, noise)}"
+            line += f"; first run (with compilation) {runs[0]['wall_s']:.1f} s against {rf['s_per_model_call'] * runs[0]['dit_forwards']:.1f} s eager"
+        if "max_abs_diff_vs_eager" in r:
+            line += f"; max |compiled - eager| {r['max_abs_diff_vs_eager']} (eager max |x| {r['max_abs_eager']})"
+        out.append(line + ".")
+    skipped = [f"`{r['name']}` ({r['skipped']})" for r in rows if r["status"] == "skipped"]
+    if skipped:
+        out.append("- Not measured for lack of time: " + "; ".join(skipped) + ".")
+    return "\n".join(out) + "\n"
+
+
+def wan_perf_text(data: dict) -> str:
+    """The wan_perf section: its setting, table and verdicts, all from the JSON."""
+    rec = data["record"]
+    setting = (f"Setting: {rec.get('model')}, ComfyUI {rec.get('comfyui')}, {rec.get('text_tokens')} text tokens, seed "
+               f"{rec['options'].get('seed')}; budget {rec['options'].get('budget_s')} s; DiT timer: {rec.get('dit_timer')}.\n")
+    return setting + "\n" + wan_perf_table(data) + "\n\n" + wan_perf_findings(data)
 
 
 GPU_BEGIN, GPU_END = "<!-- gpu-numbers -->", "<!-- /gpu-numbers -->"

@@ -67,6 +67,11 @@ def _check_miga(config: MigaConfig, T: int, m: int, reflection: ReflectionOption
         two_stage = f"0..{T - n_zig - 1}" if T - n_zig - 1 >= 0 else f"none (two stages need T >= n_zig + 1 = {n_zig + 1} steps)"
         if T - n_zig - 1 >= 0:
             fix = f"use {min(9, T - n_zig - 1)} (the paper's 9 where it fits), 0 for no unified stage, or {T} for the unified stage alone"
+        elif T >= 2:  # a wider zigzag group gives fewer levels to the initial clip: n_zig <= T - 1 fits
+            width = math.ceil(f0 / (T - 1))
+            fix = (f"use at least {n_zig + 1} steps, or zigzag_width >= {width} (n_zig = ceil({f0}/zigzag_width) <= T-1 = {T - 1}; "
+                   f"e.g. zigzag_width={width} with unified_steps={T - math.ceil(f0 / width) - 1}), or unified_steps={T} for the "
+                   "unified stage alone")
         else:
             fix = f"use at least {n_zig + 1} steps, or unified_steps={T} for the unified stage alone"
         raise InvalidConfigError(bad_value(

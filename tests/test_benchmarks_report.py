@@ -166,3 +166,24 @@ def test_toy_tables_show_the_object_measures_and_a_dash_where_a_run_predates_the
         "0.9375 ± 0.1083", "1.00 ± 0.71", "0.00 ± 0.00", "0.9000 ± 0.0000"]
     verdicts = report.comparisons(data, [("FIFO-Diffusion", "full MIGA")], "t")
     assert verdicts.count(report.MISSING) == 4 and "identical" in verdicts
+
+
+def _perf_row(name, kind, s_frame, spread=None, **extra):
+    run = {"status": "completed", "wall_s": 10.0, "dit_s": 9.0, "dit_forwards": 10, "dit_forward": {"n": 10, "mean_s": 0.9, "std_s": 0.0},
+           "dit_fraction": 0.9, "s_per_pixel_frame": s_frame, "s_per_latent": 4 * s_frame, "s_per_model_call": 1.0}
+    timing = {"runs": [run]} if spread is None else {"runs": [run, run], "repeat_spread": spread}
+    return {"name": name, "kind": kind, "status": "completed", "width": 416, "height": 240, "num_pixel_frames": 161, "num_latents": 41,
+            "steps": 20, "cfg": 6.0, "planned_calls": 10, "planned_calls_per_latent": 0.24, "marginal_calls_per_latent": 1.0,
+            "timing": timing, **extra}
+
+
+def test_wan_perf_ratios_are_called_differences_only_beyond_the_repeat_noise():
+    """issue 13: MIGA against core context windows; one run per row gives no verdict, repeats set the bar."""
+    miga = _perf_row("miga", "node", 1.5, model_calls=10, reflection={"n_eval": 0})
+    for spread, want in ((None, "no verdict (one run per row"), (0.1, "a difference (beyond twice"), (0.3, "within twice the repeat noise")):
+        peer = _perf_row("peer", "context_windows", 1.0, spread)
+        text = report.wan_perf_findings({"rows": [miga, peer]})
+        assert "`miga` (416x240, 161 frames) time per frame is 1.50x core context windows at 20 steps (measured): " + want in text
+    assert ": equal;" in text
+    text = report.wan_perf_findings({"rows": [{**miga, "model_calls": 11}, peer]})
+    assert "11 measured model calls, 10 planned + 0 self-reflection search windows = 10: DIFFERENT" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import pytest
@@ -140,6 +141,19 @@ def test_unified_steps_that_do_not_fit_name_a_value_that_does():
     assert "unified_steps=9" in str(info.value) and "use at least 4 steps, or unified_steps=1" in str(info.value)
     with pytest.raises(InvalidConfigError, match="Fix: use 6 "):
         plan_run(config, 10, 30)  # 0..T-n_zig-1 = 0..6
+
+
+@pytest.mark.parametrize("T, width", [(4, 1), (4, 3), (8, 1), (2, 7)])
+def test_a_queue_too_deep_for_few_steps_names_a_zigzag_width_that_fits(T, width):
+    """Few-step runs (T=4/8, distilled LoRAs): the refusal names the smallest zigzag_width whose two stages fit, and it does."""
+    config = MigaConfig(window_length=21, zigzag_width=width, unified_steps=0)
+    with pytest.raises(InvalidConfigError) as info:
+        plan_run(config, T, 41)
+    fit = math.ceil(21 / (T - 1))
+    assert f"zigzag_width >= {fit} " in str(info.value)
+    plan_run(config.with_(zigzag_width=fit), T, 41)  # the named width is accepted
+    with pytest.raises(InvalidConfigError):
+        plan_run(config.with_(zigzag_width=fit - 1), T, 41)  # and it is the smallest
 
 
 def test_reflection_added_to_a_plan_is_validated_and_changes_no_planned_call():

@@ -1,0 +1,80 @@
+"""benchmarks/wan_perf_gpu.py at its tiny size on the CPU (issue 13): every kind of row runs through ComfyUI and the
+JSON says what the GPU run will say.
+
+The script runs as its own process (it starts ComfyUI itself, as on the device machine). Rows of the paper's steps
+are stopped after 3 windows (``--stop-after-windows``, not by time), so every status below is fixed by the options;
+nothing here depends on the machine's speed.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import harness
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
+    out = tmp_path / "wan_perf_tiny.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "wan_perf_gpu.py"), "--comfyui", str(harness.comfyui_path()), "--tiny",
+           "--device", "cpu", "--out", str(out), "--peer-steps", "3", "--peer-repeats", "2", "--few-step", "4:7:0",
+           "--few-step-repeats", "1", "--stop-after-windows", "3", "--min-partial-s", "0", "--budget-s", "100000",
+           "--compile-estimate-s", "1e9"]  # a compile that can never fit: the row is recorded as skipped, with its estimate
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    data = json.loads(out.read_text())
+    rec = data["record"]
+    assert data["benchmark"] == "wan_perf" and rec["script"] == "benchmarks/wan_perf_gpu.py"
+    assert rec["options"]["tiny"] is True and "benchmarks/wan_perf_gpu.py" in rec["code"]["sha256"]
+    rows = {r["name"]: r for r in data["rows"]}
+    assert list(rows) == ["fifo T22", "miga no DCE T22", "miga full T22", "wan21-official T22", "core context windows 3 steps",
+                          "fifo T4 cfg1", "miga full T4 cfg1", "miga full T4 cfg1 compiled"]
+
+    from miga_core import (
+        GuidanceOptions,
+        MigaConfig,
+        ReflectionOptions,
+        plan_run,
+        preset,
+    )
+
+    N = 31  # 121 pixel frames
+    plans = {
+        "fifo T22": plan_run(MigaConfig(window_length=21, zigzag_width=1, unified_steps=0, mode="fifo"), 22, N),
+        "miga no DCE T22": plan_run(preset("wan21")[0], 22, N),
+        "miga full T22": plan_run(preset("wan21")[0], 22, N, guidance=GuidanceOptions(4), reflection=ReflectionOptions()),
+        "wan21-official T22": plan_run(preset("wan21-official")[0], 22, N, guidance=preset("wan21-official")[1],
+                                       reflection=preset("wan21-official")[2], has_initial_clip=True),
+    }
+    for name, plan in plans.items():  # stopped rows: 3 windows measured, time per frame projected from the plan
+        row = rows[name]
+        assert row["status"] == "partial" and row["planned_calls"] == plan.total_calls, name
+        run = row["timing"]["runs"][0]
+        assert run["windows_done"] == 3 and run["dit_forwards"] >= 3 and 0 < run["dit_fraction"] <= 1, name
+        assert run["projected_s_per_pixel_frame"] > 0, name
+
+    few = rows["miga full T4 cfg1"]  # completed: every model call of the run is counted twice, by the core and by ComfyUI
+    plan = plan_run(MigaConfig(window_length=21, zigzag_width=7, unified_steps=0), 4, N, guidance=GuidanceOptions(4),
+                    reflection=ReflectionOptions())
+    assert few["status"] == "completed" and few["finite"]
+    assert few["planned_calls"] == plan.total_calls == few["windows_planned"]
+    assert few["model_calls"] == plan.total_calls + few["reflection"]["n_eval"] * plan.search_windows == few["dit_forwards"]
+    assert few["plan_space"]["with_dce"]["7"]["accepted_unified_steps"] == [0]
+    assert "zigzag_width >= 7" in few["plan_space"]["with_dce"]["1"]["refused_next"]
+    assert rows["fifo T4 cfg1"]["status"] == "refused" and "at least 21 steps" in rows["fifo T4 cfg1"]["refusal"]
+
+    peer = rows["core context windows 3 steps"]  # 31 latents in 21-latent windows overlapping by 8: 2 windows per step
+    assert peer["status"] == "completed" and peer["planned_calls"] == 3 * 2 == peer["dit_forwards"]
+    assert len(peer["timing"]["runs"]) == 2 and "repeat_spread" in peer["timing"]
+
+    assert rows["miga full T4 cfg1 compiled"]["status"] == "skipped"
+
+    from benchmarks import report
+
+    text = report.wan_perf_text(data)
+    assert f"`miga full T4 cfg1`: {few['model_calls']} measured model calls" in text and ": equal;" in text
+    assert "core context windows at 3 steps (projected)" in text and "Not measured for lack of time" in text
