@@ -74,6 +74,18 @@ INTRO = {
         "A `partial` row was stopped at its share of the time budget: its seconds per window are measured and its time per\n"
         "frame (marked `*`) is projected as seconds per window x the plan's windows (self-reflection searches excluded).\n"
     ),
+    "toy_models": (
+        "## Which toy model to ship\n\n"
+        "Candidate ToyDiT weights side by side (`benchmarks/toy_models.py`): own clips (one 16-frame window, every frame\n"
+        "at one level, as in training; the 16 unseen test prompts, 4 noise seeds) and the demo's long-video job (two\n"
+        "prompts, full MIGA, 256 frames, one video per prompt seed). `absent` counts frames without the object.\n"
+        "The first row is the reference each other row is compared with, video by video.\n"
+    ),
+    "train_toy": (
+        "## The last toy-model training run\n\n"
+        "`benchmarks/train_toy.py` on the H200: train under a wall-time budget, pick EMA or raw weights on validation\n"
+        "prompts, score on the 16 test prompts. Its long-video check is the same job as `toy_models`'.\n"
+    ),
     "progress_eta": (
         "## Progress and ETA on the toy model (self-reflection on)\n\n"
         "The callback's `window`/`total_windows`/`eta_seconds` recorded at every window of one run; the ETA\n"
@@ -355,6 +367,10 @@ def render() -> str:
             parts.append(findings(data))
         elif data["benchmark"] == "wan_perf":
             parts.append(wan_perf_text(data))
+        elif data["benchmark"] == "toy_models":
+            parts.append(toy_models_text(data))
+        elif data["benchmark"] == "train_toy":
+            parts.append(train_toy_text(data))
         elif data["benchmark"] == "progress_eta":
             o = data["record"]["options"]
             parts.append(f"Setting: {o['num_frames']} frames, T={o['steps']}, {o['window_batch']} windows per model call.\n")
@@ -362,6 +378,47 @@ def render() -> str:
         else:
             parts.append(table([flat_row(r) for r in data["rows"]]) + "\n")
     return "\n".join(parts)
+
+
+def _clip_cells(s: dict) -> list[str]:
+    return [f"{s['identity_mean']:.4f} ± {s['identity_std']:.4f}", f"{s['clips_with_absent_frames']} / {s['clips']}", str(s["absent_frames"])]
+
+
+def toy_models_text(data: dict) -> str:
+    """Table of the candidates and paired verdicts of each against the first (long-video identity, absent frames)."""
+    rows = data["rows"]
+    lines = ["| weights | params | own clips identity (seed 0) | clips with absent frames | absent frames | "
+             "own clips identity (all seeds) | long videos identity | long videos absent frames |", "|" + "---|" * 8]
+    for r in rows:
+        lv = r["long_videos"] or {}
+        lines.append(f"| {r['weights']} | {r['params']} | " + " | ".join(_clip_cells(r["own_clips_seed0"])) +
+                     f" | {r['own_clips_all_seeds']['identity_mean']:.4f} | {lv.get('identity_mean', MISSING)} | {lv.get('absent_frames', MISSING)} |")
+    out = ["\n".join(lines) + "\n"]
+    base = rows[0]
+
+    def long_ident(r):
+        return [(v["identity_first"] + v["identity_second"]) / 2 for v in (r["long_videos"] or {}).get("per_video", [])]
+
+    def long_absent(r):
+        return [float(len(v["absent_frames"])) for v in (r["long_videos"] or {}).get("per_video", [])]
+
+    for r in rows[1:]:
+        ci, ca = compare(long_ident(base), long_ident(r)), compare(long_absent(base), long_absent(r))
+        out.append(f"- `{r['weights']}` vs `{base['weights']}` on the long videos: identity {cell(ci)}, absent frames per video {cell(ca)}.")
+    return "\n".join(out) + "\n"
+
+
+def train_toy_text(data: dict) -> str:
+    s = data["summary"]
+    lines = ["| weights | validation identity | test identity (seed 0) | test clips with absent frames | test absent frames |",
+             "|---|---|---|---|---|"]
+    for r in data["rows"]:
+        v, t = r["validation"], r["test_seed0"]
+        lines.append(f"| {r['weights']}{' (selected)' if r['weights'] == s['selected'] else ''} | {v['identity_mean']:.4f} | "
+                     f"{t['identity_mean']:.4f} | {t['clips_with_absent_frames']} / {t['clips']} | {t['absent_frames']} |")
+    train = s["train"]
+    return ("\n".join(lines) + f"\n\n{train['steps']} steps, {train['clips']} clips in {train['seconds']} s; {s['params']} parameters; "
+            f"target ({s['target']}) {'met' if s['target_met'] else 'not met'}.\n")
 
 
 ETA_TOLERANCE = 0.25  # issue 8: the ETA shown after 10% of a run within 25% of the real remaining time
