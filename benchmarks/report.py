@@ -86,6 +86,16 @@ INTRO = {
         "`benchmarks/train_toy.py` on the H200: train under a wall-time budget, pick EMA or raw weights on validation\n"
         "prompts, score on the 16 test prompts. Its long-video check is the same job as `toy_models`'.\n"
     ),
+    "vc2_node": (
+        "## The MigaSampler node on VideoCrafter2 (ComfyUI), beside the paper and the official FIFO code\n\n"
+        "The real VideoCrafter2 t2v 512 architecture with random weights, written as a checkpoint with VC2's key layout\n"
+        "and loaded by MigaVC2Loader (UNet, OpenCLIP text tower, VAE), prompts through CLIPTextEncode's call, at 320x512\n"
+        "with the paper's VC2 options; then FIFO mode on the same frames and steps. `peak VRAM` is\n"
+        "`torch.cuda.max_memory_allocated` during the row with the UNet resident (text encoder and VAE unloaded).\n"
+        "The official FIFO-Diffusion loop (`fifo_ddim_sampling` of github:jjihwan/FIFO-Diffusion_public, unmodified, with\n"
+        "the same random UNet in its own LVDM code, fp32 as released, a stand-in text embedding of VC2's shape) was timed\n"
+        "on the same machine by a script kept outside this repository; its JSON is stored in the record.\n"
+    ),
     "progress_eta": (
         "## Progress and ETA on the toy model (self-reflection on)\n\n"
         "The callback's `window`/`total_windows`/`eta_seconds` recorded at every window of one run; the ETA\n"
@@ -371,6 +381,8 @@ def render() -> str:
             parts.append(toy_models_text(data))
         elif data["benchmark"] == "train_toy":
             parts.append(train_toy_text(data))
+        elif data["benchmark"] == "vc2_node":
+            parts.append(vc2_text(data))
         elif data["benchmark"] == "progress_eta":
             o = data["record"]["options"]
             parts.append(f"Setting: {o['num_frames']} frames, T={o['steps']}, {o['window_batch']} windows per model call.\n")
@@ -419,6 +431,70 @@ def train_toy_text(data: dict) -> str:
     train = s["train"]
     return ("\n".join(lines) + f"\n\n{train['steps']} steps, {train['clips']} clips in {train['seconds']} s; {s['params']} parameters; "
             f"target ({s['target']}) {'met' if s['target_met'] else 'not met'}.\n")
+# The paper's own VC2 efficiency figures (arXiv 2605.18233, App. B.3; the GPU is not stated there; VC2 setting of
+# Sec. 4.1 "Model Implementation": T=64, L_zig=4, m_guid=6, delta_adju=0.01).
+PAPER = "MIGA, arXiv 2605.18233"
+PAPER_TAB_A4_S_PER_FRAME = {"FIFO-Diffusion": 7.48, "MIGA w/o DCE": 7.53, "MIGA": 9.16}  # Tab. A4, M_t (s per frame)
+PAPER_TAB_A3_VC2_SHORT_MIB = 9919  # App. B.3 text with Tab. A3: VideoCrafter2 short-clip inference, peak MiB
+PAPER_TAB_A3_PEAK_MIB = {"frames": [500, 1000, 1500, 2000],  # Tab. A3, peak memory (MiB) by generated frames
+                         "MIGA w/o Stage 2": [9929, 9945, 9965, 9985], "MIGA": [9929, 9945, 9965, 9985]}
+
+
+def vc2_text(data: dict) -> str:
+    """The VC2 node rows, the official FIFO-Diffusion measurement stored in the record, and the paper's Tab. A3/A4,
+    with the ratios computed from them."""
+    rec = data["record"]
+    rows = data["rows"]
+    by_mode = {r["mode"]: r for r in rows}
+    first = rows[0] if rows else {}
+    lines = [(f"Setting: {rec.get('model', '?')}; UNet {rec.get('unet_dtype', '?')} as ComfyUI loaded it; "
+              f"{first.get('num_pixel_frames', '?')} frames at {rec['options'].get('height')}x{rec['options'].get('width')}, "
+              f"T={first.get('steps', '?')} (paper: 64), CFG {first.get('cfg', '?')}; preset {rec.get('preset', '?')}.\n")]
+    table_rows = []
+    for r in rows:
+        table_rows.append({"run": f"node, {r['mode']} mode", "frames": r["num_pixel_frames"], "T": r["steps"],
+                           "model calls": r["model_calls"], "calls/frame": r["model_calls_per_frame"],
+                           "s/frame": r["timing"]["s_per_frame"], "s/model call": r["timing"]["s_per_model_call"],
+                           "peak VRAM MiB": r.get("peak_vram_mib", "n/a"), "reserved MiB": r.get("peak_vram_reserved_mib", "n/a"),
+                           "host RSS GiB": r.get("rss_gib", "n/a"),
+                           "reflection n_all / n_corr": f"{r['reflection_n_all']} / {r['reflection_n_corr']}"})
+    off = rec.get("official_fifo")
+    if isinstance(off, dict) and "s_per_frame" in off:
+        table_rows.append({"run": f"official FIFO-Diffusion code ({off.get('dtype', '?')})", "frames": off.get("new_video_length", "?"),
+                           "T": off.get("num_inference_steps", "?"), "model calls": off.get("unet_forwards", "?"),
+                           "calls/frame": off.get("unet_forwards_per_frame", "?"), "s/frame": off["s_per_frame"],
+                           "s/model call": off.get("s_per_unet_forward", "?"), "peak VRAM MiB": off.get("peak_vram_mib", "n/a"),
+                           "reserved MiB": off.get("peak_vram_reserved_mib", "n/a"), "host RSS GiB": off.get("rss_gib", "n/a"),
+                           "reflection n_all / n_corr": "-"})
+    if table_rows:
+        lines.append(table(table_rows) + "\n")
+    if isinstance(off, dict) and "s_per_frame" in off:
+        lines.append(f"Official run: `{off.get('command', '?')}` on {off.get('device', '?')} ({off.get('date', '?')}); its model calls "
+                     f"are single-prompt UNet forwards (CFG as two batch-1 forwards), the node's are CFG batches of 2. "
+                     f"{off.get('s_per_frame_without_decode', '?')} s/frame without its per-frame VAE decode "
+                     f"({off.get('vae_decode_s', '?')} s in all); attention: {off.get('attention', '?')}.\n")
+    elif isinstance(off, dict):
+        lines.append(f"Official run: not measured ({off.get('missing', 'no result')}).\n")
+    a4 = PAPER_TAB_A4_S_PER_FRAME
+    lines.append(f"The paper ({PAPER}): Tab. A4 gives M_t, seconds per frame, FIFO-Diffusion {a4['FIFO-Diffusion']}, MIGA w/o DCE "
+                 f"{a4['MIGA w/o DCE']}, MIGA {a4['MIGA']} (VC2 setting, GPU not stated); Tab. A3 gives peak memory, "
+                 f"VideoCrafter2 short-clip inference {PAPER_TAB_A3_VC2_SHORT_MIB} MiB, MIGA "
+                 + ", ".join(f"{m} MiB at {f} frames" for f, m in zip(PAPER_TAB_A3_PEAK_MIB["frames"], PAPER_TAB_A3_PEAK_MIB["MIGA"]))
+                 + " (the same with Stage 2 off).\n")
+    computed = []
+    if "miga" in by_mode and "fifo" in by_mode:
+        ours = by_mode["miga"]["timing"]["s_per_frame"] / by_mode["fifo"]["timing"]["s_per_frame"]
+        computed.append(f"- MIGA / FIFO time per frame: {ours:.2f} here, {a4['MIGA'] / a4['FIFO-Diffusion']:.2f} in Tab. A4.")
+    if "fifo" in by_mode and isinstance(off, dict) and "s_per_frame" in off:
+        computed.append(f"- The node's FIFO mode / the official FIFO code, time per frame on this GPU: "
+                        f"{by_mode['fifo']['timing']['s_per_frame'] / off['s_per_frame']:.2f}.")
+        if off.get("num_inference_steps"):
+            computed.append(f"- The official FIFO code here: {off['s_per_frame']} s/frame at T={off['num_inference_steps']} "
+                            f"against Tab. A4's {a4['FIFO-Diffusion']} s/frame (T=64, GPU not stated).")
+    if "miga" in by_mode and "peak_vram_mib" in by_mode["miga"]:
+        computed.append(f"- MIGA peak VRAM here: {by_mode['miga']['peak_vram_mib']} MiB ({rec.get('unet_dtype', '?')} UNet) "
+                        f"against Tab. A3's {PAPER_TAB_A3_PEAK_MIB['MIGA'][0]} MiB at 500 frames.")
+    return "\n".join(lines) + ("\n" + "\n".join(computed) + "\n" if computed else "")
 
 
 ETA_TOLERANCE = 0.25  # issue 8: the ETA shown after 10% of a run within 25% of the real remaining time
