@@ -93,7 +93,9 @@ def rows() -> list[tuple[str, str, dict]]:
             ("official", "+official guidance positions", {"guidance_positions": "official"}),
             ("official", "+official reflection", {"reflection_profile": "official"}),
             ("official", "+refinement pass", {"refine_steps": 4}),
-            ("official", "+uni_pc", {"sampler": "uni_pc"})]
+            ("official", "+uni_pc", {"sampler": "uni_pc"}),
+            # the choices that helped alone, together: the wan21 preset's defaults since issue 9's measurement
+            ("official", "+official choices (wan21 default)", OFFICIAL_CHOICES)]
     return out
 
 
@@ -101,6 +103,12 @@ def rows() -> list[tuple[str, str, dict]]:
 # after each queue-building pass, 3 candidates grown without long-range guidance
 OFFICIAL_REFLECTION = dict(num_eval=4, num_ref=8, num_guide=8, num_candidates=3, phase="build", judge_from_tail=4,
                            candidate_guidance=False)
+
+
+# the official choices each measured as helping alone (BENCHMARKS.md, toy_quality_cuda.json), together; not the
+# official queue-build length, tail content, Gauss-Seidel reads, history reset, trim or stage-2 mislabel
+OFFICIAL_CHOICES = {"borders": "rotating", "update": "official", "guidance_positions": "official", "reflection_profile": "official",
+                    "refine_steps": 4}
 
 
 def reduced_rows() -> list[tuple[str, str, dict]]:
