@@ -17,7 +17,9 @@ Composable API (mirrors the node graph)::
     video_latents = state.outputs.x  # [B, C, N, H, W]
 
 or ``run(denoiser, sigmas, plan, ...)`` / ``generate(...)`` for all three; ``run(..., checkpoint=Checkpointer(path))``
-saves the run between passes and ``run(..., resume=load_checkpoint(path, plan=plan))`` continues it bit-identically.
+saves the run between passes and ``run(..., resume=load_checkpoint(path, plan=plan))`` continues it bit-identically;
+``run(..., sink=write_chunk)`` streams a long video in bounded host memory (latents spilled to files, the finished
+ones handed to ``write_chunk`` a chunk at a time; :mod:`miga_core.stream`).
 """
 
 from .config import (
@@ -54,6 +56,7 @@ from .executors import Distributed, Executor, Replicas, ReplicaFailedError, Sequ
 from .reflection import ReflectionStats, consistency_score, reflect
 from .samplers import SAMPLERS
 from .stages import MigaQueue, Position, RunPoint, initialize_queue, refine_stage, unified_stage, zigzag_stage
+from .stream import LatentSink, Spill, SpilledRun, stream_pass
 from .checkpoint import Checkpointer, load_checkpoint, read_checkpoint, save_checkpoint
 from .windows import Window, guidance_positions, history_needed, plan_windows
 
@@ -71,6 +74,7 @@ __all__ = [
     "Window", "guidance_positions", "history_needed", "plan_windows",
     "Position", "RunPoint", "Checkpointer", "load_checkpoint", "read_checkpoint", "save_checkpoint",
     "CheckpointError", "CheckpointCorruptError", "CheckpointMismatchError",
+    "LatentSink", "Spill", "SpilledRun", "stream_pass",
 ]
 
 __version__ = "0.1.0"

@@ -23,7 +23,7 @@ from .protocols import Denoiser, Progress
 from .samplers import PAST_SAMPLERS, SAMPLERS, StepInputs
 from .windows import Window, plan_windows
 
-__all__ = ["PassContext", "queue_pass"]
+__all__ = ["PassContext", "queue_pass", "pass_windows", "window_batches"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,23 @@ def _check_output(out: object, expected: torch.Size, device: torch.device, batch
     return out
 
 
-def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_guidance: int = 0, frames_done: int = 0) -> LatentRun:
+def pass_windows(ctx: PassContext, num_history: int, queue_length: int, num_guidance: int = 0) -> list[Window]:
+    """The windows of one pass of ``ctx`` over ``X = C + Q`` (:func:`~miga_core.windows.plan_windows` with the context's
+    options, ``pass_index``, ``borders`` and guidance rule) [D1, D3, D7]: what :func:`queue_pass` runs."""
+    cfg = ctx.config
+    return plan_windows(num_history, queue_length, cfg.window_length, cfg.stride, num_guidance=num_guidance,
+                        zigzag_width=cfg.zigzag_width, update=cfg.update, borders=ctx.borders or cfg.borders,
+                        pass_index=ctx.pass_index, guidance_rule=ctx.guidance_rule)
+
+
+def window_batches(ctx: PassContext, windows: list[Window]) -> list[list[Window]]:
+    """The model calls :func:`queue_pass` makes of ``windows``: consecutive windows of equal length, at most
+    ``window_batch`` per call (under Gauss-Seidel reads never one that reads another's region)."""
+    return _batches(windows, ctx.config.window_batch, ctx.gauss_seidel)
+
+
+def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_guidance: int = 0, frames_done: int = 0,
+               windows: list[Window] | None = None) -> LatentRun:
     """Apply Phi once: every queue latent goes one level down [D1].
 
     Args:
@@ -131,6 +147,9 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
         history: C, left context and guidance source (not updated).
         num_guidance: m guidance latents per window [D3] (0 in stage 2).
         frames_done: reported to the callback.
+        windows: None (the whole pass: :func:`pass_windows`), or consecutive windows of a pass planned over a longer
+            run, in X positions of ``history + queue``, whose regions tile one span of ``queue`` (a streamed pass runs
+            a long pass a part at a time, :mod:`miga_core.stream`); the result then holds that span only.
     The window plan follows ``ctx.pass_index``, ``ctx.borders`` and ``ctx.gauss_seidel`` [D7].
     Returns:
         The new queue: same frames, levels - 1, ``denoised`` set to this pass's predictions;
@@ -150,9 +169,17 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
     x_index = history.index + queue.index
     B = x_all.shape[0]
     sig_X = sigma_of_levels(sigmas, history.level + queue.level)
-    windows = plan_windows(len(history), len(queue), cfg.window_length, cfg.stride, num_guidance=num_guidance,
-                           zigzag_width=cfg.zigzag_width, update=cfg.update, borders=ctx.borders or cfg.borders,
-                           pass_index=ctx.pass_index, guidance_rule=ctx.guidance_rule)
+    if windows is None:  # the whole pass: its regions tile the queue
+        windows, lo, hi = pass_windows(ctx, h, len(queue), num_guidance), 0, len(queue)
+    else:  # a part of a longer pass: the queue span its regions tile
+        regions = sorted(w.region for w in windows)
+        if not windows or regions[0][0] < h or regions[-1][1] > h + len(queue) or any(a[1] != b[0] for a, b in zip(regions, regions[1:])):
+            raise MigaValueError(bad_value("windows", f"regions {regions[:3]}..{regions[-3:]}", f"consecutive regions inside the queue "
+                                           f"(X positions {h}..{h + len(queue)})", "pass consecutive windows of one pass_windows() plan"))
+        lo, hi = regions[0][0] - h, regions[-1][1] - h
+    if (lo, hi) != (0, len(queue)):
+        queue = queue.frames(slice(lo, hi))  # the frames whose state and result matter; X keeps every latent the windows read
+    h += lo  # X position of the span's first latent: regions below count from there
     gauss_seidel = ctx.gauss_seidel
     if gauss_seidel:  # windows write their results back into X as they go (a copy: the inputs are never written)
         x_all, sig_X = x_all.clone(), sig_X.clone()

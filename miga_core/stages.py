@@ -24,6 +24,7 @@ from .plan import STAGES, RunPlan
 from .protocols import Callback, Denoiser, Progress
 from .reflection import ReflectionStats, reflect, reflect_build
 from .samplers import check_sampler_ladder
+from .stream import Spill, SpilledRun, first_frames, per_chunk, refuse_checkpoint, stream_pass
 
 __all__ = ["MigaQueue", "QueueStart", "Position", "RunPoint", "CheckpointHook", "initialize_queue", "finish_initialization",
            "zigzag_stage", "unified_stage", "refine_stage", "progress_of", "INITIALIZERS"]
@@ -53,7 +54,8 @@ class MigaQueue:
         sigmas: the ladder ``[T + 1]``.
         queue: Q (empty before stage 1 in unified-only runs, and after stage 1).
         history: C, the most recent outputs kept as context [D1].
-        outputs: stage-1 outputs so far, video order, all at the plan's exit level (u; FIFO: 0).
+        outputs: stage-1 outputs so far, video order, all at the plan's exit level (u; FIFO: 0); a
+            :class:`~miga_core.stream.SpilledRun` (in files) when the run streams (``spill``).
         next_index: absolute index of the next fresh latent.
         reflection: self-reflection counters [D5].
         num_windows: windows run so far (search included).
@@ -63,13 +65,15 @@ class MigaQueue:
         at: None between stages; a :class:`Position` when the state was taken inside a stage (a checkpoint): the
             runs then hold that stage's loop state (``"initial_clip"``: ``queue`` is the clip being sampled; ``"zigzag"``:
             ``outputs`` are the latents out so far) and the stage functions continue from it.
+        spill: None (the latents stay in memory), or where a streamed run keeps the stage-1 outputs and the unified
+            stage's latents (:class:`~miga_core.stream.Spill`; ``run(..., sink=...)``): memory then does not grow with N.
     """
 
     plan: RunPlan
     sigmas: torch.Tensor
     queue: LatentRun
     history: LatentRun
-    outputs: LatentRun
+    outputs: LatentRun | SpilledRun
     next_index: int
     reflection: ReflectionStats = field(default_factory=ReflectionStats)
     num_windows: int = 0
@@ -77,6 +81,7 @@ class MigaQueue:
     noise: NoiseSource | None = None
     clip_last: torch.Tensor | None = None
     at: Position | None = None
+    spill: Spill | None = None
 
     @property
     def noise_source(self) -> NoiseSource:
@@ -294,8 +299,17 @@ def _init_unified_only(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, 
                        progress: Progress, save: _Saver) -> MigaQueue:
     """Alg. 8: N latents of fresh noise at level T go straight to the unified stage."""
     M, T = plan.stage1_frames, plan.num_steps
-    fresh = TailSource(state.noise_source, sigmas, tail_noise=plan.config.tail_noise)(NoiseDraw("fresh", "init", Stream.FRESH, tuple(range(M)), (T,) * M), like)
-    return replace(state, outputs=fresh, next_index=M)
+    tails = TailSource(state.noise_source, sigmas, tail_noise=plan.config.tail_noise)
+
+    def fresh(a: int, b: int) -> LatentRun:
+        return tails(NoiseDraw("fresh", "init", Stream.FRESH, tuple(range(a, b)), (T,) * (b - a)), like)
+
+    if state.spill is None:
+        return replace(state, outputs=fresh(0, M), next_index=M)
+    outputs, n = state.spill.store(like), state.spill.chunk_frames  # streamed: the noise is keyed per latent [D1b]
+    for a in range(0, M, n):
+        outputs.append(fresh(a, min(a + n, M)))
+    return replace(state, outputs=outputs, next_index=M)
 
 
 class QueueStart(TypedDict, total=False):
@@ -333,6 +347,7 @@ def initialize_queue(
     progress: Progress | None = None,
     noise: NoiseSource | None = None,
     checkpoint: CheckpointHook | None = None,
+    spill: Spill | None = None,
 ) -> MigaQueue:
     """Build the stage-1 queue of ``plan`` (MIGA: Alg. 4 with the floor fix [D4a]; FIFO: Alg. 1 [D4]; Alg. 8).
 
@@ -350,9 +365,13 @@ def initialize_queue(
         noise: the run's :class:`~miga_core.noise.NoiseSource` (None: :class:`~miga_core.noise.KeyedNoise` of the seed);
             it travels in the state to the later stages [D1b, D7].
         checkpoint: called after every pass (:data:`CheckpointHook`).
+        spill: None, or where a streamed run keeps its stage-1 outputs (:class:`~miga_core.stream.Spill`); it travels
+            in the state to the later stages, whose outputs are then :class:`~miga_core.stream.SpilledRun` values.
     Raises:
-        MigaError subclasses for an invalid ladder, clip or shape, before any model call.
+        MigaError subclasses for an invalid ladder, clip or shape, before any model call;
+        InvalidConfigError: ``checkpoint`` with ``spill``.
     """
+    refuse_checkpoint(spill, checkpoint)
     sigmas = check_ladder(sigmas)
     check_sampler_ladder(plan.config.sampler, plan.config.parameterization, sigmas)
     if num_steps(sigmas) != plan.num_steps:
@@ -369,7 +388,7 @@ def initialize_queue(
         like = torch.zeros((B, C, 0, H, W), dtype=dtype, device=device)
     progress = progress or progress_of(plan, ("initial_clip", "init"), callback)
     empty = LatentRun.empty_like(like)
-    state = MigaQueue(plan, sigmas, empty, empty, empty, 0, noise=noise)
+    state = MigaQueue(plan, sigmas, empty, empty, empty, 0, noise=noise, spill=spill)
     return _initialize(denoiser, state, like, progress, checkpoint)
 
 
@@ -407,13 +426,16 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     index (FIFO's first ``T - f0``) are discarded.
 
     A state ``at`` a zigzag pass (a checkpoint) continues from it; one inside a later stage is returned as it is.
-    ``checkpoint`` is called after every pass (:data:`CheckpointHook`).
+    ``checkpoint`` is called after every pass (:data:`CheckpointHook`). A streamed state (``state.spill``) appends
+    the outputs to a :class:`~miga_core.stream.SpilledRun` as they leave the queue.
 
     Returns:
         A new state whose ``outputs`` are the first N latents at the exit level; ``queue`` is emptied.
     Raises:
-        InvalidConfigError: the state lies inside the initialization (:func:`finish_initialization` first).
+        InvalidConfigError: the state lies inside the initialization (:func:`finish_initialization` first);
+            ``checkpoint`` with a streamed state.
     """
+    refuse_checkpoint(state.spill, checkpoint)
     if _later(state, "zigzag"):
         return state
     at = _inside(state, ("zigzag",))
@@ -429,6 +451,10 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     every_pass = cfg.stage1_append == "every_pass"  # vc2-official: a group after every pass (REFERENCE A2.5)
     queue, history, stats, next_index = state.queue, state.history, state.reflection, state.next_index
     chunks, done = [state.outputs], len(state.outputs)  # concatenated once at the end
+    store = state.outputs if isinstance(state.outputs, SpilledRun) else None  # streamed: outputs go to files as they leave
+    if store is None and state.spill is not None:
+        store = state.spill.store(queue.x)
+        store.append(state.outputs)
     check = plan.reflection is not None and plan.reflection.phase == "stage1"
     popping, n_pass = (at.popping, at.passes) if at is not None else (False, 0)
     while done < M and len(queue):
@@ -448,7 +474,10 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
                 shown = out if plan.history_level is None else out.with_levels([plan.history_level] * head)  # FIFO: level 1 [D4]
                 history = (history + shown).frames(slice(-plan.history_size, None))
             out = out.frames([i for i, idx in enumerate(out.index) if idx >= 0])
-            chunks.append(out)
+            if store is not None:
+                store.append(out)
+            else:
+                chunks.append(out)
             done += len(out)
             popping = True
             add = plan.group_width if not official or (len(queue) and (queue.level[-1] <= T - 1 if every_pass
@@ -459,9 +488,9 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
         save(partial(_with_outputs, state, tuple(chunks), queue=queue, history=history, next_index=next_index, reflection=stats,
                      at=Position("zigzag", n_pass, popping)))
     assert n_pass == len(plan.stage1_passes), "stage 1 must run the plan's passes [D4]"
-    outputs = LatentRun.cat(chunks)
-    empty = LatentRun.empty_like(outputs.x)
-    return replace(state, queue=empty, history=empty, outputs=outputs.frames(slice(0, M)), next_index=next_index,
+    outputs = store if store is not None else LatentRun.cat(chunks)
+    empty = LatentRun.empty_like(queue.x)
+    return replace(state, queue=empty, history=empty, outputs=first_frames(outputs, M), next_index=next_index,
                    reflection=stats, at=None).counted(progress, *save.mark)
 
 
@@ -478,14 +507,16 @@ def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | 
     state first; ``official_stage2_mislabel`` labels the latents u+1, so stage 2 ends at level 1 (REFERENCE A1.9) [D7].
 
     A state ``at`` a unified pass continues from it; one at a refinement pass goes to :func:`refine_stage`.
-    ``checkpoint`` is called after every pass (:data:`CheckpointHook`).
+    ``checkpoint`` is called after every pass (:data:`CheckpointHook`). Spilled outputs (a streamed run) are passed
+    a part at a time (:func:`~miga_core.stream.stream_pass`) and stay spilled.
 
     Returns:
         A state whose ``outputs`` are the N clean latents ``[B, C, N, H, W]`` (``refine=False``: the stage-2 output,
         ``plan.stage1_frames`` latents before the refinement and the trim).
     Raises:
-        InvalidConfigError: the stage-1 outputs are missing or not at the exit level.
+        InvalidConfigError: the stage-1 outputs are missing or not at the exit level; ``checkpoint`` with a streamed state.
     """
+    refuse_checkpoint(state.spill, checkpoint)
     plan, out, cfg = state.plan, state.outputs, state.plan.config
     progress = progress or progress_of(plan, ("unified", "refine") if refine else ("unified",), callback)
     if _later(state, "unified"):
@@ -497,16 +528,44 @@ def unified_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | 
                                            f"{M} latents at level {u}", "run zigzag_stage on the queue first"))
     save = _Saver(checkpoint, progress, _mark(progress))
     ctx = _context(denoiser, state.sigmas, plan, progress, "unified", noise=state.noise)
-    empty = LatentRun.empty_like(out.x)
-    if at is None and cfg.stage2_history == "reset":  # REFERENCE A1.9: fresh solver states
-        out = out.without_history()
-    if at is None and cfg.official_stage2_mislabel:  # the released code's off-by-one (item 13): the latents are told level u + 1
-        out = out.with_levels([u + 1] * M)
+    if at is None and (cfg.stage2_history == "reset" or cfg.official_stage2_mislabel):
+        out = per_chunk(out, partial(_stage2_start, reset=cfg.stage2_history == "reset",
+                                     level=u + 1 if cfg.official_stage2_mislabel else None))
     for i in range(at.passes if at is not None else 0, u):
-        out = queue_pass(replace(ctx, pass_index=i), out, empty, frames_done=plan.num_frames)
+        out = _whole_pass(replace(ctx, pass_index=i), out, plan.num_frames)
         save(partial(replace, state, outputs=out, at=Position("unified", i + 1)))
     state = replace(state, outputs=out, at=None).counted(progress, *save.mark)
     return refine_stage(denoiser, state, progress=progress, checkpoint=checkpoint) if refine else state
+
+
+def _whole_pass(ctx: PassContext, run: LatentRun | SpilledRun, frames_done: int) -> LatentRun | SpilledRun:
+    """One pass over a whole run with no history (stage 2, refinement): :func:`queue_pass`, or
+    :func:`~miga_core.stream.stream_pass` (a part at a time) when the run is spilled."""
+    if isinstance(run, SpilledRun):
+        return stream_pass(ctx, run, frames_done=frames_done)
+    return queue_pass(ctx, run, LatentRun.empty_like(run.x), frames_done=frames_done)
+
+
+def _stage2_start(run: LatentRun, *, reset: bool, level: int | None) -> LatentRun:
+    """Stage 2's input, frame by frame: ``reset`` drops the multistep state (REFERENCE A1.9); ``level`` relabels the
+    latents (the released code's off-by-one, item 13: u + 1) [D7]."""
+    if reset:  # fresh solver states
+        run = run.without_history()
+    if level is not None:
+        run = run.with_levels([level] * len(run))
+    return run
+
+
+def _refine_start(run: LatentRun, *, state: MigaQueue) -> LatentRun:
+    """The refinement's input, frame by frame: re-noised to level r with fresh noise, no multistep state (REFERENCE A1.10) [D7]."""
+    cfg, r, n = state.plan.config, state.plan.config.refine_steps, len(run)
+    sigma = sigma_of_levels(state.sigmas, [r] * n).to(run.x.dtype)
+    eps = state.noise_source(NoiseDraw("refine", "refine", Stream.REFINE, run.index, (r,) * n),
+                             (run.x.shape[0], run.x.shape[1], *run.x.shape[3:]), run.x.dtype, run.x.device)
+    x = run.x
+    if cfg.refine_renoise == "vp":  # vc2-official: the release's add_noise on its VP latent (REFERENCE A2.6)
+        x = x / (1 + state.sigmas[-1].to(x.dtype) ** 2).sqrt()
+    return LatentRun.fresh(add_noise(x, eps, sigma, cfg.parameterization), [r] * n, run.index)
 
 
 def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None,
@@ -521,8 +580,10 @@ def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     Returns:
         A state whose ``outputs`` are the N clean latents ``[B, C, N, H, W]``.
     Raises:
-        InvalidConfigError: the outputs are not the stage-2 output (``plan.stage1_frames`` latents at its end level).
+        InvalidConfigError: the outputs are not the stage-2 output (``plan.stage1_frames`` latents at its end level);
+            ``checkpoint`` with a streamed state.
     """
+    refuse_checkpoint(state.spill, checkpoint)
     plan, out, cfg = state.plan, state.outputs, state.plan.config
     M, r = plan.stage1_frames, cfg.refine_steps
     at = _inside(state, ("refine",))
@@ -534,18 +595,11 @@ def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     save = _Saver(checkpoint, progress, _mark(progress))
     if r:
         if at is None:
-            sigma = sigma_of_levels(state.sigmas, [r] * M).to(out.x.dtype)
-            eps = state.noise_source(NoiseDraw("refine", "refine", Stream.REFINE, out.index, (r,) * M),
-                                     (out.x.shape[0], out.x.shape[1], *out.x.shape[3:]), out.x.dtype, out.x.device)
-            x = out.x
-            if cfg.refine_renoise == "vp":  # vc2-official: the release's add_noise on its VP latent (REFERENCE A2.6)
-                x = x / (1 + state.sigmas[-1].to(x.dtype) ** 2).sqrt()
-            out = LatentRun.fresh(add_noise(x, eps, sigma, cfg.parameterization), [r] * M, out.index)
+            out = per_chunk(out, partial(_refine_start, state=state))
         ctx = _context(denoiser, state.sigmas, plan, progress, "refine", noise=state.noise)
-        empty = LatentRun.empty_like(out.x)
         for i in range(at.passes if at is not None else 0, r):
-            out = queue_pass(replace(ctx, pass_index=i), out, empty, frames_done=plan.num_frames)
+            out = _whole_pass(replace(ctx, pass_index=i), out, plan.num_frames)
             save(partial(replace, state, outputs=out, at=Position("refine", i + 1)))
     if M != plan.num_frames:  # trim_tail (REFERENCE A1.11)
-        out = out.frames(slice(0, plan.num_frames))
+        out = first_frames(out, plan.num_frames)
     return replace(state, outputs=out, at=None).counted(progress, *save.mark)
