@@ -155,9 +155,10 @@ def score_video(video: torch.Tensor, row: list[ClipSpec], mid: int) -> tuple[dic
 
 
 def best_config(runs: dict[str, dict[str, list[float]]]) -> str:
-    """The name whose per-video metrics are best overall: for each metric the configs are ranked by their mean (1 = best;
-    higher is better but for COUNT_METRICS; ties share the mean of their ranks), and the lowest mean rank over the
-    metrics wins; a tie goes to the higher mean identity accuracy, then to the first name given.
+    """The name whose per-video metrics are best overall: per metric the configs are ranked by their mean (1 = best; higher
+    is better but for COUNT_METRICS; tied configs share the mean of their ranks), and the lowest mean rank over the nine
+    metrics wins (report.py's ``_mean_ranks`` shows the same numbers); a tie goes to the higher mean identity accuracy,
+    then to the first name given.
 
     Raises:
         ValueError: no runs.
@@ -165,35 +166,16 @@ def best_config(runs: dict[str, dict[str, list[float]]]) -> str:
     if not runs:
         raise ValueError("best_config: no runs to choose from. Fix: run the sweep first.")
     names = list(runs)
-    ranks = {n: 0.0 for n in names}
+    rank = {n: 0.0 for n in names}
     for key in METRICS:
-        means = {n: sum(runs[n][key]) / len(runs[n][key]) for n in names}
         sign = -1.0 if key in COUNT_METRICS else 1.0
-        ordered = sorted(names, key=lambda n: -sign * means[n])
-        i = 0
-        while i < len(ordered):
-            j = i
-            while j + 1 < len(ordered) and means[ordered[j + 1]] == means[ordered[i]]:
-                j += 1
-            for n in ordered[i:j + 1]:
-                ranks[n] += (i + j) / 2 + 1
-            i = j + 1
-    identity = {n: sum(runs[n]["identity_accuracy"]) / len(runs[n]["identity_accuracy"]) for n in names}
-    return min(names, key=lambda n: (ranks[n], -identity[n], names.index(n)))
-
-
-def mean_ranks(runs: dict[str, dict[str, list[float]]]) -> dict[str, float]:
-    """Mean rank over the metrics of each config (as :func:`best_config` computes it), for the report."""
-    names = list(runs)
-    total = {n: 0.0 for n in names}
-    for key in METRICS:
-        means = {n: sum(runs[n][key]) / len(runs[n][key]) for n in names}
-        sign = -1.0 if key in COUNT_METRICS else 1.0
+        score = {n: sign * sum(runs[n][key]) / len(runs[n][key]) for n in names}  # higher is better
         for n in names:
-            better = sum(1 for m in names if -sign * means[m] < -sign * means[n])
-            equal = sum(1 for m in names if means[m] == means[n])
-            total[n] += better + (equal + 1) / 2
-    return {n: round(total[n] / len(METRICS), 3) for n in names}
+            better = sum(1 for m in names if score[m] > score[n])
+            equal = sum(1 for m in names if score[m] == score[n])
+            rank[n] += better + (equal + 1) / 2
+    identity = {n: sum(runs[n]["identity_accuracy"]) / len(runs[n]["identity_accuracy"]) for n in names}
+    return min(names, key=lambda n: (rank[n], -identity[n], names.index(n)))
 
 
 # ---------------------------------------------------------------- API-format graphs (pure: dicts)
@@ -544,10 +526,11 @@ def run_job(comfy: Comfy, job: dict, args: argparse.Namespace, device: torch.dev
 _WORKER: dict = {}
 
 
-def _init_worker(argv: list[str], gpu: int | None) -> None:
-    """A pool process: its own ComfyUI (on GPU ``gpu`` when given: CUDA_VISIBLE_DEVICES is set before CUDA starts)."""
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+def _init_worker(argv: list[str], gpus) -> None:
+    """A pool process: its own ComfyUI, on the GPU it takes from the queue ``gpus`` when given (CUDA_VISIBLE_DEVICES is set
+    before CUDA starts)."""
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
     args = _parse(argv)
     torch.set_num_threads(args.worker_threads)
     device = _setup_device(args)
@@ -561,6 +544,21 @@ def _worker_run(job: dict) -> dict:
     return out
 
 
+def worker_gpus(text: str | None) -> list[int]:
+    """``"1,2"`` -> ``[1, 2]``; None or empty -> ``[]``.
+
+    Raises:
+        ValueError: an entry that is not a non-negative integer.
+    """
+    out = []
+    for part in (text or "").split(","):
+        if part.strip():
+            if not part.strip().isdigit():
+                raise ValueError(f"--worker-gpus={text!r}: allowed are GPU indices separated by commas, e.g. 1,2. Fix: use 1.")
+            out.append(int(part))
+    return out
+
+
 class Runner:
     """Runs jobs in this process (timed alone) or in the pool (for their scores; their times ran beside each other)."""
 
@@ -569,15 +567,22 @@ class Runner:
         self.results: dict[str, dict] = {}
         self.pending: dict[str, object] = {}
         self.pool = None
+        self.gpus = worker_gpus(args.worker_gpus)
         if args.workers:
             import multiprocessing
 
-            self.pool = multiprocessing.get_context("spawn").Pool(args.workers, _init_worker, (argv, args.worker_gpu))
+            ctx = multiprocessing.get_context("spawn")
+            queue = None
+            if self.gpus:
+                queue = ctx.Queue()
+                for i in range(args.workers):
+                    queue.put(self.gpus[i % len(self.gpus)])
+            self.pool = ctx.Pool(args.workers, _init_worker, (argv, queue))
 
     @property
     def concurrent(self) -> bool:
-        """Whether pool jobs run on another GPU than this process's (then they may run while this process times its own)."""
-        return self.pool is not None and self.args.worker_gpu is not None and self.device.type == "cuda"
+        """Whether pool jobs run on other GPUs than this process's (GPU 0): then they run while this process times its own."""
+        return self.pool is not None and self.device.type == "cuda" and bool(self.gpus) and 0 not in self.gpus
 
     def here(self, job: dict) -> dict:
         """Run ``job`` in this process, timed (again, if only a pool result exists)."""
@@ -637,6 +642,8 @@ def make_row(labels: list[str], group: str, method: dict, setting: str, results:
                      "contended": timed is results and any(r.get("contended") for r in results),
                      "peak_memory_gib": max(r["timing"]["peak_memory_gib"] for r in timed),
                      "seconds": round(sum(r["timing"]["seconds"] for r in results), 3)}
+    print(json.dumps({"row": labels[0], "setting": setting, **out["timing"],
+                      "identity": round(sum(out["per_video"]["identity_accuracy"]) / videos, 4)}), flush=True)
     return out
 
 
@@ -670,8 +677,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, default=0,
                     help="pool processes for the context-window videos (batch 1 each); their scores are kept, their times "
                          "are not: each context-window batch's first video runs in this process, alone, for the time")
-    ap.add_argument("--worker-gpu", type=int, default=None, help="the GPU index of the pool (default: this process's GPU, the pool "
-                                                                  "then runs only while this process waits)")
+    ap.add_argument("--worker-gpus", default=None, help="GPU indices of the pool, comma separated, shared round robin (default: this "
+                                                         "process's GPU 0; the pool then runs only while this process waits)")
     ap.add_argument("--worker-threads", type=int, default=1, help="torch CPU threads per pool process")
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out when its record matches this one's")
     return ap
@@ -712,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: list[str], t_start: float, date: str) -> int:
     from benchmarks.wan_node_gpu import comfyui_version
 
-    opts = {k: v for k, v in vars(args).items() if k not in ("out", "resume", "comfyui", "threads", "workers", "worker_gpu", "worker_threads")}
+    opts = {k: v for k, v in vars(args).items() if k not in ("out", "resume", "comfyui", "threads", "workers", "worker_gpus", "worker_threads")}
     head = record.header(SCRIPT, opts, device, code=CODE, dtype=torch.float32, argv=argv)
     head["comfyui"] = comfyui_version(args.comfyui)
     head["videos"] = {"prompt_seeds": [PROMPT_SEED_BASE + p for p in range(args.prompts)], "noise_seeds": list(range(args.seeds)),
@@ -722,7 +729,7 @@ def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: l
     head["sweep"] = {"configs": [cw_name(c) for c in configs], "videos": f"noise seed 0, 1 prompt, prompts 0..{args.sweep_prompts - 1}",
                      "rule": "lowest mean rank over the nine metrics (best_config)"}
     head["official_profile"] = official_profile()
-    head["parallel"] = {"workers": args.workers, "worker_gpu": args.worker_gpu}  # how the scores were computed; times: see rows
+    head["parallel"] = {"workers": args.workers, "worker_gpus": args.worker_gpus}  # where the scores were computed; times: see rows
     out_path = record.resolve_out(args.out)
     rows: list[dict] = []
     if args.resume and out_path.exists():
