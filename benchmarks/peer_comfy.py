@@ -1,6 +1,7 @@
 """MIGA against what ComfyUI users run for long videos, on the toy model, through ComfyUI's own executor (issue 12).
 
-    python benchmarks/peer_comfy.py --comfyui .comfyui --device cuda          # benchmarks/results/peer_comfy_cuda.json
+    python benchmarks/peer_comfy.py --comfyui .comfyui --workers 12 --worker-gpus 1   # two GPUs: results/peer_comfy_cuda.json
+    python benchmarks/peer_comfy.py --comfyui .comfyui --workers 8 --sweep-prompts 4  # one GPU
     python benchmarks/peer_comfy.py --comfyui /path/to/ComfyUI --device cpu --tiny --toy-weights tiny.safetensors \\
         --out /tmp/peer.json                                                  # smoke test (tests/host/test_peer_comfy.py)
 
@@ -8,8 +9,9 @@ Every row generates the videos of benchmarks/toy_quality.py (prompt p is ``sampl
 seeds 0..S-1, video i has seed i // P and prompt i % P), once with one prompt per video and once with two (the colour
 changes at the middle frame, as toy_quality's ``multi_prompt`` rows), and scores them with ``toyworld.metrics`` exactly
 as toy_quality does (per video, so the report can compare rows video by video). Each batch of P videos is one API-format
-prompt run by ``execution.PromptExecutor`` (no cache between prompts: every node runs every time, as in a fresh queue);
-what is timed is that run, from the loader to the last node. Rows:
+prompt (context windows: P prompts of one video each, below) validated as POST /prompt does (the pack's on-prompt
+handler first) and run by ``execution.PromptExecutor`` (no cache between prompts: every node runs every time, as in a
+fresh queue); what is timed is that run, from the loader to the last node. Rows:
 
 - ``MIGA (default profile)``: MigaSampler with the toy preset (window 16, zigzag 4, unified 6, MIGA Long-Range
   Guidance 4, MIGA Self-Reflection at threshold 0.01: toy_quality's ``full MIGA``); two prompts through
@@ -22,14 +24,15 @@ what is timed is that run, from the loader to the last node. Rows:
 - ``FIFO-Diffusion``: MigaSampler in ``fifo`` mode (zigzag 1, unified 0, no guidance or reflection).
 - ``context windows (defaults)``: core ContextWindowsManual at its defaults (length 16, overlap 4, standard_static,
   stride 1, pyramid, FreeNoise off) on the frame axis (``dim`` 2: the toy latent is [B, 3, F, H, W]), then core
-  KSampler (euler, simple) over the whole video. Two prompts: ConditioningCombine of both prompts with the core
+  KSampler (euler, simple) over the whole video, one video per prompt: core's handler indexes the ``[B]`` timestep with
+  the window's frame indices when ``dim`` > 0 (``evaluate_context_windows``), so it cannot take a batch. Two prompts: ConditioningCombine of both prompts with the core
   handler's ``split_conds_to_windows`` (each window takes the prompt of its centre's half of the video). ComfyUI
   v0.8.0's node has that input commented out, so the two-prompt rows run ``PeerContextWindowsSplit``,
   ContextWindowsManual with that one input added (the handler is core's ``IndexListContextHandler``).
 - ``context windows (best of sweep)``: the best of schedule (standard_static, standard_uniform) x fuse (pyramid,
   flat) x FreeNoise (off, on) x overlap (4, 8) at length 16, chosen on the sweep's videos (noise seed 0, one prompt,
-  all P prompts) by :func:`best_config`: the lowest mean rank over the nine metrics. The sweep rows are in the JSON
-  (group ``sweep``); the chosen one's seed-0 batch is reused, its other batches run like every row's.
+  the first ``--sweep-prompts`` prompts) by :func:`best_config`: the lowest mean rank over the nine metrics. The sweep
+  rows are in the JSON (group ``sweep``); the chosen one's videos already made are reused.
 - ``chained clips``: what core nodes do without any windowing: KSampler makes a 16-frame clip; each next clip keeps the
   last ``--chain-known`` frames of the previous one and generates the rest (LatentCut, LatentConcat, and a temporal
   SetLatentNoiseMask built with SolidMask/RepeatImageBatch/ImageBatch/ImageToMask: KSampler's inpainting holds the known
@@ -42,10 +45,17 @@ toy prompt per line (MigaToyPrompt's encoding, stacked: video v of the latent ba
 so every row's batch is the same P videos. Empty latents come from core EmptyHunyuanLatentVideo (its 16 channels are
 cut to the toy's 3 by KSampler, its H/8 x W/8 is why it is asked for 256 x 256: the toy latent is the 32 x 32 frame).
 The toy MODEL runs in float32 (its only ComfyUI dtype); on CUDA ``--tf32`` (default on) lets float32 matmuls use TF32,
-on every row alike. Per row: every metric per video, seconds per frame (the row's batches' run time over its frames),
-peak memory (CUDA: ``max_memory_allocated`` over the row's batches; CPU: the process's ``ru_maxrss`` so far, which
-never goes down) and the model's frame evaluations per output frame (sum over network calls of batch x frames, over
-videos x frames: the compute, CFG included), counted by a forward hook on the toy network.
+on every row alike. Per row: every metric per video, seconds per frame (run time over frames made, of the graphs this
+process ran alone), peak memory (CUDA: ``max_memory_allocated`` over those graphs; CPU: the process's ``ru_maxrss`` so
+far, which never goes down) and the model's frame evaluations per output frame (sum over network calls of batch x
+frames, over videos x frames: the compute, CFG included), counted by a forward hook on the toy network.
+
+Time: context windows make one video per graph, about 500 small model calls each, so ``--workers N`` runs their
+videos in N processes with their own ComfyUI (``--worker-gpus``: on other GPUs, while this process runs the other
+rows; else on this GPU while this process waits). Their scores are kept; their times ran beside each other, so each
+context-window row's time is that of its batches' first videos, run in this process alone (the sweep rows, all
+from the pool, say ``contended``). The JSON is written after each row; ``--resume`` with the same command keeps the
+rows already written.
 """
 
 from __future__ import annotations
@@ -765,39 +775,46 @@ def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: l
                         runner.submit([j for s in seeds for j in jobs_of(by_row[label], setting, s, everyone)[1:]])
         return state["best"] is not None
 
-    if not runner.concurrent:  # the pool shares this process's device: let it finish before anything here is timed
+    def batched_rows() -> None:  # one graph per batch, timed here
+        by_row = methods(None, args.chain_known)
+        for setting in SETTINGS:
+            for label in (MIGA_DEFAULT, CHAINED, FIFO, MIGA_OFFICIAL):
+                if have(label, setting) is None:
+                    results = [runner.here(j) for s in seeds for j in jobs_of(by_row[label], setting, s, everyone)]
+                    rows.append(make_row([label], "peer", by_row[label], setting, results, args))
+                    write()
+                sweep_done()
+
+    def window_rows() -> None:  # each batch's first video timed here, the others from the pool
         runner.collect(wait=True)
         sweep_done()
         runner.collect(wait=True)
-    by_row = methods(None, args.chain_known)
-    for setting in SETTINGS:  # rows of one graph per batch, timed here
-        for label in (MIGA_DEFAULT, CHAINED, FIFO, MIGA_OFFICIAL):
-            if have(label, setting) is None:
-                results = [runner.here(j) for s in seeds for j in jobs_of(by_row[label], setting, s, everyone)]
+        by_row = methods(state["best"], args.chain_known)
+        for setting in SETTINGS:
+            for label in (CW_DEFAULTS, CW_BEST):
+                if have(label, setting) is not None:
+                    continue
+                same = next((r for r in rows if r["group"] == "peer" and r["setting"] == setting and r["method"] == by_row[label]), None)
+                if same is not None:  # the best config is the defaults: one run, both labels
+                    same["labels"].append(label)
+                    write()
+                    continue
+                results = []
+                for s in seeds:
+                    first, *rest = jobs_of(by_row[label], setting, s, everyone)
+                    results.append(runner.here(first))
+                    runner.submit(rest)
+                    runner.collect(wait=True)
+                    results += [runner.results[j["key"]] for j in rest]
                 rows.append(make_row([label], "peer", by_row[label], setting, results, args))
                 write()
-            sweep_done()
-    runner.collect(wait=True)
-    sweep_done()
-    runner.collect(wait=True)
-    by_row = methods(state["best"], args.chain_known)
-    for setting in SETTINGS:
-        for label in (CW_DEFAULTS, CW_BEST):
-            if have(label, setting) is not None:
-                continue
-            same = next((r for r in rows if r["group"] == "peer" and r["setting"] == setting and r["method"] == by_row[label]), None)
-            if same is not None:  # the best config is the defaults: one run, both labels
-                same["labels"].append(label)
-                continue
-            results = []
-            for s in seeds:
-                first, *rest = jobs_of(by_row[label], setting, s, everyone)
-                results.append(runner.here(first))  # timed alone
-                runner.submit(rest)
-                runner.collect(wait=True)
-                results += [runner.results[j["key"]] for j in rest]
-            rows.append(make_row([label], "peer", by_row[label], setting, results, args))
-            write()
+
+    if runner.concurrent:  # the pool has its own GPUs: it works while this process times its rows
+        batched_rows()
+        window_rows()
+    else:  # the pool shares this process's device: it finishes before anything here is timed
+        window_rows()
+        batched_rows()
     rows.sort(key=_row_order)
     write()
     return 0

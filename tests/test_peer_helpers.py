@@ -165,3 +165,9 @@ def test_a_peer_verdict_needs_a_difference_beyond_the_spread():
     assert report.peer_verdict([0, 0, 1, 0], [3, 2, 4, 3], "jump_count")["verdict"] == "MIGA better"  # fewer jumps
     assert report.peer_verdict([3, 2, 4, 3], [0, 0, 1, 0], "jump_count")["verdict"] == "MIGA worse"
     assert math.isnan(report.peer_verdict([1.0], [0.0], "presence")["diff"])
+
+
+def test_worker_gpus_are_read_as_indices_and_a_bad_one_is_refused():
+    assert pc.worker_gpus("1, 2,3") == [1, 2, 3] and pc.worker_gpus(None) == [] and pc.worker_gpus("") == []
+    with pytest.raises(ValueError, match="--worker-gpus='1,x'"):
+        pc.worker_gpus("1,x")
