@@ -482,7 +482,8 @@ def model_replicas(model: Any, devices: Sequence[str]) -> list[tuple[Any, bool]]
         _unload(model)
         replica = model.clone()
         replica.parent = None
-        replica.model = copy.deepcopy(model.model)
+        config = getattr(model.model, "model_config", None)  # shared, not copied: plain settings, and ComfyUI's config
+        replica.model = copy.deepcopy(model.model, {id(config): config} if config is not None else {})  # answers any attribute
         replica.backup, replica.object_patches_backup, replica.hook_backup, replica.pinned = {}, {}, {}, set()
         replica.load_device = device
         out.append((replica, True))
