@@ -1074,22 +1074,21 @@ def checkpoint_file(name: str) -> str:
 # The prompt is a multi-hot of the four attributes (one block per attribute, null entry included: 20 values): the
 # network's prompt embedding is linear in it, so ComfyUI's CFG and our prompt blending [D6] act on it as on text
 # embeddings. The "VAE" is the identity to RGB: decode maps [-1, 1] to [0, 1] images, one per latent frame.
-# ``toyworld`` imports ``miga_core`` by its top-level name (it is also a standalone package: ``python -m toyworld.demo``),
-# so the pack folder is appended to ``sys.path`` (last: it never shadows ComfyUI's modules) before importing it.
+# ``toyworld`` is loaded as the pack's own subpackage (``<pack>.toyworld``), never from ``sys.path``: it then imports the
+# pack's ``miga_core`` (toyworld/_core.py), so the process holds one miga_core and the toy's errors are the nodes'
+# MigaError classes. (Standalone, ``python -m toyworld.demo``, it is a top-level package using the top-level miga_core.)
 
-import importlib.util  # noqa: E402  (kept with the toy section)
-import sys  # noqa: E402
+import importlib  # noqa: E402  (kept with the toy section)
 
 _TOY = FAMILIES["toy"]
 PACK_ROOT = Path(__file__).resolve().parents[1]
+PACK_PACKAGE = __package__.rpartition(".")[0]  # the pack's module name in this process ("custom_nodes.comfyui-miga"...)
 TOY_WEIGHTS = PACK_ROOT / "toyworld" / "weights" / "toy_dit.safetensors"
 
 
 def toyworld(module: str) -> Any:
-    """``toyworld.<module>`` of this pack (``world``, ``model``, ``metrics``...), importable inside ComfyUI."""
-    if importlib.util.find_spec("toyworld") is None and str(PACK_ROOT) not in sys.path:
-        sys.path.append(str(PACK_ROOT))
-    return importlib.import_module(f"toyworld.{module}")
+    """``<pack>.toyworld.<module>`` (``world``, ``model``, ``metrics``...): the pack's toyworld, over the pack's miga_core."""
+    return importlib.import_module(f"{PACK_PACKAGE}.toyworld.{module}")
 
 
 class ToyLatentFormat(comfy.latent_formats.LatentFormat):

@@ -12,6 +12,8 @@ import copy
 import json
 import pathlib
 import statistics
+import sys
+import urllib.parse
 
 import pytest
 import torch
@@ -219,3 +221,54 @@ def test_a_bad_devices_string_is_refused_at_execution_too(env):
     """Validation refuses it first (test_refusals); a direct call gets the same message."""
     with pytest.raises(Exception, match=r"devices='cpu,cuda:9'.*torch does not see.*allowed is .*cpu.*Fix"):
         _sample(env, "cpu,cuda:9", _toy(env)[0])
+
+
+# --- one miga_core per process: the toy world is the pack's subpackage over the pack's miga_core --------------------------
+
+def test_loading_the_toy_model_imports_no_second_miga_core(env):
+    """With the pack's toyworld and any top-level miga_core / toyworld (which this test process may import itself)
+    taken out of sys.modules, loading the toy model through its node imports the toy world afresh: afterwards the only
+    miga_core is the pack's, and the toy world's errors are the nodes' MigaError classes."""
+    pack = env["app"].pack_module.__name__
+    ours = lambda name: name.split(".")[0] in ("miga_core", "toyworld") or name.startswith(f"{pack}.toyworld")  # noqa: E731
+    stashed = {name: sys.modules.pop(name) for name in [n for n in sys.modules if ours(n)]}
+    try:
+        model, _ = env["nodes"].NODE_CLASS_MAPPINGS["MigaToyLoader"].execute().result
+        cores = sorted(name for name in sys.modules if name.rpartition(".")[2] == "miga_core")
+        assert cores == [f"{pack}.miga_core"], cores
+        assert not [n for n in sys.modules if n.split(".")[0] == "toyworld"]  # no top-level toyworld either
+        core = sys.modules[f"{pack}.miga_core"]
+        nodes_error = env["host"].MigaValueError
+        assert nodes_error is core.MigaValueError and issubclass(nodes_error, core.MigaError)
+        world, toy_model = env["host"].toyworld("world"), env["host"].toyworld("model")
+        assert world.__name__ == f"{pack}.toyworld.world"
+        with pytest.raises(nodes_error, match="dragon"):  # an error raised inside the toy world is the nodes' class
+            world.ClipSpec(shape="dragon", colour="red", background="stripes", motion="bounce")
+        assert toy_model.MigaValueError is nodes_error
+        assert type(model.model.diffusion_model).__mro__[1] is toy_model.ToyDiT
+    finally:
+        for name in [n for n in sys.modules if ours(n) and n not in stashed]:
+            del sys.modules[name]
+        sys.modules.update(stashed)
+
+
+# --- the editor's plan preview follows the model family (GET /miga/plan, nodes/preview.py) --------------------------------
+
+PLAN = dict(steps=24, mode="miga", window_length=16, zigzag_width=4, unified_steps=6, sampler="euler", window_stride=0,
+            update="lookahead", window_batch=1, width=64, height=64, has_initial_clip=0)
+
+
+def test_the_plan_route_uses_the_model_familys_frame_rule(env, comfy_server):
+    core = env["app"].pack_submodule("miga_core")
+    for family in ("toy", "vc2"):  # one latent per frame: 20 frames are 20 latents (not a Wan2.1 4n+1 count)
+        got = comfy_server.get_json("/miga/plan?" + urllib.parse.urlencode({**PLAN, "num_pixel_frames": 20, "family": family}))
+        parameterization = "eps" if family == "vc2" else "flow"
+        plan = core.plan_run(core.MigaConfig(window_length=16, zigzag_width=4, unified_steps=6, parameterization=parameterization), 24, 20)
+        assert got["family"] == family and got["num_latents"] == 20 and got["calls"] == dict(plan.calls), got
+        assert got["measured"] is None  # the measured table is Wan2.1's
+    wan = comfy_server.get_json("/miga/plan?" + urllib.parse.urlencode({**PLAN, "num_pixel_frames": 81}))  # default family
+    assert wan["family"] == "wan21" and wan["num_latents"] == 21
+    status, body = comfy_server.request("/miga/plan?" + urllib.parse.urlencode({**PLAN, "num_pixel_frames": 20}))
+    assert status == 400 and "4n+1" in body["error"], body
+    status, body = comfy_server.request("/miga/plan?" + urllib.parse.urlencode({**PLAN, "num_pixel_frames": 20, "family": "sdxl"}))
+    assert status == 400 and "family='sdxl'" in body["error"] and all(f in body["error"] for f in ("wan21", "vc2", "toy")), body
