@@ -2,6 +2,7 @@
 
     python benchmarks/wan_node_gpu.py --comfyui /path/to/ComfyUI                         # benchmarks/results/wan_node_cuda.json
     python benchmarks/wan_node_gpu.py --comfyui /path/to/ComfyUI --tiny --device cpu --out /tmp/wan_tiny.json   # smoke test
+    python benchmarks/wan_node_gpu.py --comfyui /path/to/ComfyUI --devices cuda:0,cuda:1 --out benchmarks/results/wan_node_2gpu_cuda.json
 
 Weights are random (the real ones cannot be downloaded here), so the video is noise-like; what is
 measured is the node path's cost: seconds per pixel frame, model calls per latent and peak VRAM.
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cfg", type=float, default=6.0)
     ap.add_argument("--long-frames", type=int, default=641)
     ap.add_argument("--long-windows", type=int, default=40, help="windows before the long run is interrupted")
+    ap.add_argument("--devices", default="", help="the sampler's devices input (issue 15), e.g. cuda:0,cuda:1; empty: --device only")
+    ap.add_argument("--compare-frames", type=int, default=0,
+                    help="with --devices: first run this many frames on --device alone and on --devices, and record whether the "
+                         "latents are bit-identical (reflection off; 0: skip)")
     args = ap.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     t_start, date = time.perf_counter(), record.now()
@@ -104,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     positive = [[torch.randn(1, 512, 4096, generator=g) * 0.1, {}]]
     negative = [[torch.randn(1, 512, 4096, generator=g) * 0.1, {}]]
     cuda = args.device.startswith("cuda")
+    gpus = sorted({d.strip() for d in args.devices.split(",") if d.strip().startswith("cuda")}) or ([args.device] if cuda else [])
 
     hooks = {"stop_after": None}
 
@@ -116,34 +122,42 @@ def main(argv: list[str] | None = None) -> int:
     def run(frames: int, stop_after: int | None) -> dict:
         hooks["stop_after"] = stop_after
         if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
+            for d in gpus:
+                torch.cuda.synchronize(d)
+                torch.cuda.reset_peak_memory_stats(d)
         t0 = time.perf_counter()
         report = None
         try:
             with torch.inference_mode():
                 out = MigaSampler.execute(model, positive, negative, args.width, args.height, frames, 1, 0, args.steps, args.cfg, "simple",
                                           "miga", 21, 7, 9, "euler", 0, "lookahead", 1, guidance=GuidanceOptions(4),
-                                          reflection=ReflectionOptions())
+                                          reflection=ReflectionOptions(), devices=args.devices)
             latent, report = out.result
             report = json.loads(report)
             assert latent["samples"].shape[2] == (frames - 1) // 4 + 1 and bool(torch.isfinite(latent["samples"]).all())
         except mm.InterruptProcessingException:
             pass
         if cuda:
-            torch.cuda.synchronize()
+            for d in gpus:
+                torch.cuda.synchronize(d)
         seconds = time.perf_counter() - t0
         row = {"num_pixel_frames": frames, "num_latents": (frames - 1) // 4 + 1, "steps": args.steps, "cfg": args.cfg,
                "completed": report is not None}
         timing = {"wall_s": round(seconds, 1)}
         if report is not None:
             row.update({"model_calls": report["model_calls"], "model_calls_per_latent": report["model_calls_per_latent"],
-                        "reflection_n_all": report["reflection"]["n_all"], "reflection_n_corr": report["reflection"]["n_corr"]})
+                        "reflection_n_all": report["reflection"]["n_all"], "reflection_n_corr": report["reflection"]["n_corr"],
+                        "devices": report["devices"]})
+            if "windows_per_device" in report:
+                row["windows_per_device"] = report["windows_per_device"]
             timing.update({"s_per_model_call": round(seconds / report["model_calls"], 3), "s_per_pixel_frame": round(seconds / frames, 3)})
         else:
             row["model_calls"] = stop_after
         if cuda:
-            row["peak_vram_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            peaks = [round(torch.cuda.max_memory_allocated(d) / 2**30, 2) for d in gpus]
+            row["peak_vram_gib"] = max(peaks)
+            if len(gpus) > 1:
+                row["peak_vram_gib_per_device"] = dict(zip(gpus, peaks))
         row["timing"] = timing
         print(json.dumps(row), flush=True)
         return row
@@ -156,6 +170,17 @@ def main(argv: list[str] | None = None) -> int:
                  "weights_gib": round(sum(p.numel() * p.element_size() for p in model.model.diffusion_model.parameters()) / 2**30, 2)})
     out = record.resolve_out(args.out)
     rows = []
+    if args.devices and args.compare_frames:
+        latents = []
+        for devices in ("", args.devices):
+            with torch.inference_mode():
+                latents.append(MigaSampler.execute(model, positive, negative, args.width, args.height, args.compare_frames, 1, 0, args.steps,
+                                                   args.cfg, "simple", "miga", 21, 7, 9, "euler", 0, "lookahead", 1,
+                                                   guidance=GuidanceOptions(4), devices=devices).result[0]["samples"])
+        rows.append({"compare": {"num_pixel_frames": args.compare_frames, "devices": [args.device, args.devices],
+                                 "bit_identical": bool(torch.equal(*latents)),
+                                 "max_abs_diff": float((latents[0].float() - latents[1].float()).abs().max())}, "completed": False})
+        print(json.dumps(rows[-1]), flush=True)
     for frames, stop_after in ((args.frames, None), (args.long_frames, args.long_windows)):
         rows.append(run(frames, stop_after))
         record.write(out, "wan_node", head, rows, {"date": date, "seconds": round(time.perf_counter() - t_start, 1)})  # after each row

@@ -14,14 +14,14 @@ from functools import partial
 from typing import Any
 
 from ..miga_core import MigaError
-from . import graph
+from . import graph, host
 from .families import FAMILIES
 from .nodes_options import BUILDERS as OPTION_BUILDERS
 from .nodes_prompts import BUILDERS as PROMPT_BUILDERS
 from .runner import plan_video
 from .widgets import START_WIDGETS, check_ranges, check_size, config_from
 
-__all__ = ["validate_start"]
+__all__ = ["validate_start", "validate_devices"]
 
 
 def _known(value: Any) -> Any:
@@ -82,3 +82,18 @@ def validate_zigzag() -> bool | str:
     if validate_start(MigaQueueInit, init[2], reflection=None) is not True:
         return True
     return validate_start(MigaQueueInit, init[2], reflection=options)
+
+
+def validate_devices(node_id: str | None = None) -> bool | str:
+    """The ``devices`` input of the sampler ``node_id`` (default: the node being validated): True, or the house message
+    of ``host.parse_devices`` (unknown / unavailable / repeated device). True when it is linked or not known before
+    execution (the node checks it again when it runs)."""
+    inputs = graph.inputs_of(node_id)
+    value = None if inputs is None else inputs.get("devices", "")
+    if value is None or isinstance(value, list):
+        return True
+    try:
+        host.parse_devices(value)
+    except MigaError as exc:
+        return str(exc)
+    return True

@@ -17,7 +17,7 @@ from typing import Literal
 from ..miga_core import MigaValueError
 from ..miga_core.errors import bad_value
 
-__all__ = ["ModelFamily", "FAMILIES", "WAN21", "VC2", "TOY", "family", "supported_families"]
+__all__ = ["ModelFamily", "FAMILIES", "DEFAULT_FAMILY", "WAN21", "VC2", "TOY", "family", "supported_families"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,8 @@ TOY = ModelFamily(
 
 #: Every family the nodes accept, by name.
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (WAN21, VC2, TOY)}
+#: The family assumed when nothing tells another (any loader but those of ``loader_node``).
+DEFAULT_FAMILY = WAN21.name
 
 
 def supported_families() -> str:

@@ -21,6 +21,7 @@ HOST.md records as working on ComfyUI v0.8.0:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
@@ -47,7 +48,7 @@ from comfy.ldm.wan.model import WanModel
 from comfy.ldm.wan.vae import WanVAE, count_conv3d
 from comfy_execution.graph_utils import ExecutionBlocker
 
-from ..miga_core import MigaValueError, PromptSchedule, WindowInfo
+from ..miga_core import MigaValueError, PromptSchedule, Replicas, WindowInfo
 from ..miga_core.errors import bad_value
 from . import vc2_checkpoint
 from .families import FAMILIES, ModelFamily, supported_families
@@ -55,7 +56,7 @@ from .vc2_unet import VC2UNet, VC2UNetConfig
 
 __all__ = [
     "SCHEDULER_NAMES", "UnsupportedModelError", "ModelRun", "check_model", "model_family", "VC2Model", "load_vc2_checkpoint", "checkpoint_files", "checkpoint_file", "model_parameterization", "ladder",
-    "run_on_model", "storage_device", "compute_device", "to_model_space", "to_latent_space", "HostProgress",
+    "run_on_model", "visible_devices", "parse_devices", "model_replicas", "storage_device", "compute_device", "to_model_space", "to_latent_space", "HostProgress",
     "on_prompt", "executing_node", "send_to_client", "add_get_route", "PROGRESS_EVENT", "REPORT_EVENT",
     "UnsupportedVaeError", "check_vae", "decoded_frames", "decode_chunks", "DecodeProgress", "save_path", "save_metadata",
     "blocked_output", "fingerprint", "checkpoint_path",
@@ -262,8 +263,15 @@ class _Denoiser:
 
     def __init__(self, model_k: Callable, extra_args: dict, per_frame: _PerFrameTimesteps, guider: _MigaGuider) -> None:
         self.model_k, self.extra_args, self.per_frame, self.guider = model_k, extra_args, per_frame, guider
+        # grad / inference mode are per thread: a replica's thread (miga_core.Replicas) runs as the node's thread does
+        self.modes = (torch.is_inference_mode_enabled(), torch.is_grad_enabled())
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        inference, grad = self.modes
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return self._call(x, sigma, prompt)
+
+    def _call(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         out = torch.empty_like(x)
         rows_of: dict[tuple[float, ...], list[int]] = {}
         for r, w in enumerate(prompt.tolist()):
@@ -308,6 +316,9 @@ class ModelRun:
         schedule: which prompt conditions each latent [D6].
         parameterization: ``"flow"`` or ``"eps"`` (from :func:`check_model`).
         family: the :mod:`.families` name (from :func:`model_family`).
+        devices: where the windows run (:func:`parse_devices`): empty = the model's own load device, as before issue 15;
+            one or more = one replica of the model per device (:func:`model_replicas`), the windows of a pass spread
+            over them (``miga_core.Replicas``), bit-identical to one device.
     """
 
     model: Any
@@ -320,6 +331,7 @@ class ModelRun:
     prompts: list = field(default_factory=list)
     parameterization: str = "flow"
     family: str = "wan21"
+    devices: tuple[str, ...] = ()
 
     def conds(self) -> dict[str, list]:
         out = {"positive": self.positive, "negative": self.negative}
@@ -335,28 +347,157 @@ def run_on_model(run: ModelRun, window_shape: Sequence[int], work: Callable[[Cal
     ``window_shape`` (``[rows, C, f0, H, W]``); ``work`` then drives the whole queue through the
     denoiser. The per-frame wrapper is registered on a clone; ``run.model`` is not changed.
 
+    With ``run.devices`` (issue 15) there is one such sampling session per device, nested, each over its own replica
+    (:func:`model_replicas`) and its own guider and conditioning on that device, and ``denoiser`` is a
+    ``miga_core.Replicas`` over them: every device holds its weights and one window. Replicas made for this run are
+    unloaded when it ends (also on an error or a cancel).
+
     Returns:
         what ``work`` returns.
     Raises:
         whatever ``work`` raises (e.g. ComfyUI's interrupt), after ComfyUI has cleaned up.
     """
-    patched = run.model.clone()
-    per_frame = _PerFrameTimesteps(patched.get_model_object("model_sampling"), run.parameterization)
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, per_frame)
-    _warn_about_caches(patched)
-    guider = _MigaGuider(patched)
-    guider.inner_set_conds(run.conds())
-    guider.set_cfg(run.cfg)
+    if not run.devices:
+        return _sessions(run, [run.model.clone()], window_shape, lambda denoisers, device: work(denoisers[0], device))
+    replicas = model_replicas(run.model, run.devices)
+    try:
+        return _sessions(run, [r for r, _ in replicas], window_shape,
+                         lambda denoisers, device: work(Replicas(denoisers, list(run.devices)), device))
+    finally:
+        for replica, copied in replicas:
+            if copied:
+                _unload(replica)
+
+
+def _sessions(run: ModelRun, patchers: list[Any], window_shape: Sequence[int], work: Callable[[list, torch.device], Any]) -> Any:
+    """ComfyUI's sampling of one window on each of ``patchers`` (nested: all loaded at once); ``work(denoisers, device)``
+    runs inside the innermost with one :class:`_Denoiser` per patcher (``device``: the first one's)."""
+    denoisers: list[_Denoiser] = []
     box: dict[str, Any] = {}
 
-    def sampler_function(model_k, noise, sigmas, extra_args=None, callback=None, disable=None):
-        box["result"] = work(_Denoiser(model_k, extra_args or {}, per_frame, guider), noise.device)
-        return noise
+    def enter(k: int) -> None:
+        patched = patchers[k]
+        per_frame = _PerFrameTimesteps(patched.get_model_object("model_sampling"), run.parameterization)
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, per_frame)
+        if k == 0:
+            _warn_about_caches(patched)
+        guider = _MigaGuider(patched)
+        guider.inner_set_conds(run.conds())
+        guider.set_cfg(run.cfg)
 
-    latent = torch.zeros(tuple(window_shape), device=comfy.model_management.intermediate_device())
-    comfy.model_management.throw_exception_if_processing_interrupted()
-    guider.sample(latent, latent, comfy.samplers.KSAMPLER(sampler_function), run.sigmas, disable_pbar=True, seed=run.seed)
+        def sampler_function(model_k, noise, sigmas, extra_args=None, callback=None, disable=None):
+            denoisers.append(_Denoiser(model_k, extra_args or {}, per_frame, guider))
+            box.setdefault("device", noise.device)
+            if k + 1 < len(patchers):
+                enter(k + 1)
+            else:
+                box["result"] = work(list(denoisers), box["device"])
+            return noise
+
+        latent = torch.zeros(tuple(window_shape), device=comfy.model_management.intermediate_device())
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        guider.sample(latent, latent, comfy.samplers.KSAMPLER(sampler_function), run.sigmas, disable_pbar=True, seed=run.seed)
+
+    enter(0)
     return box["result"]
+
+
+def visible_devices() -> list[str]:
+    """The devices torch sees in this process, as :func:`parse_devices` accepts them: ``"cpu"``, then ``"cuda:0"``...
+    (and ``xpu:i`` / ``mps`` where torch has them)."""
+    out = ["cpu"]
+    for kind in ("cuda", "xpu"):
+        module = getattr(torch, kind, None)
+        try:
+            count = module.device_count() if module is not None and module.is_available() else 0
+        except Exception:  # noqa: BLE001 (a backend that cannot answer has no device for us)
+            count = 0
+        out += [f"{kind}:{i}" for i in range(count)]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def parse_devices(text: Any) -> tuple[str, ...]:
+    """The ``devices`` input: ``""`` -> ``()`` (the model's own device); ``"cuda:0, cuda:1"`` -> ``("cuda:0", "cuda:1")``.
+
+    Each entry must be a device torch sees here (:func:`visible_devices`), written with its index (``cuda:0``, not
+    ``cuda``); a GPU may appear once (two replicas on one GPU only double its memory); ``cpu`` may repeat (replicas on
+    threads: the CPU tests). Checked in validation (HTTP 400) and again when the node runs.
+
+    Raises:
+        MigaValueError: not a string; an unknown, unavailable, index-less or repeated device (the message names the
+            value, the devices torch sees and the fix).
+    """
+    seen = visible_devices()
+    allowed = f"a comma-separated list of devices torch sees here ({', '.join(seen)}), e.g. {','.join(seen[1:3]) or 'cpu'}"
+    fix_empty = "or leave devices empty to run on the model's own device"
+    if not isinstance(text, str):
+        raise MigaValueError(bad_value("devices", text, allowed, f"write the devices as text, {fix_empty}"))
+    entries = [e.strip() for e in text.split(",")]
+    if entries == [""]:
+        return ()
+    out: list[str] = []
+    for entry in entries:
+        try:
+            device = torch.device(entry) if entry else None
+        except (RuntimeError, ValueError):
+            device = None
+        name = None if device is None else (str(device) if device.index is not None or device.type in ("cpu", "mps") else None)
+        if device is not None and name is None:
+            raise MigaValueError(bad_value("devices", text, allowed, f"name the index: {device.type}:0", problem=f"has {entry!r} without an index"))
+        if name == "cpu:0":
+            name = "cpu"
+        if name not in seen:
+            raise MigaValueError(bad_value("devices", text, allowed, f"use only the devices listed, {fix_empty}",
+                                           problem=f"names {entry!r}, which torch does not see here"))
+        if name in out and name != "cpu":
+            raise MigaValueError(bad_value("devices", text, allowed + ", each GPU once", f"remove the second {name}",
+                                           problem=f"names {name} twice"))
+        out.append(name)
+    return tuple(out)
+
+
+def model_replicas(model: Any, devices: Sequence[str]) -> list[tuple[Any, bool]]:
+    """One ModelPatcher per device computing what ``model`` computes there: ``(patcher, copied)`` per device.
+
+    The first device equal to ``model.load_device`` gets a plain ``model.clone()`` (shares the weights, loaded as
+    today). Every other device gets a clone (same LoRA and weight patches, object patches, wrappers, callbacks and
+    model options) over its own deep copy of the model's unpatched weights, with ``load_device`` = that device: ComfyUI
+    loads, patches and offloads it like any model (``load_models_gpu`` frees memory on its device only). Its ``parent``
+    is None, so ComfyUI's memory manager never takes it for ``model``. Before copying, ``model`` and the clones sharing
+    its weights are unloaded (weights unpatched, on the offload device), so the copy is of the original weights and
+    lands in host memory, not on the GPU; it moves to its device when its session loads it.
+
+    Memory: each copied replica costs one copy of the weights in host memory until its device has loaded it (then the
+    device holds it); :func:`run_on_model` unloads it when the run ends.
+    """
+    out: list[tuple[Any, bool]] = []
+    own = torch.device(model.load_device)
+    for name in devices:
+        device = torch.device(name)
+        if device == own and not any(not copied for _, copied in out):
+            out.append((model.clone(), False))
+            continue
+        _unload(model)
+        replica = model.clone()
+        replica.parent = None
+        config = getattr(model.model, "model_config", None)  # shared, not copied: plain settings, and ComfyUI's config
+        replica.model = copy.deepcopy(model.model, {id(config): config} if config is not None else {})  # answers any attribute
+        replica.backup, replica.object_patches_backup, replica.hook_backup, replica.pinned = {}, {}, {}, set()
+        replica.load_device = device
+        out.append((replica, True))
+    return out
+
+
+def _unload(model: Any) -> None:
+    """Unload ``model`` and every ComfyUI-loaded model sharing its weights (``is_clone``), weights unpatched."""
+    loaded = comfy.model_management.current_loaded_models
+    for i in range(len(loaded) - 1, -1, -1):
+        other = loaded[i].model
+        if other is not None and (other is model or other.is_clone(model)):
+            if loaded[i].model_unload():
+                loaded.pop(i)
 
 
 def _warn_about_caches(model: Any) -> None:
@@ -933,22 +1074,21 @@ def checkpoint_file(name: str) -> str:
 # The prompt is a multi-hot of the four attributes (one block per attribute, null entry included: 20 values): the
 # network's prompt embedding is linear in it, so ComfyUI's CFG and our prompt blending [D6] act on it as on text
 # embeddings. The "VAE" is the identity to RGB: decode maps [-1, 1] to [0, 1] images, one per latent frame.
-# ``toyworld`` imports ``miga_core`` by its top-level name (it is also a standalone package: ``python -m toyworld.demo``),
-# so the pack folder is appended to ``sys.path`` (last: it never shadows ComfyUI's modules) before importing it.
+# ``toyworld`` is loaded as the pack's own subpackage (``<pack>.toyworld``), never from ``sys.path``: it then imports the
+# pack's ``miga_core`` (toyworld/_core.py), so the process holds one miga_core and the toy's errors are the nodes'
+# MigaError classes. (Standalone, ``python -m toyworld.demo``, it is a top-level package using the top-level miga_core.)
 
-import importlib.util  # noqa: E402  (kept with the toy section)
-import sys  # noqa: E402
+import importlib  # noqa: E402  (kept with the toy section)
 
 _TOY = FAMILIES["toy"]
 PACK_ROOT = Path(__file__).resolve().parents[1]
+PACK_PACKAGE = __package__.rpartition(".")[0]  # the pack's module name in this process ("custom_nodes.comfyui-miga"...)
 TOY_WEIGHTS = PACK_ROOT / "toyworld" / "weights" / "toy_dit.safetensors"
 
 
 def toyworld(module: str) -> Any:
-    """``toyworld.<module>`` of this pack (``world``, ``model``, ``metrics``...), importable inside ComfyUI."""
-    if importlib.util.find_spec("toyworld") is None and str(PACK_ROOT) not in sys.path:
-        sys.path.append(str(PACK_ROOT))
-    return importlib.import_module(f"toyworld.{module}")
+    """``<pack>.toyworld.<module>`` (``world``, ``model``, ``metrics``...): the pack's toyworld, over the pack's miga_core."""
+    return importlib.import_module(f"{PACK_PACKAGE}.toyworld.{module}")
 
 
 class ToyLatentFormat(comfy.latent_formats.LatentFormat):

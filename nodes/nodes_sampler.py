@@ -32,6 +32,10 @@ class MigaSampler(io.ComfyNode):
                 io.Float.Input("checkpoint_minutes", optional=True, default=10.0, min=0.0, max=1440.0, step=1.0,
                                tooltip="Save the run to output/miga_checkpoints every this many minutes (0: only on cancel or error); "
                                        "the file is removed when the run finishes."),
+                io.String.Input("devices", optional=True, default="",
+                                tooltip="Several GPUs: the devices to spread each pass's windows over, e.g. cuda:0,cuda:1 (one copy of "
+                                        "the model, LoRAs included, per device; each holds its weights and one window). Empty: the "
+                                        "model's own device. The video is identical for any devices."),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip=LATENT_TOOLTIP),
                      io.String.Output(display_name="report", tooltip=REPORT_TOOLTIP)],
@@ -39,16 +43,23 @@ class MigaSampler(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, num_pixel_frames) -> bool | str:
-        """Every cross-input check before the prompt is queued (HTTP 400 with node_errors); see :mod:`.checks`."""
+        """Every cross-input check before the prompt is queued (HTTP 400 with node_errors); see :mod:`.checks`.
+
+        ``devices`` is read from the submitted prompt (naming it here would repeat every message under it too).
+        """
         frames = check_pixel_frames(num_pixel_frames, FAMILIES[graph.model_family()].latent_rule)
-        return frames if frames is not True else checks.validate_start(cls)
+        if frames is not True:
+            return frames
+        devices = checks.validate_devices()
+        return devices if devices is not True else checks.validate_start(cls)
 
     @classmethod
     def execute(cls, model, positive, negative, width, height, num_pixel_frames, batch_size, seed, steps, cfg, scheduler, mode,
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
-                initial_clip=None, prompts=None, guidance=None, reflection=None, resume_from="", checkpoint_minutes=10.0) -> io.NodeOutput:
+                initial_clip=None, prompts=None, guidance=None, reflection=None, resume_from="", checkpoint_minutes=10.0,
+                devices="") -> io.NodeOutput:
         check_size(width, height)
-        run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
+        run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts, devices or "")
         config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
         return io.NodeOutput(*runner.sample(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),
                                             guidance, reflection, resume_from or "", checkpoint_minutes))

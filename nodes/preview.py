@@ -14,6 +14,7 @@ from typing import Any
 
 from ..miga_core import MigaValueError
 from ..miga_core.errors import bad_value
+from .families import DEFAULT_FAMILY, FAMILIES
 from .runner import plan_video
 from .widgets import check_size, config_from
 
@@ -53,20 +54,33 @@ def measured_row(path: pathlib.Path = MEASURED) -> dict[str, Any] | None:
 def plan_preview(query: Mapping[str, str]) -> dict[str, Any]:
     """The plan of a start node's widget values (strings, as the editor sends them) and the measured table.
 
+    ``family`` (a key of :data:`.families.FAMILIES`; default ``wan21``) is the model family of the sampler's MODEL, which
+    the editor tells from the loader linked to it, as validation does (:func:`.graph.model_family`): it gives the
+    pixel <-> latent frame rule (Wan2.1 4n+1; VC2 and the toy model one latent per frame) and the parameterisation the
+    plan is checked with, exactly as the node's validation (:func:`.checks.validate_start`).
+
     Returns:
-        ``{"num_latents", "calls": {stage: windows}, "total_windows", "window_batch", "model_calls", "measured"}``;
+        ``{"family", "num_latents", "calls": {stage: windows}, "total_windows", "window_batch", "model_calls", "measured"}``;
         ``model_calls`` is the planned denoiser calls (windows / window_batch per stage, rounded up), self-reflection's
-        search excluded (it depends on the video).
+        search excluded (it depends on the video); ``measured`` is the Wan2.1 table (:func:`measured_row`), None for
+        another family (its time is not Wan2.1's).
     Raises:
-        MigaError subclasses: a value out of range (the message the node would give when queued).
+        MigaError subclasses: an unknown family (the message lists them), a value out of range (the message the node
+        would give when queued).
     """
+    name = query.get("family", DEFAULT_FAMILY)
+    if name not in FAMILIES:
+        raise MigaValueError(bad_value("family", name, f"one of {', '.join(FAMILIES)}",
+                                       "pass the family of the loader linked to the sampler's model (web/miga_format.js modelFamily)"))
+    fam = FAMILIES[name]
     v = {name: _int(query, name) for name in _INTS}
     check_size(v["width"], v["height"])
     config = config_from(query.get("mode", "miga"), v["window_length"], v["zigzag_width"], v["unified_steps"],
                          query.get("sampler", "euler"), v["window_stride"], query.get("update", "lookahead"), v["window_batch"], 0)
-    config = config.with_(parameterization="eps" if query.get("sampler") == "euler_ancestral" else "flow")
-    plan = plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip=query.get("has_initial_clip") in ("1", "true"))
+    config = config.with_(parameterization=fam.parameterization)
+    plan = plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip=query.get("has_initial_clip") in ("1", "true"),
+                      latent_rule=fam.latent_rule)
     batch = v["window_batch"]
     calls = dict(plan.calls)
-    return {"num_latents": plan.num_frames, "calls": calls, "total_windows": plan.total_calls, "window_batch": batch,
-            "model_calls": sum(-(-c // batch) for c in calls.values()), "measured": measured_row()}
+    return {"family": fam.name, "num_latents": plan.num_frames, "calls": calls, "total_windows": plan.total_calls, "window_batch": batch,
+            "model_calls": sum(-(-c // batch) for c in calls.values()), "measured": measured_row() if fam.name == DEFAULT_FAMILY else None}

@@ -65,17 +65,25 @@ class QueueHandle:
 
 
 def model_run(model: Any, positive: list, negative: list, cfg: float, scheduler: str, steps: int, seed: int,
-              prompts: PromptInput | None) -> host.ModelRun:
-    """Check the model and build the :class:`~.host.ModelRun` (a schedule's prompts replace ``positive``)."""
+              prompts: PromptInput | None, devices: str = "") -> host.ModelRun:
+    """Check the model and build the :class:`~.host.ModelRun` (a schedule's prompts replace ``positive``).
+
+    ``devices``: the sampler's ``devices`` input (``host.parse_devices``: ``""`` = the model's own device).
+
+    Raises:
+        MigaValueError: a bad ``devices`` string (also refused in validation); see ``host.check_model``.
+    """
     parameterization = host.check_model(model)
     family = host.model_family(model).name
     sigmas = host.ladder(model, scheduler, steps)
+    where = host.parse_devices(devices)
     if prompts is None:
-        return host.ModelRun(model, positive, negative, float(cfg), sigmas, seed, parameterization=parameterization, family=family)
+        return host.ModelRun(model, positive, negative, float(cfg), sigmas, seed, parameterization=parameterization, family=family,
+                             devices=where)
     first, *rest = prompts.conditionings
     rule = FAMILIES[family].latent_rule
     schedule = prompts.for_rule(rule) if prompts.for_rule is not None and rule != "wan21" else prompts.schedule
-    return host.ModelRun(model, first, negative, float(cfg), sigmas, seed, schedule, list(rest), parameterization, family)
+    return host.ModelRun(model, first, negative, float(cfg), sigmas, seed, schedule, list(rest), parameterization, family, where)
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,9 @@ def _prepare(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidan
             lower = max(family.size_multiple, value // family.size_multiple * family.size_multiple)
             raise MigaValueError(bad_value(name, value, f"a multiple of {family.size_multiple} pixels for {family.title}",
                                            f"use {lower} or {lower + family.size_multiple}"))
-    config = config.with_(parameterization=run.parameterization, compute_device=host.compute_device(run.model.load_device))
+    # with several devices the executor says where windows run (miga_core refuses a compute_device with Replicas)
+    compute = None if run.devices else host.compute_device(run.model.load_device)
+    config = config.with_(parameterization=run.parameterization, compute_device=compute)
     plan = plan_video(config, num_steps(run.sigmas), video.num_pixel_frames, guidance=guidance, reflection=reflection,
                       prompts=run.schedule, has_initial_clip=video.initial_clip is not None, latent_rule=family.latent_rule)
     channels, k = family.latent_channels, family.pixels_per_latent
@@ -209,18 +219,21 @@ def sample(run: host.ModelRun, config: MigaConfig, video: VideoRequest, guidance
         log.info("MIGA: resuming %s at %s, window %d of %d", path, point.state.at, point.progress["window"], p.plan.total_calls)
     start = {} if point is not None else {"initial_clip": p.clip, "latent_shape": p.latent_shape, "device": host.storage_device()}
     t0 = time.perf_counter()
+    used: list = []
 
     def work(denoiser, device):
+        used.append(denoiser)
         with Checkpointer(path, fp, interval_s=checkpoint_minutes * 60 if checkpoint_minutes > 0 else None) as ck:
             return run_plan(denoiser, run.sigmas, p.plan, callback=host.HostProgress(run.model, p.plan.total_calls), checkpoint=ck,
                             resume=point, **start)
 
     result = host.run_on_model(run, p.window_shape, work)
-    return _finish(run, p.plan, result.latents, result.reflection, result.num_windows, result.model_calls, time.perf_counter() - t0)
+    return _finish(run, p.plan, result.latents, result.reflection, result.num_windows, result.model_calls, time.perf_counter() - t0,
+                   executor=used[0] if used else None)
 
 
 def _finish(run: host.ModelRun, plan: RunPlan, x: torch.Tensor, stats: ReflectionStats, num_windows: int, model_calls: int,
-            seconds: float) -> tuple[dict, str]:
+            seconds: float, executor: Any = None) -> tuple[dict, str]:
     latents = host.to_latent_space(run.model, x.float()).to(host.storage_device())
     N, frames = plan.num_frames, num_pixel_frames(plan.num_frames, FAMILIES[run.family].latent_rule)
     report = {
@@ -237,6 +250,10 @@ def _finish(run: host.ModelRun, plan: RunPlan, x: torch.Tensor, stats: Reflectio
         "seconds_per_pixel_frame": round(seconds / frames, 4),
         "reflection": {"n_all": stats.n_all, "n_eval": stats.n_eval, "n_corr": stats.n_corr,
                        "r_corr": stats.r_corr, "r_succ": stats.r_succ},
+        "devices": list(run.devices) or [str(run.model.load_device)],
     }
+    waves = getattr(executor, "waves", None)
+    if run.devices and waves:  # windows each device ran (miga_core.Replicas: round robin within each pass)
+        report["windows_per_device"] = [sum(w[k] for w in waves) for k in range(len(run.devices))]
     host.send_to_client(host.REPORT_EVENT, {"report": report})
     return {"samples": latents}, json.dumps(report, indent=1)

@@ -51,6 +51,32 @@ def test_js_and_python_frame_rules_agree_on_0_to_10000_frames():
     assert sum(j[0] is not None for j in js) == MAX // 4  # 1, 5, ..., 9997
 
 
+def python_families() -> dict[str, dict]:
+    """nodes/families.py's table (name -> latent rule, loader node, default fps), read with ast: the nodes package needs ComfyUI."""
+    import ast
+
+    out = {}
+    for call in ast.walk(ast.parse((ROOT / "nodes" / "families.py").read_text())):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "ModelFamily":
+            kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords if isinstance(k.value, ast.Constant)}
+            out[kw["name"]] = {"rule": kw["latent_rule"], "loader": kw.get("loader_node"), "fps": kw.get("default_fps")}
+    return out
+
+
+def test_the_js_family_table_and_vc2_rule_agree_with_python():
+    script = (f"import {{ FAMILIES, numLatentFrames, nearestFrameCounts }} from {json.dumps((WEB / 'miga_frame_rule.js').as_uri())};\n"
+              "const out = []; for (let f = 0; f <= 1000; f++) out.push([numLatentFrames(f, 'vc2'), nearestFrameCounts(f, 'vc2')]);\n"
+              "console.log(JSON.stringify({ families: FAMILIES, vc2: out }));")
+    js = run_node(script, ROOT)
+    py = python_families()
+    assert set(py) == set(js["families"]) == {"wan21", "vc2", "toy"}, (py, js["families"])
+    for name, fam in py.items():
+        assert js["families"][name]["rule"] == fam["rule"] and js["families"][name]["loader"] == fam["loader"], name
+        if fam["fps"] is not None:
+            assert js["families"][name]["fps"] == fam["fps"], name
+    assert js["vc2"] == [[num_latent_frames(f, "vc2"), None] if f >= 1 else [None, None] for f in range(1001)]
+
+
 def test_the_frame_rule_module_loads_without_the_app():
     text = (WEB / "miga_frame_rule.js").read_text()
     assert not re.search(r"^\s*import\b", text, re.M), "the rule module must import nothing (node loads it alone)"

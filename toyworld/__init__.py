@@ -9,7 +9,7 @@
 Importing ``toyworld`` touches no GPU and does not need PyAV.
 """
 
-from toyworld.metrics import (
+from .metrics import (
     OBJECT_DISTANCE,
     background_consistency,
     detect_object,
@@ -22,8 +22,8 @@ from toyworld.metrics import (
     switch_error,
     temporal_flicker,
 )
-from toyworld.video import contact_sheet, read_mp4, write_mp4, write_png
-from toyworld.world import (
+from .video import contact_sheet, read_mp4, write_mp4, write_png
+from .world import (
     BACKGROUNDS,
     COLOUR_RGB,
     COLOURS,

@@ -26,8 +26,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from miga_core import MigaConfig, MigaError, MigaValueError, PromptSchedule, WindowInfo, plan_run
-from miga_core.errors import bad_value
+from ._core import MigaConfig, MigaError, MigaValueError, PromptSchedule, WindowInfo, bad_value, plan_run
 
 from .metrics import evaluate, switch_error
 from .model import ToyDiT, ToyDiTConfig

@@ -39,8 +39,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from miga_core.errors import MigaValueError, bad_value
-from toyworld.world import COLOUR_RGB, COLOURS, SHAPES, WORLD_SIZE, ClipSpec, shape_sdf
+from ._core import MigaValueError, bad_value
+from .world import COLOUR_RGB, COLOURS, SHAPES, WORLD_SIZE, ClipSpec, shape_sdf
 
 __all__ = [
     "OBJECT_DISTANCE", "detect_object", "identify", "subject_consistency", "background_consistency",

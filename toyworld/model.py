@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from miga_core.errors import MigaValueError, bad_value
+from ._core import MigaValueError, bad_value
 
 __all__ = ["ToyDiTConfig", "ToyDiT", "ToyDenoiser", "config_from_metadata", "load_model", "save_model"]
 

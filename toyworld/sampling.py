@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from miga_core import GuidanceOptions, MigaConfig, MigaResult, PromptSchedule, ReflectionOptions, generate
-from miga_core.protocols import Callback
+from ._core import Callback, GuidanceOptions, MigaConfig, MigaResult, PromptSchedule, ReflectionOptions, generate
 
 from .model import ToyDenoiser, ToyDiT
 from .world import ClipSpec

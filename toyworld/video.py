@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from miga_core.errors import MigaValueError, bad_value
+from ._core import MigaValueError, bad_value
 
 __all__ = ["write_mp4", "read_mp4", "write_png", "contact_sheet"]
 

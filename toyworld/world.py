@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from miga_core.errors import MigaTypeError, MigaValueError, bad_value
+from ._core import MigaTypeError, MigaValueError, bad_value
 
 __all__ = [
     "WORLD_SIZE", "SHAPES", "COLOURS", "COLOUR_RGB", "BACKGROUNDS", "MOTIONS",

@@ -2,9 +2,10 @@
 // (from the run plan: GET /miga/plan, nodes/preview.py; JS re-derives nothing) and an estimated time and VRAM
 // scaled from the pack's measured table (benchmarks/results/wan_node_cuda.json), labelled "estimate" with its source.
 import { app } from "../../scripts/app.js";
-import { costLines } from "./miga_format.js";
+import { FAMILIES } from "./miga_frame_rule.js";
+import { costLines, modelFamily } from "./miga_format.js";
 import { COLORS, setSection } from "./miga_panel.js";
-import { findWidget, isQueueNode, onLoaded, videoFps, watch } from "./miga_widgets.js";
+import { findWidget, isQueueNode, onConnectionsChange, onLoaded, videoFps, watch } from "./miga_widgets.js";
 
 const KEY = "cost";
 export const PLAN_WIDGETS = ["num_pixel_frames", "steps", "mode", "window_length", "zigzag_width", "unified_steps", "sampler",
@@ -16,9 +17,10 @@ function values(node) {
 
 async function refresh(node) {
   const v = values(node);
+  const family = modelFamily(node); // the frame rule and parameterisation the route plans with (nodes/families.py)
   const clip = (node.inputs ?? []).find((input) => input.name === "initial_clip");
   const query = new URLSearchParams({ ...Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)])),
-                                      has_initial_clip: clip?.link != null ? "1" : "0" });
+                                      has_initial_clip: clip?.link != null ? "1" : "0", family });
   const asked = query.toString();
   node.__miga.costQuery = asked;
   let answer;
@@ -31,7 +33,7 @@ async function refresh(node) {
   if (node.__miga.costQuery !== asked) return; // a newer edit is on its way
   node.__miga.plan = answer.ok ? answer.body : null;
   const lines = answer.ok
-    ? costLines(v, answer.body, videoFps(node)).map((text) => ({ text, color: text.startsWith("estimate") ? COLORS.text : COLORS.dim }))
+    ? costLines(v, answer.body, videoFps(node, FAMILIES[family].fps), family).map((text) => ({ text, color: text.startsWith("estimate") ? COLORS.text : COLORS.dim }))
     : [{ text: `⚠ ${answer.body.error}`, color: COLORS.warning }];
   setSection(node, "cost", lines);
 }
@@ -40,10 +42,12 @@ function install(node) {
   if (!findWidget(node, "steps")) return;
   let timer = null;
   const widgets = PLAN_WIDGETS.map((name) => node.widgets?.find((w) => w?.name === name));
-  watch(node, KEY, widgets, () => {
+  const later = () => {
     clearTimeout(timer);
     timer = setTimeout(() => refresh(node), 250);
-  });
+  };
+  watch(node, KEY, widgets, later);
+  onConnectionsChange(node, KEY, later);
 }
 
 app.registerExtension({

@@ -1,7 +1,7 @@
 // What the Miga extensions show, as pure functions of plain values (no app import, so node's test runner loads this
 // module alone: web/tests/miga_format.test.mjs). No sampling algorithm lives here: planned calls come from the run plan
 // (GET /miga/plan, nodes/preview.py), progress from the node's messages (nodes/host.py), the frame rule from its twin.
-import { numLatentFrames, nearestFrameCounts } from "./miga_frame_rule.js";
+import { DEFAULT_FAMILY, FAMILIES, numLatentFrames, nearestFrameCounts, ruleOf } from "./miga_frame_rule.js";
 
 // ---------------------------------------------------------------------------------------------------- durations
 // "45 s", "3.2 min", "23 min", "1 h 05 min": seconds (>= 0) as a person reads them.
@@ -16,20 +16,44 @@ export function formatDuration(seconds) {
   return m === 60 ? `${h + 1} h 00 min` : `${h} h ${String(m).padStart(2, "0")} min`;
 }
 
+// ---------------------------------------------------------------------------------------------------- model family
+// The family (a key of FAMILIES, nodes/families.py) of the MODEL reaching `node`'s "model" input, told from the loader it
+// comes from, following nodes in between (ModelSamplingSD3, LoRA loaders) through their own "model" input, as the
+// node's validation does (nodes/graph.py model_family); DEFAULT_FAMILY (Wan2.1) for any other loader or no link.
+// `node` is a LiteGraph node (inputs [{name, link}], graph with links as a Map or an object, getNodeById or _nodes).
+export function modelFamily(node) {
+  const byLoader = Object.fromEntries(Object.entries(FAMILIES).filter(([, f]) => f.loader).map(([name, f]) => [f.loader, name]));
+  let current = node;
+  for (let hops = 0; hops < 256 && current; hops++) {
+    const graph = current.graph ?? node.graph;
+    const input = (current.inputs ?? []).find((i) => i?.name === "model");
+    if (input?.link == null || !graph) break;
+    const link = typeof graph.links?.get === "function" ? graph.links.get(input.link) : graph.links?.[input.link];
+    const origin = link?.origin_id ?? (Array.isArray(link) ? link[1] : undefined);
+    if (origin == null) break;
+    current = graph.getNodeById?.(origin) ?? (graph._nodes ?? graph.nodes ?? []).find((n) => n?.id === origin);
+    const type = current?.comfyClass ?? current?.type;
+    if (type in byLoader) return byLoader[type];
+  }
+  return DEFAULT_FAMILY;
+}
+
 // ---------------------------------------------------------------------------------------------------- frame count
 // The note under num_pixel_frames: {text, warning}; a wrong count names the two valid neighbours (never truncated:
-// the panel wraps it).
-export function framesNote(frames, fps = 16) {
-  const latents = numLatentFrames(frames);
+// the panel wraps it). `family` picks the frame rule (Wan2.1 4n+1; VC2 and the toy model one latent per frame).
+export function framesNote(frames, fps = 16, family = DEFAULT_FAMILY) {
+  const rule = ruleOf(family);
+  const latents = numLatentFrames(frames, rule);
   if (latents !== null) {
     return { text: `${frames} frames = ${latents} latents = ${(frames / fps).toFixed(1)} s at ${fps} fps`, warning: false };
   }
-  const near = nearestFrameCounts(frames);
+  const near = nearestFrameCounts(frames, rule);
   if (near) {
     return { text: `⚠ num_pixel_frames ${frames} is not 4n+1 (Wan2.1 packs 4 frames per latent): use ${near[0]} or ${near[1]}. ` +
                    "The node refuses it when queued.", warning: true };
   }
-  return { text: `⚠ num_pixel_frames ${frames} is not a frame count: use an integer >= 1 of the form 4n+1 (e.g. 481).`, warning: true };
+  const form = rule === "wan21" ? " of the form 4n+1 (e.g. 481)" : "";
+  return { text: `⚠ num_pixel_frames ${frames} is not a frame count: use an integer >= 1${form}.`, warning: true };
 }
 
 // ---------------------------------------------------------------------------------------------------- progress
@@ -97,16 +121,17 @@ export function stoppedSummary(state, reason, resumable = false) {
 // Lines of the sampler's cost preview (the duration and latents are the frames note's line, framesNote). `plan` is GET /miga/plan's answer (nodes/preview.py), `v` the widget values.
 // The estimate scales the measured seconds per model call by the latent area and batch (and halves it without CFG):
 // an estimate, said so, with its source.
-export function costLines(v, plan, fps = 16) {
+export function costLines(v, plan, fps = 16, family = DEFAULT_FAMILY) {
   const lines = [];
-  const latents = numLatentFrames(v.num_pixel_frames);
+  const latents = numLatentFrames(v.num_pixel_frames, ruleOf(family));
   if (latents === null || !plan) return lines;
   const calls = plan.model_calls;
   const per = plan.window_batch > 1 ? ` (${plan.total_windows} windows, ${plan.window_batch} per call)` : "";
   lines.push(`planned model calls: ${calls}${per}, plus self-reflection's search if connected`);
   const m = plan.measured;
   if (!m) {
-    lines.push("no measured table: time and VRAM not estimated");
+    lines.push(family === DEFAULT_FAMILY ? "no measured table: time and VRAM not estimated"
+                                         : "no measured table for this model (the table is Wan2.1's): time and VRAM not estimated");
     return lines;
   }
   const area = (v.width * v.height) / (m.width * m.height);

@@ -12,12 +12,32 @@ export function findWidget(node, name) {
   return Array.isArray(node?.widgets) ? node.widgets.find((widget) => widget?.name === name) : undefined;
 }
 
-// Frames per second of the video the node feeds: the fps widget of a CreateVideo node in the graph, else Wan2.1's 16.
-export function videoFps(node) {
+// Frames per second of the video the node feeds: the fps widget of a CreateVideo node in the graph, else `fallback`
+// (the model family's, miga_frame_rule.js FAMILIES; Wan2.1's 16 by default).
+export function videoFps(node, fallback = 16) {
   const nodes = node?.graph?._nodes ?? node?.graph?.nodes ?? [];
   const create = nodes.find((other) => (other?.comfyClass ?? other?.type) === "CreateVideo");
   const fps = Number(findWidget(create, "fps")?.value);
-  return Number.isFinite(fps) && fps > 0 ? fps : 16;
+  return Number.isFinite(fps) && fps > 0 ? fps : fallback;
+}
+
+// Calls `update(node)` after the node's links change (a loader connected to its model input changes the family).
+export function onConnectionsChange(node, key, update) {
+  node.__miga ??= {};
+  const mark = `${key}:links`;
+  if (node.__miga[mark]) return;
+  node.__miga[mark] = true;
+  const original = node.onConnectionsChange;
+  node.onConnectionsChange = function (...args) {
+    const result = original?.apply(this, args);
+    try {
+      update(node);
+    } catch (error) {
+      console.warn(`[miga] ${key}:`, error);
+    }
+    redraw(node);
+    return result;
+  };
 }
 
 export function redraw(node) {

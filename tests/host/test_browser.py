@@ -140,6 +140,22 @@ def test_the_cost_preview_shows_planned_calls_and_a_labelled_estimate(page):
     page.shot("cost_preview")
 
 
+@pytest.mark.parametrize("template, note", [
+    ("MIGA toy CPU demo - no download 257 frames", "257 frames = 257 latents = 16.1 s at 16 fps"),
+    ("MIGA long video - VideoCrafter2 VC2 text to video 257 frames", "257 frames = 257 latents = 32.1 s at 8 fps"),
+])
+def test_the_frame_note_and_cost_preview_follow_the_loaders_family(page, template, note):
+    """The toy and VC2 templates' samplers have one latent per frame (Wan2.1's rule would say 65 latents): the family is
+    told from the loader linked to the model input, for the note and for the plan the route makes."""
+    page.load(template)
+    page.page.wait_for_function("""() => { const n = app.graph._nodes.find((n) => n.comfyClass === 'MigaSampler');
+                                           return n.__miga?.plan?.num_latents === 257; }""", timeout=15_000)
+    frames = page.page.evaluate("""() => app.graph._nodes.find((n) => n.comfyClass === 'MigaSampler').__miga.panel.sections
+                                   .get('frames').lines.map((l) => l.text)""")
+    assert frames == [note], frames
+    assert page.pack_problems() == [], page.pack_problems()
+
+
 def test_the_timeline_shows_a_keyframe_past_the_end_as_an_error(page):
     page.load("MIGA story - Wan2.1 prompt schedule 721 frames")
     errors = page.page.evaluate("""async () => { const n = app.graph._nodes.find((n) => n.comfyClass === 'MigaPromptSchedule');

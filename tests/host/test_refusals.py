@@ -68,6 +68,9 @@ CASES = [
     ("start_frames_count", _conditioning_schedule("0, 240, 480"), "14", ["start_frames", "2 non-negative pixel frames"]),
     ("conditioning_past_the_end", _conditioning_schedule("0, 800"), "7", ["keyframe=800", "181 latents"]),
     ("option_widget_range", _set(LONG, "12", num_guidance=65), "12", ["num_guidance"]),
+    ("devices_unknown", _set(LONG, "7", devices="cpu, cuda:9"), "7", ["devices='cpu, cuda:9'", "'cuda:9', which torch does not see",
+                                                                       "devices torch sees here (cpu", "leave devices empty"]),
+    ("devices_without_index", _set(LONG, "7", devices="cuda"), "7", ["devices='cuda'", "without an index", "Fix: name the index: cuda:0"]),
 ]
 
 

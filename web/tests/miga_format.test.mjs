@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { numLatentFrames, nearestFrameCounts } from "../miga_frame_rule.js";
-import { costLines, formatDuration, frameAt, framesNote, layoutKeyframes, moveKeyframe, nextProgress, progressLines,
+import { costLines, formatDuration, frameAt, framesNote, layoutKeyframes, modelFamily, moveKeyframe, nextProgress, progressLines,
          reportSummary, stoppedSummary, wrapText } from "../miga_format.js";
 
 test("frame rule: 4n+1 frames are n+1 latents, anything else is refused with its two neighbours", () => {
@@ -127,4 +127,43 @@ test("timeline editing writes the widget's text; the first keyframe and collisio
   assert.equal(moveKeyframe({ kind: "list", text: "0, 240" }, 240, 120), "0, 120");
   assert.equal(frameAt(0.5, 481), 240);
   assert.equal(frameAt(2, 481), 480);
+});
+
+// A LiteGraph-like graph: nodes by id, links as a Map (frontend 1.35) or an object of serialized arrays (older saves).
+function graphOf(nodes, links, asMap = true) {
+  const graph = { _nodes: nodes, links: asMap ? new Map(links.map((l) => [l.id, l])) : Object.fromEntries(links.map((l) => [l.id, [l.id, l.origin_id]])) };
+  graph.getNodeById = (id) => nodes.find((n) => n.id === id);
+  for (const n of nodes) n.graph = graph;
+  return graph;
+}
+
+function samplerFrom(loaderType, { through = false, asMap = true } = {}) {
+  const loader = { id: 1, comfyClass: loaderType, inputs: [] };
+  const shift = { id: 2, comfyClass: "ModelSamplingSD3", inputs: [{ name: "model", link: 10 }] };
+  const sampler = { id: 3, comfyClass: "MigaSampler", inputs: [{ name: "model", link: through ? 11 : 10 }, { name: "positive", link: null }] };
+  const links = through ? [{ id: 10, origin_id: 1 }, { id: 11, origin_id: 2 }] : [{ id: 10, origin_id: 1 }];
+  graphOf(through ? [loader, shift, sampler] : [loader, sampler], links, asMap);
+  return sampler;
+}
+
+test("model family: told from the loader linked to the sampler's model, through patch nodes; Wan2.1 otherwise", () => {
+  assert.equal(modelFamily(samplerFrom("MigaVC2Loader")), "vc2");
+  assert.equal(modelFamily(samplerFrom("MigaToyLoader", { through: true })), "toy");
+  assert.equal(modelFamily(samplerFrom("MigaToyLoader", { asMap: false })), "toy");
+  assert.equal(modelFamily(samplerFrom("UNETLoader", { through: true })), "wan21");
+  assert.equal(modelFamily({ comfyClass: "MigaSampler", inputs: [{ name: "model", link: null }] }), "wan21");
+});
+
+test("frames note and cost preview follow the family's frame rule (VC2 and the toy model: one latent per frame)", () => {
+  assert.deepEqual(framesNote(256, 8, "vc2"), { text: "256 frames = 256 latents = 32.0 s at 8 fps", warning: false });
+  assert.deepEqual(framesNote(20, 16, "toy"), { text: "20 frames = 20 latents = 1.3 s at 16 fps", warning: false });
+  assert.equal(framesNote(20, 16, "wan21").warning, true); // 20 is not 4n+1
+  assert.match(framesNote(0, 8, "vc2").text, /not a frame count: use an integer >= 1\.$/);
+  assert.equal(numLatentFrames(257, "vc2"), 257);
+  assert.equal(nearestFrameCounts(256, "vc2"), null);
+  const plan = { model_calls: 40, total_windows: 40, window_batch: 1, measured: null };
+  assert.equal(costLines({ num_pixel_frames: 256 }, plan, 8, "wan21").length, 0); // not a Wan2.1 count: no preview
+  const lines = costLines({ num_pixel_frames: 256 }, plan, 8, "vc2");
+  assert.match(lines[0], /planned model calls: 40/);
+  assert.match(lines[1], /no measured table for this model/);
 });
