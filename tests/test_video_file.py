@@ -9,27 +9,23 @@ from __future__ import annotations
 import importlib
 import pathlib
 import sys
-import types
 
 import av
 import pytest
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from benchmarks.toy_long_rss import video_file_module  # noqa: E402
 
 
 def _load():
-    pack = sys.modules.get("miga_pack_cpu") or types.ModuleType("miga_pack_cpu")
-    pack.__path__ = [str(ROOT)]
-    sys.modules["miga_pack_cpu"] = pack
-    folder = sys.modules.get("miga_pack_cpu.nodes") or types.ModuleType("miga_pack_cpu.nodes")
-    folder.__path__ = [str(ROOT / "nodes")]
-    sys.modules["miga_pack_cpu.nodes"] = folder
-    return importlib.import_module("miga_pack_cpu.nodes.video_file")
+    return video_file_module()  # nodes/video_file.py without ComfyUI (one loader, the RSS benchmark's)
 
 
 vf = _load()
-MigaValueError = importlib.import_module("miga_pack_cpu.miga_core.errors").MigaValueError
+MigaValueError = importlib.import_module("miga_pack_bench.miga_core.errors").MigaValueError
 
 
 def frames(n: int, h: int = 32, w: int = 48, offset: int = 0) -> torch.Tensor:
