@@ -296,9 +296,10 @@ def _init_fifo(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: M
     with ``update="lookahead"`` a left pad of ``f0 - s`` copies of latent 0 at level 1 is its history."""
     cfg, T = plan.config, plan.num_steps
     offset = -plan.head_index  # T - f0: queue position p holds absolute index p - offset; indices < 0 are discarded
-    queue = _renoised(plan, sigmas, clip, [max(0, p - offset) for p in range(T)], [p + 1 for p in range(T)], [p - offset for p in range(T)])
+    queue = _renoised(plan, sigmas, clip, [max(0, p - offset) for p in range(T)], [p + 1 for p in range(T)], [p - offset for p in range(T)],
+                      state.noise_source)
     pad = cfg.window_length - cfg.stride if cfg.update == "lookahead" else 0
-    history = _renoised(plan, sigmas, clip, [0] * pad, [1] * pad, list(range(-offset - pad, -offset)))
+    history = _renoised(plan, sigmas, clip, [0] * pad, [1] * pad, list(range(-offset - pad, -offset)), state.noise_source)
     return replace(state, queue=queue, history=history, next_index=T - offset)
 
 
