@@ -31,6 +31,7 @@ __all__ = [
     "ReflectionPhase",
     "FinalStep",
     "TailNoise",
+    "ScaleArr",
     "MigaConfig",
     "GuidanceOptions",
     "ReflectionOptions",
@@ -58,6 +59,7 @@ RefineRenoise = Literal["sigma", "vp"]  # refinement re-noise of the output: x +
 # --- DDIM conventions of the official VC2 / FIFO-Diffusion code (docs/algorithm.md "DDIM conventions") [D7]
 FinalStep = Literal["x0", "identity"]  # the ladder's last step (level 1 -> 0): to x0, or DDIM's alphas_prev[0] = alphacums[0]
 TailNoise = Literal["sigma", "ddpm"]  # a pure-noise latent at level T: sigma_T * n, or randn in DDPM space = sqrt(1 + sigma_T^2) * n
+ScaleArr = Literal["dropped", "vc2"]  # VC2's per-timestep signal scale s(t): x = s(t) x0 + sigma n (VC2's own DDIMSampler), or s = 1
 
 
 def _check_int(name: str, value: object, minimum: int | None, fix: str) -> None:
@@ -119,6 +121,11 @@ class MigaConfig:
     # space (FIFO-Diffusion's shift_latents, VC2's DDIMSampler x_T, the released MIGA VC2 tail, A2.5; eps models only);
     # "sigma": sigma_T * n (k-diffusion)
     tail_noise: TailNoise = "sigma"
+    # "vc2": VC2's scale_arr (its config's use_scale, scale_b 0.7): a latent at level k is s_k x0 + sigma_k n, s_k the scale of
+    # the level's DDPM timestep (miga_core.ladder.signal_scale); noising multiplies x0 by s_k and every step rescales the x0
+    # prediction by s_next / s (VC2's p_sample_ddim). "dropped": s = 1, as FIFO-Diffusion's ddim_step and the MIGA release
+    # (eps models only)
+    scale_arr: ScaleArr = "dropped"
 
     @property
     def stride(self) -> int:
@@ -130,9 +137,13 @@ class MigaConfig:
         return replace(self, **changes)
 
     def _validate_ddim_conventions(self) -> None:
-        """``final_step`` and ``tail_noise`` [D7] (docs/algorithm.md "DDIM conventions")."""
+        """``final_step``, ``tail_noise`` and ``scale_arr`` [D7] (docs/algorithm.md "DDIM conventions")."""
         _check_choice("final_step", self.final_step, FinalStep)
         _check_choice("tail_noise", self.tail_noise, TailNoise)
+        _check_choice("scale_arr", self.scale_arr, ScaleArr)
+        if self.scale_arr == "vc2" and self.parameterization != "eps":
+            raise InvalidConfigError(bad_value("scale_arr", "vc2", "'dropped' with parameterization 'flow' (VC2's signal scale belongs to "
+                                               "its eps model)", "use scale_arr='dropped', or parameterization='eps' for VC2"))
         if self.tail_noise == "ddpm" and self.parameterization != "eps":
             raise InvalidConfigError(bad_value("tail_noise", "ddpm", "'sigma' with parameterization 'flow' (DDPM space exists for eps "
                                                "models only)", "use tail_noise='sigma', or parameterization='eps' for an eps model"))

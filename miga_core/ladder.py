@@ -8,12 +8,14 @@ noisiest to the final level (0 for flow models). A latent at level ``k`` has noi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 
 from .errors import InvalidLadderError, MigaTypeError, bad_value
 
-__all__ = ["check_ladder", "sigma_of_levels", "num_steps", "official_flow_ladder", "ddim_ladder", "official_ddim_ladder"]
+__all__ = ["check_ladder", "sigma_of_levels", "num_steps", "official_flow_ladder", "ddim_ladder", "official_ddim_ladder",
+           "vc2_scale_arr", "signal_scale"]
 
 
 def check_ladder(sigmas: torch.Tensor | Sequence[float]) -> torch.Tensor:
@@ -129,3 +131,52 @@ def official_ddim_ladder(num_steps: int = 64) -> tuple[torch.Tensor, torch.Tenso
     """
     sigmas, timesteps, _ = ddim_ladder(num_steps)
     return sigmas[:-1], timesteps
+
+
+def vc2_scale_arr(train_steps: int = 1000, scale_a: float = 1.0, scale_b: float = 0.7, mid_step: int = 400) -> torch.Tensor:
+    """VideoCrafter2's signal scale per DDPM timestep (LVDM's ``use_scale``; docs/algorithm.md "DDIM conventions") [D7].
+
+    VC2 was trained on ``x_t = sqrt(a_t) * s(t) * x0 + sqrt(1 - a_t) * eps`` with ``s = linspace(scale_a, scale_b, mid_step)``
+    (numpy arithmetic) followed by ``scale_b``, stored as float32. VC2's config sets ``use_scale: true, scale_b: 0.7`` and
+    leaves ``scale_a = 1``, ``mid_step = 400``, ``fix_scale_bug = False`` at LVDM's defaults; the "bug" only makes the
+    array ``mid_step`` entries longer than ``train_steps``, the values at ``t < train_steps`` are the same either way.
+
+    Returns:
+        ``[train_steps]`` float32: ``s(0) = scale_a``, falling linearly to ``s(mid_step - 1) = scale_b``, then constant.
+    """
+    step = (scale_b - scale_a) / (mid_step - 1)
+    head = [j * step + scale_a for j in range(mid_step - 1)] + [scale_b]
+    return torch.tensor((head + [scale_b] * train_steps)[:train_steps], dtype=torch.float32)
+
+
+@lru_cache(maxsize=32)
+def _vc2_signal_scale(sigmas: tuple[float, ...]) -> torch.Tensor:
+    _, _, alphacums = ddim_ladder(2)  # VC2's schedule (linear betas 0.00085..0.012, 1000 steps, float32 alphacums)
+    a = alphacums.to(torch.float64)
+    log_train = ((1 - a) / a).sqrt().log()
+    s = torch.tensor(sigmas, dtype=torch.float64)
+    out = torch.ones_like(s)
+    on = s > 0
+    t = (s[on].log().view(-1, 1) - log_train.view(1, -1)).abs().argmin(dim=1)  # ComfyUI's ModelSamplingDiscrete.timestep
+    out[on] = vc2_scale_arr()[t].to(torch.float64)
+    return out
+
+
+def signal_scale(sigmas: torch.Tensor, scale_arr: str) -> torch.Tensor | None:
+    """The signal scale of every ladder entry, for ``MigaConfig.scale_arr`` (docs/algorithm.md "DDIM conventions") [D7].
+
+    A latent at level k is ``x = s_k * x0 + sigmas[T - k] * n`` in sigma space; ``s_k = signal_scale(...)[T - k]``
+    (index it with :func:`sigma_of_levels`). ``"dropped"`` (FIFO-Diffusion's and the MIGA release's loops): ``s = 1``,
+    returned as None so callers keep the plain formulas. ``"vc2"`` (VC2's own ``DDIMSampler``): ``s = vc2_scale_arr()[t]``
+    with t the DDPM timestep the model sees for the sigma, the nearest in log sigma on VC2's schedule (as ComfyUI maps a
+    sigma to a timestep; exact on :func:`ddim_ladder` and :func:`official_ddim_ladder`), and ``s = 1`` at sigma 0.
+    Derived once per ladder (cached).
+
+    Args:
+        sigmas: the ladder ``[T + 1]``.  scale_arr: ``"dropped"`` or ``"vc2"``.
+    Returns:
+        None, or ``[T + 1]`` float64 on the CPU.
+    """
+    if scale_arr == "dropped":
+        return None
+    return _vc2_signal_scale(tuple(float(v) for v in sigmas.detach().cpu().to(torch.float64))).clone()

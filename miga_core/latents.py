@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .ladder import signal_scale
 from .noise import KeyedNoise, NoiseDraw, NoiseSource, add_noise, latent_noise
 
 __all__ = ["LatentRun", "fresh_latents", "TailSource"]
@@ -173,6 +174,8 @@ class TailSource:
         tail_noise: ``"sigma"`` (``sigma_T * eps``) or ``"ddpm"`` (``sqrt(1 + sigma_T^2) * eps``: ``randn`` in an eps model's
             DDPM input space, as FIFO-Diffusion's ``shift_latents`` and VC2's DDIM ``x_T``) for ``"noise"`` content
             (``MigaConfig.tail_noise``) [D7].
+        scale_arr: ``MigaConfig.scale_arr``: ``"vc2"`` multiplies ``"clip_last"``'s latent by the signal scale of level T
+            (:func:`~miga_core.ladder.signal_scale`) [D7].
     """
 
     noise: NoiseSource
@@ -181,6 +184,7 @@ class TailSource:
     clip_last: torch.Tensor | None = None
     parameterization: str = "flow"
     tail_noise: str = "sigma"
+    scale_arr: str = "dropped"
 
     @classmethod
     def keyed(cls, seed: int, sigmas: torch.Tensor) -> "TailSource":
@@ -197,6 +201,7 @@ class TailSource:
         else:
             assert self.clip_last is not None, "clip_last content needs the initial clip's last latent"
             F = len(draw.indices)
+            scale = signal_scale(self.sigmas, self.scale_arr)
             x = add_noise(self.clip_last.to(device=like.device, dtype=like.dtype).expand(-1, -1, F, -1, -1), eps, top.expand(F),
-                          self.parameterization)
+                          self.parameterization, None if scale is None else scale[:1].expand(F))
         return LatentRun.fresh(x, draw.levels, draw.indices)

@@ -76,7 +76,8 @@ def latent_noise(
     return torch.stack(frames, dim=2).to(device=device, dtype=dtype)
 
 
-def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, parameterization: str) -> torch.Tensor:
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, parameterization: str,
+              scale: torch.Tensor | None = None) -> torch.Tensor:
     """Noise clean latents to per-frame ``sigma`` (paper Eq. A1, ``add_noise``).
 
     Args:
@@ -85,10 +86,15 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, parame
         sigma: ``[F]`` target noise per frame, host units.
         parameterization: ``"eps"``: ``x0 + sigma * noise`` (k-diffusion sigma space);
             ``"flow"``: ``(1 - sigma) * x0 + sigma * noise`` (rectified flow, sigma in [0, 1]).
+        scale: None, or ``[F]`` signal scale of each target level (eps only: ``scale * x0 + sigma * noise``, VC2's
+            ``q_sample`` with ``use_scale``; ``MigaConfig.scale_arr``, :func:`~miga_core.ladder.signal_scale`) [D7].
     Returns:
         ``[B, C, F, H, W]`` in ``x0``'s dtype. With ``x0 = 0`` both give ``sigma * noise``.
     """
     s = sigma.to(device=x0.device).view(1, 1, -1, 1, 1)
+    if scale is not None:
+        assert parameterization == "eps", "a signal scale belongs to eps models (MigaConfig.validate refuses it otherwise)"
+        return (scale.to(device=x0.device).view(1, 1, -1, 1, 1) * x0 + s * noise).to(x0.dtype)
     out = x0 + s * noise if parameterization == "eps" else (1 - s) * x0 + s * noise
     return out.to(x0.dtype)
 

@@ -15,12 +15,12 @@ import torch
 from .config import MigaConfig
 from .errors import DenoiserOutputShapeError, InvalidConfigError, MigaValueError, NonFiniteDenoiserOutputError, bad_value
 from .executors import ModelCall, executor_of
-from .ladder import num_steps, sigma_of_levels
+from .ladder import num_steps, sigma_of_levels, signal_scale
 from .latents import LatentRun
 from .noise import KeyedNoise, NoiseDraw, NoiseSource, Stream
 from .prompts import PromptSchedule
 from .protocols import Denoiser, Progress
-from .samplers import PAST_SAMPLERS, SAMPLERS, StepInputs
+from .samplers import PAST_SAMPLERS, SAMPLERS, SignalScale, StepInputs, scaled_update
 from .windows import Window, plan_windows
 
 __all__ = ["PassContext", "queue_pass", "pass_windows", "window_batches"]
@@ -185,6 +185,7 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
         x_all, sig_X = x_all.clone(), sig_X.clone()
     noise_source = ctx.noise_source
     step, past_step = SAMPLERS[cfg.sampler], PAST_SAMPLERS.get(cfg.sampler)
+    scales = signal_scale(sigmas, cfg.scale_arr)  # None: scale_arr "dropped" (s = 1) [D7]
     compute = torch.device(cfg.compute_device) if cfg.compute_device is not None else x_all.device
     new_x, new_d = torch.empty_like(queue.x), torch.empty_like(queue.x)  # every region writes its slice once
     new_past = queue.x.new_empty((2, *queue.x.shape)) if past_step is not None else None
@@ -235,7 +236,13 @@ def queue_pass(ctx: PassContext, queue: LatentRun, history: LatentRun, *, num_gu
                         parameterization=cfg.parameterization,
                     )
                     sl = slice(w.region[0] - h, w.region[1] - h)
-                    if past_step is None:
+                    if scales is not None:  # VC2's scale_arr: the step in unit-signal units [D7]
+                        scale = SignalScale(*(sigma_of_levels(scales, [min(max(lv + d, 0), T) for lv in levels]) for d in (0, -1, 1, 2)))
+                        update = past_step or (lambda s: (step(s), s.x))
+                        new_x[:, :, sl], start = scaled_update(update, inputs, scale)
+                        if past_step is not None:
+                            new_past[1, :, :, sl], new_past[0, :, :, sl] = start, region.denoised
+                    elif past_step is None:
                         new_x[:, :, sl] = step(inputs)
                     else:  # the frame's state moves one step: older x0 <- its last x0, start latent <- the corrected x
                         new_x[:, :, sl], new_past[1, :, :, sl] = past_step(inputs)

@@ -11,14 +11,14 @@ paper's equations as the official MIGA code uses it per latent (REFERENCE A1.2).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from .errors import InvalidLadderError, bad_value
 
 __all__ = ["StepInputs", "euler_step", "euler_ancestral_step", "dpmpp_2m_step", "uni_pc_update", "uni_pc_step",
-           "SAMPLERS", "PAST_SAMPLERS", "ancestral_split", "alpha_sigma", "check_sampler_ladder"]
+           "SAMPLERS", "PAST_SAMPLERS", "ancestral_split", "alpha_sigma", "check_sampler_ladder", "SignalScale", "scaled_update"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class StepInputs:
         depth: ``[F]`` int, how many latest steps ``old_denoised``/``past`` cover (0..2; ``uni_pc`` only).
         final: ``[F]`` bool, the step is the ladder's last (level 1 -> 0; ``uni_pc`` takes order 1 there).
         parameterization: ``"flow"`` or ``"eps"``, how ``x`` mixes x0 and noise (``uni_pc`` only).
+        split: None, or ``[F]`` ``(sigma_down, sigma_up)`` replacing :func:`ancestral_split`'s (``euler_ancestral`` only;
+            :func:`scaled_update` sets it).
     """
 
     x: torch.Tensor
@@ -56,6 +58,7 @@ class StepInputs:
     depth: torch.Tensor | None = None
     final: torch.Tensor | None = None
     parameterization: str = "flow"
+    split: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def _frames(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -83,7 +86,7 @@ def ancestral_split(sigma: torch.Tensor, sigma_next: torch.Tensor, eta: float) -
 
 def euler_ancestral_step(s: StepInputs) -> torch.Tensor:
     """Euler ancestral for eps models: deterministic step to ``sigma_down``, then noise ``sigma_up``."""
-    down, up = ancestral_split(s.sigma, s.sigma_next, s.eta)
+    down, up = s.split if s.split is not None else ancestral_split(s.sigma, s.sigma_next, s.eta)
     sigma = _frames(s.sigma, s.x)
     d = (s.x - s.denoised) / sigma
     x = s.x + d * (_frames(down, s.x) - sigma)
@@ -236,6 +239,58 @@ def check_sampler_ladder(sampler: str, parameterization: str, sigmas: torch.Tens
         raise InvalidLadderError(bad_value("sigmas", f"max {float(sigmas.max()):.6g}", "values <= 1 for uni_pc with parameterization='flow' "
                                            "(alpha = 1 - sigma must stay >= 0)",
                                            "pass the flow model's own ladder (sigmas in [0, 1]), or parameterization='eps' for an eps model"))
+
+
+@dataclass(frozen=True)
+class SignalScale:
+    """The signal scales of one step's frames (``MigaConfig.scale_arr="vc2"``; :func:`~miga_core.ladder.signal_scale`) [D7].
+
+    A latent at level k is ``s_k x0 + sigma_k n``. Attributes, each ``[F]`` float64: ``at`` (the frame's level k),
+    ``next`` (k - 1), ``prev`` (k + 1), ``prev2`` (k + 2, clamped to T as the sigmas are).
+    """
+
+    at: torch.Tensor
+    next: torch.Tensor
+    prev: torch.Tensor
+    prev2: torch.Tensor
+
+
+def scaled_update(update: Callable[[StepInputs], tuple[torch.Tensor, torch.Tensor]], s: StepInputs,
+                  scale: SignalScale) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of latents with a per-level signal scale (VC2's ``scale_arr``), as ``update`` in unit-signal units [D7].
+
+    With ``x = s x0 + sigma n`` the latents ``x / s`` are ``x0 + (sigma / s) n``: the k-diffusion sigma space of the
+    ladder ``sigma / s`` (same ``lambda = log(s / sigma)``), where every sampler is the right one. So the step divides
+    each latent, x0 prediction and noise by the scale of the level it belongs to (``old_denoised`` and ``past[1]``:
+    k + 1, ``past[0]``: k + 2), runs ``update`` and multiplies ``x_next`` by ``s_next`` and the start latent by ``s``.
+    Order 1 is VC2's ``p_sample_ddim``: ``x' = s' (D / s) + sigma_down eps + sigma_up z``, ``eps = (x - D) / sigma``;
+    ``euler_ancestral`` keeps DDIM's eta split of the unscaled sigmas (``(sigma_down, sigma_up) / s'`` in ``split``), so
+    its eta-1 step is VC2's DDIM eta 1. With every scale 1 it is ``update`` itself (up to the float rounding of x/1*1:
+    none).
+
+    Args:
+        update: ``(x_next, x_start)`` of a step (a :data:`PAST_SAMPLERS` entry, or a step with ``x`` as start).
+        s: the step in sigma space (``x``, ``denoised``, state as the model and the queue hold them).
+        scale: the frames' scales.
+    Returns:
+        ``(x_next, x_start)`` ``[B, C, F, H, W]`` in ``x``'s dtype, in sigma space.
+    """
+    f64 = torch.float64
+    k, k_next, k_prev, k_prev2 = (v.to(f64) for v in (scale.at, scale.next, scale.prev, scale.prev2))
+
+    def lat(t: torch.Tensor | None, by: torch.Tensor) -> torch.Tensor | None:
+        return None if t is None else (t / _frames(by, t)).to(t.dtype)
+
+    def sig(v: torch.Tensor | None, by: torch.Tensor) -> torch.Tensor | None:
+        return None if v is None else (v.to(f64) / by).to(v.dtype)
+
+    down, up = ancestral_split(s.sigma.to(f64), s.sigma_next.to(f64), s.eta)
+    past = None if s.past is None else torch.stack([lat(s.past[0], k_prev2), lat(s.past[1], k_prev)])
+    unit = replace(s, x=lat(s.x, k), denoised=lat(s.denoised, k), sigma=sig(s.sigma, k), sigma_next=sig(s.sigma_next, k_next),
+                   sigma_prev=sig(s.sigma_prev, k_prev), old_denoised=lat(s.old_denoised, k_prev),
+                   sigma_prev2=sig(s.sigma_prev2, k_prev2), past=past, split=(down / k_next, up / k_next))
+    x_next, x_start = update(unit)
+    return (x_next * _frames(k_next, x_next)).to(s.x.dtype), (x_start * _frames(k, x_start)).to(s.x.dtype)
 
 
 SAMPLERS: dict[str, Callable[[StepInputs], torch.Tensor]] = {

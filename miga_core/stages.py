@@ -16,7 +16,7 @@ from typing import TypedDict
 import torch
 
 from .errors import InvalidConfigError, InvalidInitialClipError, MigaTypeError, bad_value
-from .ladder import check_ladder, num_steps, sigma_of_levels
+from .ladder import check_ladder, num_steps, sigma_of_levels, signal_scale
 from .latents import LatentRun, TailSource
 from .noise import KeyedNoise, NoiseDraw, NoiseSource, Stream, add_noise, mix_key
 from .passes import PassContext, queue_pass
@@ -91,7 +91,8 @@ class MigaQueue:
     def tails(self) -> TailSource:
         """What new tail latents are made of (``fresh_content``, REFERENCE item 11) [D7]."""
         cfg = self.plan.config
-        return TailSource(self.noise_source, self.sigmas, cfg.fresh_content, self.clip_last, cfg.parameterization, cfg.tail_noise)
+        return TailSource(self.noise_source, self.sigmas, cfg.fresh_content, self.clip_last, cfg.parameterization, cfg.tail_noise,
+                          cfg.scale_arr)
 
     @property
     def config(self):
@@ -237,8 +238,14 @@ def _renoised(plan: RunPlan, sigmas: torch.Tensor, clip: torch.Tensor, frames: l
     B, C, _, H, W = clip.shape
     source = noise_source or KeyedNoise(plan.config.seed)
     noise = source(NoiseDraw("renoise", "init", Stream.RENOISE, tuple(indices), tuple(levels)), (B, C, H, W), clip.dtype, clip.device)
-    x = add_noise(clip[:, :, frames], noise, sigma_of_levels(sigmas, levels), plan.config.parameterization)
+    x = add_noise(clip[:, :, frames], noise, sigma_of_levels(sigmas, levels), plan.config.parameterization, _scales(plan, sigmas, levels))
     return LatentRun.fresh(x, levels, indices)
+
+
+def _scales(plan: RunPlan, sigmas: torch.Tensor, levels: list[int] | tuple[int, ...]) -> torch.Tensor | None:
+    """The signal scale of each of ``levels`` (``MigaConfig.scale_arr``; None: dropped) [D7]."""
+    scales = signal_scale(sigmas, plan.config.scale_arr)
+    return None if scales is None else sigma_of_levels(scales, levels)
 
 
 def _init_miga(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: MigaQueue, clip: torch.Tensor,
@@ -289,9 +296,10 @@ def _init_fifo(denoiser: Denoiser, sigmas: torch.Tensor, plan: RunPlan, state: M
     with ``update="lookahead"`` a left pad of ``f0 - s`` copies of latent 0 at level 1 is its history."""
     cfg, T = plan.config, plan.num_steps
     offset = -plan.head_index  # T - f0: queue position p holds absolute index p - offset; indices < 0 are discarded
-    queue = _renoised(plan, sigmas, clip, [max(0, p - offset) for p in range(T)], [p + 1 for p in range(T)], [p - offset for p in range(T)])
+    queue = _renoised(plan, sigmas, clip, [max(0, p - offset) for p in range(T)], [p + 1 for p in range(T)], [p - offset for p in range(T)],
+                      state.noise_source)
     pad = cfg.window_length - cfg.stride if cfg.update == "lookahead" else 0
-    history = _renoised(plan, sigmas, clip, [0] * pad, [1] * pad, list(range(-offset - pad, -offset)))
+    history = _renoised(plan, sigmas, clip, [0] * pad, [1] * pad, list(range(-offset - pad, -offset)), state.noise_source)
     return replace(state, queue=queue, history=history, next_index=T - offset)
 
 
@@ -471,7 +479,7 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
             assert level == plan.exit_level, "the head group leaves at the plan's exit level [D4]"
             out, queue = queue.frames(slice(0, head)).copy(), queue.frames(slice(head, None))  # copy: outputs outlive the pass
             if plan.history_size:
-                shown = out if plan.history_level is None else out.with_levels([plan.history_level] * head)  # FIFO: level 1 [D4]
+                shown = out if plan.history_level is None else _shown_at(plan, sigmas, out, plan.history_level)  # FIFO: level 1 [D4]
                 history = (history + shown).frames(slice(-plan.history_size, None))
             out = out.frames([i for i, idx in enumerate(out.index) if idx >= 0])
             if store is not None:
@@ -492,6 +500,19 @@ def zigzag_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | N
     empty = LatentRun.empty_like(queue.x)
     return replace(state, queue=empty, history=empty, outputs=first_frames(outputs, M), next_index=next_index,
                    reflection=stats, at=None).counted(progress, *save.mark)
+
+
+def _shown_at(plan: RunPlan, sigmas: torch.Tensor, run: LatentRun, level: int) -> LatentRun:
+    """Outputs relabelled as history at ``level`` (FIFO: level 1, without re-noising, as FIFO-Diffusion) [D4]. With
+    ``scale_arr="vc2"`` the signal moves to the level's scale, ``x * s_level / s_content``; the content is at the exit
+    level, or at level 1 when ``final_step="identity"`` kept it there [D7]."""
+    shown = run.with_levels([level] * len(run))
+    scales = signal_scale(sigmas, plan.config.scale_arr)
+    if scales is None:
+        return shown
+    content = 1 if plan.config.final_step == "identity" and plan.exit_level == 0 else plan.exit_level
+    factor = float(sigma_of_levels(scales, [level])[0] / sigma_of_levels(scales, [content])[0])
+    return shown if factor == 1.0 else replace(shown, x=shown.x * factor)
 
 
 def _with_outputs(state: MigaQueue, chunks: tuple[LatentRun, ...], **changes) -> MigaQueue:
@@ -565,7 +586,7 @@ def _refine_start(run: LatentRun, *, state: MigaQueue) -> LatentRun:
     x = run.x
     if cfg.refine_renoise == "vp":  # vc2-official: the release's add_noise on its VP latent (REFERENCE A2.6)
         x = x / (1 + state.sigmas[-1].to(x.dtype) ** 2).sqrt()
-    return LatentRun.fresh(add_noise(x, eps, sigma, cfg.parameterization), [r] * n, run.index)
+    return LatentRun.fresh(add_noise(x, eps, sigma, cfg.parameterization, _scales(state.plan, state.sigmas, [r] * n)), [r] * n, run.index)
 
 
 def refine_stage(denoiser: Denoiser, state: MigaQueue, *, callback: Callback | None = None, progress: Progress | None = None,
