@@ -119,6 +119,15 @@ INTRO = {
         "the network's frame evaluations (CFG included) per output frame, the compute. The script's docstring\n"
         "(`benchmarks/peer_comfy.py`) describes every graph.\n"
     ),
+    "wan_long": (
+        "## A 2001-frame Wan2.1-1.3B video from sampler to MP4 in one workflow (ComfyUI)\n\n"
+        "`benchmarks/wan_long_gpu.py`: one API-format prompt run by ComfyUI's `PromptExecutor`: the real Wan2.1-T2V-1.3B\n"
+        "architecture and Wan2.1 VAE with random weights, MigaSampler (few steps, CFG 1, guidance and self-reflection) straight\n"
+        "into MIGA Save Video. Peak VRAM (`max_memory_allocated`) and host RSS (VmHWM) are read and reset at each phase\n"
+        "boundary: `sampling` is the sampler alone, `save` the decode and MP4 writing, `workflow` the larger of the two (loaders,\n"
+        "which make random weights on the GPU, excluded). The core row decodes the same latent with VAE Decode -> Create Video\n"
+        "-> Save Video in a child process with a time limit; a failure, an out-of-memory retry or a stop is recorded as data.\n"
+    ),
     "progress_eta": (
         "## Progress and ETA on the toy model (self-reflection on)\n\n"
         "The callback's `window`/`total_windows`/`eta_seconds` recorded at every window of one run; the ETA\n"
@@ -410,6 +419,8 @@ def render() -> str:
             parts.append(rss_text(data))
         elif data["benchmark"] == "peer_comfy":
             parts.append(peer_text(data))
+        elif data["benchmark"] == "wan_long":
+            parts.append(wan_long_text(data))
         elif data["benchmark"] == "progress_eta":
             o = data["record"]["options"]
             parts.append(f"Setting: {o['num_frames']} frames, T={o['steps']}, {o['window_batch']} windows per model call.\n")
@@ -548,6 +559,60 @@ def rss_text(data: dict) -> str:
     if len(memory) >= 2:
         lines.append(f"- Control, in memory: {memory[-1]['num_frames']} frames peak at {memory[-1]['peak_rss_mib']} MiB against "
                      f"{memory[0]['peak_rss_mib']} MiB for {memory[0]['num_frames']} (ratio {memory[-1]['peak_rss_mib'] / memory[0]['peak_rss_mib']:.4f}).")
+    return table(table_rows) + "\n\n" + "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- long Wan workflow (wan_long)
+
+
+def _peak(row: dict, key: str, phase: str):
+    return (row.get(key) or {}).get(phase)
+
+
+def wan_long_verdict(row: dict) -> str:
+    """Computed from the sampler row: is the whole workflow's peak VRAM (sampler start to MP4) no higher than sampling's?"""
+    sampling, workflow = _peak(row, "peak_vram_gib", "sampling"), _peak(row, "peak_vram_gib", "workflow")
+    if not row.get("completed"):
+        return f"- The sampler-to-MP4 workflow did not complete: {row.get('error', 'no error recorded')}."
+    if sampling is None or workflow is None:
+        return "- No VRAM measured (not a CUDA run): the verdict on peak VRAM needs the GPU run."
+    if workflow <= sampling:
+        verdict = f"no higher than sampling alone ({workflow} GiB = sampling's {sampling} GiB; the save phase peaked at {_peak(row, 'peak_vram_gib', 'save')} GiB)"
+    else:
+        verdict = f"HIGHER than sampling alone: {workflow} GiB against {sampling} GiB (+{workflow - sampling:.2f} GiB, from the save phase)"
+    return f"- Peak VRAM of the whole workflow vs sampling alone: {verdict}."
+
+
+def wan_long_text(data: dict) -> str:
+    """The table of both rows and the computed verdicts: VRAM of the workflow vs sampling, frames written, the core row's fate."""
+    table_rows, lines = [], []
+    for r in data["rows"]:
+        t = r.get("timing", {})
+        table_rows.append({
+            "path": r["path"], "frames": r["num_pixel_frames"], "completed": r.get("completed"),
+            "frames in MP4": r.get("mp4_frames", MISSING),
+            "peak VRAM GiB sampling / save-or-decode / workflow": " / ".join(
+                str(_peak(r, "peak_vram_gib", p) if _peak(r, "peak_vram_gib", p) is not None else MISSING)
+                for p in ("sampling" if r["path"].startswith("miga") else "decode", "save", "workflow")),
+            "peak RSS GiB (workflow)": _peak(r, "peak_rss_gib", "workflow") or MISSING,
+            "model calls (planned)": f"{r['model_calls']} ({r['planned_calls']})" if "model_calls" in r else MISSING,
+            "seconds": t.get("workflow_s", t.get("child_wall_s", MISSING)),
+            "note": r.get("error", "tiled retry after OOM" if r.get("tiled_retry_after_oom") else ""),
+        })
+    miga = next((r for r in data["rows"] if r["path"].startswith("miga")), None)
+    if miga is not None:
+        o = data["record"]["options"]
+        lines.append(f"- Setting: {o['frames']} frames at {o['width']}x{o['height']}, T={o['steps']}, CFG 1, window {o['window']}, "
+                     f"zigzag {o['zigzag_width']}, unified {o['unified_steps']}, guidance {o['guidance']}, reflection threshold "
+                     f"{o['reflection_threshold']}, decode_chunk {o['decode_chunk']}.")
+        lines.append(wan_long_verdict(miga))
+    for r in data["rows"]:
+        if r.get("completed"):
+            ok = r.get("mp4_frames") == r["num_pixel_frames"]
+            lines.append(f"- `{r['path']}`: {r.get('mp4_frames')} of {r['num_pixel_frames']} frames in the MP4"
+                         f"{'' if ok else ' (FRAMES MISSING)'}.")
+        else:
+            lines.append(f"- `{r['path']}` did not complete: {r.get('error', 'no error recorded')}.")
     return table(table_rows) + "\n\n" + "\n".join(lines) + "\n"
 
 
