@@ -19,7 +19,7 @@ from .families import FAMILIES
 from .nodes_options import BUILDERS as OPTION_BUILDERS
 from .nodes_prompts import BUILDERS as PROMPT_BUILDERS
 from .runner import plan_video
-from .widgets import START_WIDGETS, check_ranges, check_size, config_from
+from .widgets import APPENDED_START_WIDGETS, START_WIDGETS, check_ranges, check_size, config_from
 
 __all__ = ["validate_start", "validate_devices"]
 
@@ -47,6 +47,9 @@ def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _
     if inputs is None:
         return True
     values = {name: None if isinstance(inputs.get(name), list) else inputs.get(name) for name in START_WIDGETS}
+    # widgets appended later: a prompt saved before them runs with their defaults
+    values.update({name: None if isinstance(inputs.get(name, default), list) else inputs.get(name, default)
+                   for name, default in APPENDED_START_WIDGETS.items()})
     if any(value is None for value in values.values()) or check_ranges(node, values) is not True:
         return True
     if reflection is _OWN:
@@ -55,7 +58,7 @@ def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _
     try:
         check_size(v["width"], v["height"])
         config = config_from(v["mode"], v["window_length"], v["zigzag_width"], v["unified_steps"], v["sampler"], v["window_stride"],
-                             v["update"], v["window_batch"], v["seed"])
+                             v["update"], v["window_batch"], v["seed"], v["borders"])
         family = FAMILIES[graph.model_family(node_id)]  # from the loader in the prompt (Wan2.1 unless it is VC2's)
         config = config.with_(parameterization=family.parameterization)
         plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip="initial_clip" in inputs, latent_rule=family.latent_rule,

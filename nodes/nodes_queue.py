@@ -7,7 +7,8 @@ from comfy_api.latest import io
 from . import checks, graph, runner
 from .families import FAMILIES
 from .nodes_sampler import LATENT_TOOLTIP, REPORT_TOOLTIP
-from .widgets import CATEGORY, QUEUE, REFLECTION, check_pixel_frames, check_size, config_from, start_inputs
+from .widgets import (CATEGORY, QUEUE, REFLECTION, WAN, appended_start_inputs, check_pixel_frames, check_size, config_from,
+                      start_inputs)
 
 __all__ = ["MigaQueueInit", "MigaZigzagStage", "MigaUnifiedStage"]
 
@@ -23,7 +24,7 @@ class MigaQueueInit(io.ComfyNode):
             category=CATEGORY,
             description="Builds the stage-1 queue (paper Alg. 4; FIFO's queue in fifo mode) from an initial clip: the one you "
                         "connect (e.g. a KSampler result, for a continuation) or one sampled here.",
-            inputs=start_inputs("Long-range frame guidance (also used by the zigzag stage)."),
+            inputs=start_inputs("Long-range frame guidance (also used by the zigzag stage).") + appended_start_inputs(),
             outputs=[QUEUE.Output(display_name="queue", tooltip="The initialized queue, for MIGA Zigzag Stage.")],
         )
 
@@ -36,10 +37,11 @@ class MigaQueueInit(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, width, height, num_pixel_frames, batch_size, seed, steps, cfg, scheduler, mode,
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
-                initial_clip=None, prompts=None, guidance=None) -> io.NodeOutput:
+                initial_clip=None, prompts=None, guidance=None, borders=WAN.borders) -> io.NodeOutput:
         check_size(width, height)
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
-        config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
+        config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed,
+                             borders)
         return io.NodeOutput(runner.start_queue(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),
                                                 guidance))
 

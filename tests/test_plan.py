@@ -157,7 +157,7 @@ def test_a_queue_too_deep_for_few_steps_names_a_zigzag_width_that_fits(T, width)
 
 
 def test_reflection_added_to_a_plan_is_validated_and_changes_no_planned_call():
-    config, guidance, reflection = preset("wan21")
+    config, guidance, reflection = preset("wan21-paper")
     plan = plan_run(config, 54, 121, guidance=guidance)
     with_reflection = plan.with_reflection(reflection)
     assert with_reflection.reflection == reflection and with_reflection.calls == plan.calls
