@@ -47,11 +47,11 @@ def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _
     if inputs is None:
         return True
     values = {name: None if isinstance(inputs.get(name), list) else inputs.get(name) for name in START_WIDGETS}
-    # widgets appended later: a prompt saved before them runs with their defaults
-    values.update({name: None if isinstance(inputs.get(name, default), list) else inputs.get(name, default)
-                   for name, default in APPENDED_START_WIDGETS.items()})
-    if any(value is None for value in values.values()) or check_ranges(node, values) is not True:
+    appended = {name: inputs.get(name) for name in APPENDED_START_WIDGETS}  # absent (None): config_from's default
+    if any(value is None for value in values.values()) or any(isinstance(value, list) for value in appended.values()) \
+            or check_ranges(node, {**values, **appended}) is not True:
         return True
+    values.update(appended)
     if reflection is _OWN:
         reflection = graph.linked_option("reflection", OPTION_BUILDERS, node_id)
     v = values

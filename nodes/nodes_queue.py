@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from . import checks, graph, runner
 from .families import FAMILIES
 from .nodes_sampler import LATENT_TOOLTIP, REPORT_TOOLTIP
-from .widgets import (CATEGORY, QUEUE, REFLECTION, WAN, appended_start_inputs, check_pixel_frames, check_size, config_from,
+from .widgets import (CATEGORY, QUEUE, REFLECTION, appended_start_inputs, check_pixel_frames, check_size, config_from,
                       start_inputs)
 
 __all__ = ["MigaQueueInit", "MigaZigzagStage", "MigaUnifiedStage"]
@@ -37,7 +37,7 @@ class MigaQueueInit(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, width, height, num_pixel_frames, batch_size, seed, steps, cfg, scheduler, mode,
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
-                initial_clip=None, prompts=None, guidance=None, borders=WAN.borders) -> io.NodeOutput:
+                initial_clip=None, prompts=None, guidance=None, borders=None) -> io.NodeOutput:
         check_size(width, height)
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
         config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed,

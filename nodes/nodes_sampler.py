@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from . import checks, graph, runner
 from .families import FAMILIES
-from .widgets import (CATEGORY, REFLECTION, WAN, appended_start_inputs, check_pixel_frames, check_size, config_from,
+from .widgets import (CATEGORY, REFLECTION, appended_start_inputs, check_pixel_frames, check_size, config_from,
                       start_inputs)
 
 __all__ = ["MigaSampler", "LATENT_TOOLTIP", "REPORT_TOOLTIP"]
@@ -58,7 +58,7 @@ class MigaSampler(io.ComfyNode):
     def execute(cls, model, positive, negative, width, height, num_pixel_frames, batch_size, seed, steps, cfg, scheduler, mode,
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
                 initial_clip=None, prompts=None, guidance=None, reflection=None, resume_from="", checkpoint_minutes=10.0,
-                devices="", borders=WAN.borders) -> io.NodeOutput:
+                devices="", borders=None) -> io.NodeOutput:
         check_size(width, height)
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts, devices or "")
         config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed,

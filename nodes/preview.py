@@ -77,7 +77,7 @@ def plan_preview(query: Mapping[str, str]) -> dict[str, Any]:
     check_size(v["width"], v["height"])
     config = config_from(query.get("mode", "miga"), v["window_length"], v["zigzag_width"], v["unified_steps"],
                          query.get("sampler", WAN.sampler), v["window_stride"], query.get("update", WAN.update), v["window_batch"], 0,
-                         query.get("borders", WAN.borders))
+                         query.get("borders"))
     config = config.with_(parameterization=fam.parameterization)
     plan = plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip=query.get("has_initial_clip") in ("1", "true"),
                       latent_rule=fam.latent_rule)

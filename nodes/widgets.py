@@ -32,8 +32,9 @@ SIZE_MULTIPLE = 16  # and the DiT patches 2x2 latents: width/height a multiple o
 #: The widgets of a node that starts a run (MigaSampler, MigaQueueInit), as validate_inputs receives them.
 START_WIDGETS = ("width", "height", "num_pixel_frames", "batch_size", "seed", "steps", "cfg", "scheduler", "mode",
                  "window_length", "zigzag_width", "unified_steps", "sampler", "window_stride", "update", "window_batch")
-#: Queue widgets appended later (optional inputs, after every older one) -> the value a prompt without them runs with.
-APPENDED_START_WIDGETS = {"borders": WAN.borders}
+#: Queue widgets appended later (optional inputs, after every older one); a prompt without them runs with
+#: :func:`config_from`'s defaults.
+APPENDED_START_WIDGETS = ("borders",)
 
 
 def model_inputs() -> list[io.Input]:
@@ -96,20 +97,24 @@ def start_inputs(guidance_tooltip: str) -> list[io.Input]:
 
 def appended_start_inputs() -> list[io.Input]:
     """Queue widgets added after the first release, appended after every other input of a start node (optional, so a
-    saved workflow or API prompt without them runs with these defaults: :data:`APPENDED_START_WIDGETS`)."""
+    saved workflow or API prompt without them runs with :func:`config_from`'s defaults)."""
     return [
         io.Combo.Input("borders", options=["fixed", "rotating"], default=WAN.borders, optional=True,
                        tooltip="Advanced. Where the window edges fall: rotating (the authors' released code: the edges move by "
                                "one frame every pass, so no frame always sits at an edge; the default, it measured smoother with "
-                               "fewer jumps) or fixed (the same edges every pass, as the paper and FIFO-Diffusion)."),
+                               "fewer jumps) or fixed (the same edges every pass, as the paper and FIFO-Diffusion). A prompt "
+                               "saved without this input runs rotating in miga mode and fixed in fifo mode."),
     ]
 
 
 def config_from(mode: str, window_length: int, zigzag_width: int, unified_steps: int, sampler: str, window_stride: int,
-                update: str, window_batch: int, seed: int, borders: str = WAN.borders) -> MigaConfig:
+                update: str, window_batch: int, seed: int, borders: str | None = None) -> MigaConfig:
     """The MigaConfig of the widget values, as they are (fifo mode with zigzag_width != 1 or unified_steps != 0 is
     refused by the core, never corrected) [D4]; the one place the start nodes, their validation and the plan preview
-    build it. ``borders`` defaults to the ``wan21`` preset's (a prompt saved before the widget existed)."""
+    build it. ``borders`` None (a prompt saved before the widget existed): FIFO-Diffusion's ``"fixed"`` in fifo mode,
+    else the ``wan21`` preset's ``"rotating"``."""
+    if borders is None:
+        borders = "fixed" if mode == "fifo" else WAN.borders
     return MigaConfig(window_length=window_length, window_stride=window_stride or None, zigzag_width=zigzag_width,
                       unified_steps=unified_steps, sampler=sampler, update=update, window_batch=window_batch, seed=seed, mode=mode,
                       borders=borders)
