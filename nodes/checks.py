@@ -18,7 +18,7 @@ from . import graph, host
 from .families import FAMILIES
 from .nodes_options import BUILDERS as OPTION_BUILDERS
 from .nodes_prompts import BUILDERS as PROMPT_BUILDERS
-from .runner import plan_video
+from .runner import check_zigzag_reflection, plan_video
 from .widgets import APPENDED_START_WIDGETS, START_WIDGETS, check_ranges, check_size, config_from
 
 __all__ = ["validate_start", "validate_devices"]
@@ -72,11 +72,16 @@ def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _
 
 
 def validate_zigzag() -> bool | str:
-    """The zigzag stage's check: its reflection options against the run of the MigaQueueInit its queue comes from.
+    """The zigzag stage's check: its reflection options (phase stage1 only: :func:`.runner.check_zigzag_reflection`) against
+    the run of the MigaQueueInit its queue comes from.
 
     Only a refusal that the reflection options cause is reported (the initialization node reports its own).
     """
     options = graph.linked_option("reflection", OPTION_BUILDERS)
+    try:
+        check_zigzag_reflection(_known(options))
+    except MigaError as exc:
+        return str(exc)
     init = graph.linked("queue")
     if options is None or options is graph.UNKNOWN or not isinstance(init, tuple) or init[0] != "MigaQueueInit":
         return True

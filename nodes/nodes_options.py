@@ -76,7 +76,7 @@ class MigaReflectionOptions(io.ComfyNode):
                                tooltip="When to check: build (the authors' released code: after each queue-building pass, "
                                        "judging the frames judge_from_tail groups from the tail, far cheaper; the default, it "
                                        "measured better identity) or stage1 (before every stage-1 pass, at judge_position, as "
-                                       "in the paper)."),
+                                       "in the paper; the one MIGA Zigzag Stage takes, its queue being built already)."),
                 io.Int.Input("judge_from_tail", default=APPENDED_REFLECTION["judge_from_tail"], min=1, max=1000, optional=True,
                              tooltip="Phase build only: the judged group, counted in noise levels from the tail (the released "
                                      "code's 10); unused with phase stage1."),

@@ -57,7 +57,9 @@ class MigaZigzagStage(io.ComfyNode):
                         "unified level (paper Alg. 5; FIFO-Diffusion's loop in fifo mode), with optional self-reflection.",
             inputs=[
                 QUEUE.Input("queue", tooltip=QUEUE_IN.format("MIGA Queue Initialization")),
-                REFLECTION.Input("reflection", optional=True, tooltip="Self-reflection options (off when not connected)."),
+                REFLECTION.Input("reflection", optional=True, tooltip="Self-reflection options (off when not connected), with phase "
+                                                                      "stage1: the queue is already built here (phase build: MIGA Long "
+                                                                      "Video Sampler)."),
             ],
             outputs=[QUEUE.Output(display_name="queue", tooltip="The queue after stage 1, for MIGA Unified Stage.")],
         )

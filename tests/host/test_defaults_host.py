@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 API = ROOT / "workflows" / "api"
 QUICK = API / "MIGA quick test - Wan2.1 32x32 161 frames.api.json"
 FIFO = API / "FIFO-Diffusion baseline - Wan2.1 fifo mode 481 frames.api.json"
+CONTINUE = API / "MIGA continue a clip - Wan2.1 KSampler clip to 481 frames.api.json"
 FRAMES, STEPS = 85, 24  # 22 latents, as tests/host/test_workflows_host.py shrinks the workflows
 
 #: The inputs issue 9 appended, per node type; a prompt saved before it has none of them.
@@ -31,7 +32,7 @@ BEFORE = {"MigaSampler": {"update": "lookahead"},
 def load(path: pathlib.Path, frames: int = FRAMES) -> dict:
     prompt = json.loads(path.read_text())
     for node in prompt.values():
-        if node["class_type"] == "MigaSampler":
+        if node["class_type"] in ("MigaSampler", "MigaQueueInit"):
             node["inputs"].update(num_pixel_frames=frames, steps=STEPS, width=32, height=32)
     return prompt
 
@@ -131,3 +132,16 @@ def test_an_unknown_option_of_a_new_combo_is_comfyuis_own_validation_error(comfy
     result = comfy.validate(prompt)
     assert not result.ok and node_id in result.node_errors
     assert any(e["type"] == "value_not_in_list" for e in result.node_errors[node_id]["errors"]), result.node_errors
+
+
+def test_the_zigzag_stage_refuses_phase_build_before_the_run(comfy):
+    """MIGA Queue Initialization has built the queue when the zigzag stage gets it: a phase build check would never run."""
+    prompt = load(CONTINUE)
+    zigzag = next(k for k, n in prompt.items() if n["class_type"] == "MigaZigzagStage")
+    assert comfy.validate(prompt).ok  # as shipped: phase stage1
+    options = next(n for n in prompt.values() if n["class_type"] == "MigaReflectionOptions")
+    options["inputs"].update(phase="build")
+    result = comfy.validate(prompt)
+    assert not result.ok
+    message = json.dumps(result.node_errors[zigzag])
+    assert "phase='build'" in message and "stage1" in message and "MIGA Long Video Sampler" in message, message
