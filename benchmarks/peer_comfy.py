@@ -221,17 +221,18 @@ def miga_graph(row: str, specs: list[list[ClipSpec]], num_frames: int, steps: in
                    scheduler="simple", mode="fifo" if fifo else "miga", window_length=config.window_length,
                    zigzag_width=1 if fifo else config.zigzag_width, unified_steps=0 if fifo else config.unified_steps,
                    sampler=config.sampler, window_stride=0, update=config.update, window_batch=window_batch, resume_from="",
-                   checkpoint_minutes=0.0)
+                   checkpoint_minutes=0.0, borders=config.borders)  # every widget set: the toy preset, not the nodes' wan21 defaults
     links = dict(model=[loader, 0], positive=[positives[0], 0], negative=[negative, 0])
     if len(positives) == 2:
         links["prompts"] = [g.add("MigaPromptScheduleConditioning", conditioning_1=[positives[0], 0], conditioning_2=[positives[1], 0],
                                   start_frames=f"0, {num_frames // 2}", blend_latents=0), 0]
     if not fifo:
-        links["guidance"] = [g.add("MigaGuidanceOptions", num_guidance=guidance.num_guidance), 0]
+        links["guidance"] = [g.add("MigaGuidanceOptions", num_guidance=guidance.num_guidance, positions=guidance.positions), 0]
         links["reflection"] = [g.add("MigaReflectionOptions", threshold=reflection.threshold, num_eval=reflection.num_eval,
                                      num_ref=reflection.num_ref, num_candidates=reflection.num_candidates, score_on=reflection.score_on,
                                      num_guide=-1 if reflection.num_guide is None else reflection.num_guide,
-                                     judge_position=-1 if reflection.judge_position is None else reflection.judge_position), 0]
+                                     judge_position=-1 if reflection.judge_position is None else reflection.judge_position,
+                                     phase=reflection.phase, candidate_guidance=reflection.candidate_guidance), 0]  # judge_from_tail: phase build only
     if row == MIGA_OFFICIAL:
         sampler = g.add("PeerMigaProfileSampler", **widgets, **links, profile=json.dumps(official_profile(), sort_keys=True))
     else:
@@ -449,13 +450,15 @@ def helper_nodes(MigaSampler, host, runner) -> dict:
         @classmethod
         def execute(cls, model, positive, negative, width, height, num_pixel_frames, batch_size, seed, steps, cfg, scheduler, mode,
                     window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, initial_clip=None,
-                    prompts=None, guidance=None, reflection=None, resume_from="", checkpoint_minutes=0.0, profile="{}") -> io.NodeOutput:
+                    prompts=None, guidance=None, reflection=None, resume_from="", checkpoint_minutes=0.0, profile="{}",
+                    borders=None) -> io.NodeOutput:
             from importlib import import_module
 
             widgets = import_module(f"{host.__name__.rsplit('.', 1)[0]}.widgets")
             changes = json.loads(profile)
             run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
-            config = widgets.config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
+            config = widgets.config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed,
+                                         borders)
             config = config.with_(**changes.get("config", {}))
             if guidance is not None:
                 guidance = dataclasses.replace(guidance, **changes.get("guidance", {}))

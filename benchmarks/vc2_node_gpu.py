@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode():
             out = MigaSampler.execute(model, positive, negative, args.width, args.height, frames, 1, args.seed, steps, args.cfg,
                                       "ddim_uniform", spec["mode"], f0, spec["zigzag_width"], spec["unified_steps"],
-                                      spec["sampler"], 0, "lookahead", 1, guidance=spec["guidance"], reflection=spec["reflection"])
+                                      spec["sampler"], 0, "lookahead", 1, guidance=spec["guidance"], reflection=spec["reflection"],
+                                      borders="fixed")
         latent, report = out.result
         return latent, json.loads(report)
 

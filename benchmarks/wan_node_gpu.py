@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             with torch.inference_mode():
                 out = MigaSampler.execute(model, positive, negative, args.width, args.height, frames, 1, 0, args.steps, args.cfg, "simple",
                                           "miga", 21, 7, 9, "euler", 0, "lookahead", 1, guidance=GuidanceOptions(4),
-                                          reflection=ReflectionOptions(), devices=args.devices)
+                                          reflection=ReflectionOptions(), devices=args.devices, borders="fixed")
             latent, report = out.result
             report = json.loads(report)
             assert latent["samples"].shape[2] == (frames - 1) // 4 + 1 and bool(torch.isfinite(latent["samples"]).all())
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     head = record.header(SCRIPT, {k: v for k, v in vars(args).items() if k not in ("out", "comfyui")}, args.device, dtype=dtype,
                          code=("miga_core", "nodes", "__init__.py", "benchmarks/record.py"), argv=argv)
     head.update({"model": "Wan2.1-T2V-1.3B architecture, random weights" if not args.tiny else "tiny Wan",
-                 "preset": "wan21 (f0=21, L_zig=7, u=9, m_guid=4, reflection delta=0.01)",
+                 "preset": "wan21-paper (f0=21, L_zig=7, u=9, m_guid=4, reflection delta=0.01)",
                  "comfyui": comfyui_version(args.comfyui),
                  "weights_gib": round(sum(p.numel() * p.element_size() for p in model.model.diffusion_model.parameters()) / 2**30, 2)})
     out = record.resolve_out(args.out)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             with torch.inference_mode():
                 latents.append(MigaSampler.execute(model, positive, negative, args.width, args.height, args.compare_frames, 1, 0, args.steps,
                                                    args.cfg, "simple", "miga", 21, 7, 9, "euler", 0, "lookahead", 1,
-                                                   guidance=GuidanceOptions(4), devices=devices).result[0]["samples"])
+                                                   guidance=GuidanceOptions(4), devices=devices, borders="fixed").result[0]["samples"])
         rows.append({"compare": {"num_pixel_frames": args.compare_frames, "devices": [args.device, args.devices],
                                  "bit_identical": bool(torch.equal(*latents)),
                                  "max_abs_diff": float((latents[0].float() - latents[1].float()).abs().max())}, "completed": False})

@@ -8,7 +8,7 @@ Issue 13. The model is ComfyUI's WanModel with Wan2.1-T2V-1.3B's dimensions and 
 (``benchmarks/wan_node_gpu.py`` builds it), so what is measured is cost, not quality. Rows, in priority order:
 
 1. ``paper_steps``: T=54 (the paper's steps) at 416x240, 161 frames: FIFO mode, MIGA without DCE (no guidance, no
-   reflection), full MIGA (wan21 preset) through the MigaSampler node, and the ``wan21-official`` profile through the
+   reflection), full MIGA (wan21-paper preset) through the MigaSampler node, and the ``wan21-official`` profile through the
    node's runner (its ladder, ``official_flow_ladder(54)``, and a random 21-latent initial clip, whose KSampler cost
    is not included).
 2. ``peer``: ComfyUI core context windows (WanContextWindowsManual: 81-frame = 21-latent windows, 30-frame overlap,
@@ -93,7 +93,7 @@ class Spec:
     zigzag_width: int = 7
     unified_steps: int = 9
     sampler: str = "euler"
-    dce: bool = False  # long-range guidance (4) and self-reflection (threshold 0.01): the wan21 preset
+    dce: bool = False  # long-range guidance (4) and self-reflection (threshold 0.01): the wan21-paper preset
     partial: bool = False  # may be stopped at its time share (paper_steps, extra)
     repeats: int = 1
     note: str = ""
@@ -106,8 +106,8 @@ def build_specs(args) -> list[Spec]:
     off = "the authors' released loop: uni_pc, stride 10, official ladder, random initial clip given (its sampling not timed)"
     specs = [
         Spec(f"fifo T{T}", "paper_steps", "node", W, H, F, T, args.cfg, mode="fifo", zigzag_width=1, unified_steps=0, partial=True),
-        Spec(f"miga no DCE T{T}", "paper_steps", "node", W, H, F, T, args.cfg, partial=True, note="wan21 preset without guidance and reflection"),
-        Spec(f"miga full T{T}", "paper_steps", "node", W, H, F, T, args.cfg, dce=True, partial=True, note="wan21 preset"),
+        Spec(f"miga no DCE T{T}", "paper_steps", "node", W, H, F, T, args.cfg, partial=True, note="wan21-paper preset without guidance and reflection"),
+        Spec(f"miga full T{T}", "paper_steps", "node", W, H, F, T, args.cfg, dce=True, partial=True, note="wan21-paper preset"),
         Spec(f"wan21-official T{T}", "paper_steps", "official", W, H, F, T, args.cfg, sampler="uni_pc", partial=True, note=off),
     ]
     for j, steps in enumerate(args.peer_steps):
@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             reflection = ReflectionOptions(threshold=0.01) if spec.dce else None
             out = MigaSampler.execute(use_model, positive, negative, spec.width, spec.height, spec.frames, 1, args.seed, spec.steps, spec.cfg,
                                       "simple", spec.mode, 21, spec.zigzag_width, spec.unified_steps, spec.sampler, 0, "lookahead", 1,
-                                      guidance=guidance, reflection=reflection, checkpoint_minutes=0.0)
+                                      guidance=guidance, reflection=reflection, checkpoint_minutes=0.0, borders="fixed")
             latent, report = out.result
             return latent["samples"], json.loads(report)
         if spec.kind == "official":

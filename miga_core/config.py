@@ -283,9 +283,23 @@ class ReflectionOptions:
                                 "allowed is a bool. Fix: use True.")
 
 
-# Paper defaults (docs/algorithm.md "Paper defaults"); T comes from the host's ladder (VC2 64, Wan2.1 54).
+# T comes from the host's ladder (VC2 64, Wan2.1 54). "wan21-paper" and "vc2": the paper defaults (docs/algorithm.md
+# "Paper defaults"). "wan21" (the nodes' defaults): the paper profile plus the four choices of the authors' released
+# loop that each measured better alone on the toy benchmark (issue 9; BENCHMARKS.md "The authors' released loop",
+# benchmarks/results/toy_quality_cuda.json, against `full MIGA`): rotating borders (smoothness +0.0011, jumps -1.5),
+# the official update rule (smoothness +0.0024, jumps -2.8, fewer windows), the official guidance positions (smoothness
+# +0.0006) and the official self-reflection geometry (identity +0.0099, presence +0.0098, smoothness -0.0008, a third
+# of the windows). Not adopted: the official build length, tail content, Gauss-Seidel reads, stage-2 history reset,
+# refinement (within 0.003 on every metric, for its cost), trim, uni_pc and the stage-2 mislabel [D7].
 PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions | None]] = {
     "wan21": (
+        MigaConfig(window_length=21, zigzag_width=7, unified_steps=9, sampler="euler", parameterization="flow",
+                   update="official", borders="rotating"),
+        GuidanceOptions(num_guidance=4, positions="official"),
+        ReflectionOptions(threshold=0.01, num_eval=7, num_ref=14, num_candidates=3, num_guide=14, phase="build",
+                          judge_from_tail=10, candidate_guidance=False),
+    ),
+    "wan21-paper": (
         MigaConfig(window_length=21, zigzag_width=7, unified_steps=9, sampler="euler", parameterization="flow"),
         GuidanceOptions(num_guidance=4),
         ReflectionOptions(threshold=0.01),
@@ -338,7 +352,9 @@ PRESETS: dict[str, tuple[MigaConfig, GuidanceOptions, ReflectionOptions | None]]
 
 
 def preset(name: str) -> tuple[MigaConfig, GuidanceOptions, ReflectionOptions | None]:
-    """Options for a model: ``"wan21"`` (paper, T=54), ``"vc2"`` (paper, T=64, CFG 12) or ``"wan21-official"``
+    """Options for a model: ``"wan21"`` (the nodes' default, T=54: the paper profile with the four official choices that
+    measured better on the toy benchmark, see :data:`PRESETS`), ``"wan21-paper"`` (the paper's, T=54), ``"vc2"`` (paper,
+    T=64, CFG 12) or ``"wan21-official"``
     (the authors' released Wan2.1 loop [D7]: T=54 on :func:`~miga_core.ladder.official_flow_ladder`, CFG 5),
     ``"vc2-official"`` (the released VC2 loop, REFERENCE Part A2: :func:`~miga_core.ladder.official_ddim_ladder`, CFG 12;
     self-reflection None, as released), ``"vc2-fifo"`` (FIFO-Diffusion's released VC2 loop, its DDIM conventions) or

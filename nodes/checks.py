@@ -18,8 +18,8 @@ from . import graph, host
 from .families import FAMILIES
 from .nodes_options import BUILDERS as OPTION_BUILDERS
 from .nodes_prompts import BUILDERS as PROMPT_BUILDERS
-from .runner import plan_video
-from .widgets import START_WIDGETS, check_ranges, check_size, config_from
+from .runner import check_zigzag_reflection, plan_video
+from .widgets import APPENDED_START_WIDGETS, START_WIDGETS, check_ranges, check_size, config_from
 
 __all__ = ["validate_start", "validate_devices"]
 
@@ -47,15 +47,18 @@ def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _
     if inputs is None:
         return True
     values = {name: None if isinstance(inputs.get(name), list) else inputs.get(name) for name in START_WIDGETS}
-    if any(value is None for value in values.values()) or check_ranges(node, values) is not True:
+    appended = {name: inputs.get(name) for name in APPENDED_START_WIDGETS}  # absent (None): config_from's default
+    if any(value is None for value in values.values()) or any(isinstance(value, list) for value in appended.values()) \
+            or check_ranges(node, {**values, **appended}) is not True:
         return True
+    values.update(appended)
     if reflection is _OWN:
         reflection = graph.linked_option("reflection", OPTION_BUILDERS, node_id)
     v = values
     try:
         check_size(v["width"], v["height"])
         config = config_from(v["mode"], v["window_length"], v["zigzag_width"], v["unified_steps"], v["sampler"], v["window_stride"],
-                             v["update"], v["window_batch"], v["seed"])
+                             v["update"], v["window_batch"], v["seed"], v["borders"])
         family = FAMILIES[graph.model_family(node_id)]  # from the loader in the prompt (Wan2.1 unless it is VC2's)
         config = config.with_(parameterization=family.parameterization)
         plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip="initial_clip" in inputs, latent_rule=family.latent_rule,
@@ -69,11 +72,16 @@ def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _
 
 
 def validate_zigzag() -> bool | str:
-    """The zigzag stage's check: its reflection options against the run of the MigaQueueInit its queue comes from.
+    """The zigzag stage's check: its reflection options (phase stage1 only: :func:`.runner.check_zigzag_reflection`) against
+    the run of the MigaQueueInit its queue comes from.
 
     Only a refusal that the reflection options cause is reported (the initialization node reports its own).
     """
     options = graph.linked_option("reflection", OPTION_BUILDERS)
+    try:
+        check_zigzag_reflection(_known(options))
+    except MigaError as exc:
+        return str(exc)
     init = graph.linked("queue")
     if options is None or options is graph.UNKNOWN or not isinstance(init, tuple) or init[0] != "MigaQueueInit":
         return True

@@ -7,7 +7,8 @@ from comfy_api.latest import io
 from . import checks, graph, runner
 from .families import FAMILIES
 from .nodes_sampler import LATENT_TOOLTIP, REPORT_TOOLTIP
-from .widgets import CATEGORY, QUEUE, REFLECTION, check_pixel_frames, check_size, config_from, start_inputs
+from .widgets import (CATEGORY, QUEUE, REFLECTION, appended_start_inputs, check_pixel_frames, check_size, config_from,
+                      start_inputs)
 
 __all__ = ["MigaQueueInit", "MigaZigzagStage", "MigaUnifiedStage"]
 
@@ -23,7 +24,7 @@ class MigaQueueInit(io.ComfyNode):
             category=CATEGORY,
             description="Builds the stage-1 queue (paper Alg. 4; FIFO's queue in fifo mode) from an initial clip: the one you "
                         "connect (e.g. a KSampler result, for a continuation) or one sampled here.",
-            inputs=start_inputs("Long-range frame guidance (also used by the zigzag stage)."),
+            inputs=start_inputs("Long-range frame guidance (also used by the zigzag stage).") + appended_start_inputs(),
             outputs=[QUEUE.Output(display_name="queue", tooltip="The initialized queue, for MIGA Zigzag Stage.")],
         )
 
@@ -36,10 +37,11 @@ class MigaQueueInit(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, width, height, num_pixel_frames, batch_size, seed, steps, cfg, scheduler, mode,
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
-                initial_clip=None, prompts=None, guidance=None) -> io.NodeOutput:
+                initial_clip=None, prompts=None, guidance=None, borders=None) -> io.NodeOutput:
         check_size(width, height)
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts)
-        config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
+        config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed,
+                             borders)
         return io.NodeOutput(runner.start_queue(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),
                                                 guidance))
 
@@ -55,7 +57,9 @@ class MigaZigzagStage(io.ComfyNode):
                         "unified level (paper Alg. 5; FIFO-Diffusion's loop in fifo mode), with optional self-reflection.",
             inputs=[
                 QUEUE.Input("queue", tooltip=QUEUE_IN.format("MIGA Queue Initialization")),
-                REFLECTION.Input("reflection", optional=True, tooltip="Self-reflection options (off when not connected)."),
+                REFLECTION.Input("reflection", optional=True, tooltip="Self-reflection options (off when not connected), with phase "
+                                                                      "stage1: the queue is already built here (phase build: MIGA Long "
+                                                                      "Video Sampler)."),
             ],
             outputs=[QUEUE.Output(display_name="queue", tooltip="The queue after stage 1, for MIGA Unified Stage.")],
         )

@@ -6,7 +6,8 @@ from comfy_api.latest import io
 
 from . import checks, graph, runner
 from .families import FAMILIES
-from .widgets import CATEGORY, REFLECTION, check_pixel_frames, check_size, config_from, start_inputs
+from .widgets import (CATEGORY, REFLECTION, appended_start_inputs, check_pixel_frames, check_size, config_from,
+                      start_inputs)
 
 __all__ = ["MigaSampler", "LATENT_TOOLTIP", "REPORT_TOOLTIP"]
 
@@ -36,7 +37,7 @@ class MigaSampler(io.ComfyNode):
                                 tooltip="Several GPUs: the devices to spread each pass's windows over, e.g. cuda:0,cuda:1 (one copy of "
                                         "the model, LoRAs included, per device; each holds its weights and one window). Empty: the "
                                         "model's own device. The video is identical for any devices."),
-            ],
+            ] + appended_start_inputs(),
             outputs=[io.Latent.Output(display_name="latent", tooltip=LATENT_TOOLTIP),
                      io.String.Output(display_name="report", tooltip=REPORT_TOOLTIP)],
         )
@@ -57,9 +58,10 @@ class MigaSampler(io.ComfyNode):
     def execute(cls, model, positive, negative, width, height, num_pixel_frames, batch_size, seed, steps, cfg, scheduler, mode,
                 window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch,
                 initial_clip=None, prompts=None, guidance=None, reflection=None, resume_from="", checkpoint_minutes=10.0,
-                devices="") -> io.NodeOutput:
+                devices="", borders=None) -> io.NodeOutput:
         check_size(width, height)
         run = runner.model_run(model, positive, negative, cfg, scheduler, steps, seed, prompts, devices or "")
-        config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed)
+        config = config_from(mode, window_length, zigzag_width, unified_steps, sampler, window_stride, update, window_batch, seed,
+                             borders)
         return io.NodeOutput(*runner.sample(run, config, runner.VideoRequest(num_pixel_frames, batch_size, height, width, initial_clip),
                                             guidance, reflection, resume_from or "", checkpoint_minutes))

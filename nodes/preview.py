@@ -16,7 +16,7 @@ from ..miga_core import MigaValueError
 from ..miga_core.errors import bad_value
 from .families import DEFAULT_FAMILY, FAMILIES
 from .runner import plan_video
-from .widgets import check_size, config_from
+from .widgets import WAN, check_size, config_from
 
 __all__ = ["PLAN_ROUTE", "MEASURED", "plan_preview", "measured_row"]
 
@@ -76,7 +76,8 @@ def plan_preview(query: Mapping[str, str]) -> dict[str, Any]:
     v = {name: _int(query, name) for name in _INTS}
     check_size(v["width"], v["height"])
     config = config_from(query.get("mode", "miga"), v["window_length"], v["zigzag_width"], v["unified_steps"],
-                         query.get("sampler", "euler"), v["window_stride"], query.get("update", "lookahead"), v["window_batch"], 0)
+                         query.get("sampler", WAN.sampler), v["window_stride"], query.get("update", WAN.update), v["window_batch"], 0,
+                         query.get("borders"))
     config = config.with_(parameterization=fam.parameterization)
     plan = plan_video(config, v["steps"], v["num_pixel_frames"], has_initial_clip=query.get("has_initial_clip") in ("1", "true"),
                       latent_rule=fam.latent_rule)

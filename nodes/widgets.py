@@ -1,7 +1,8 @@
 """Input definitions shared by the queue-initialization node and the all-in-one sampler.
 
 Widget order is part of every saved workflow: append new inputs at the end, never insert or
-rename (docs/style.md). Defaults are the paper's Wan2.1 preset (docs/algorithm.md, "Paper defaults"; T = steps).
+rename (docs/style.md). Defaults are the ``wan21`` preset (miga_core.config.PRESETS: the paper's Wan2.1 values with the
+four choices of the authors' released loop that measured better on the toy benchmark, issue 9; T = steps).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from ..miga_core.errors import bad_value
 from ..miga_core.frames import num_latent_frames
 from . import host
 
-__all__ = ["QUEUE", "PROMPTS", "GUIDANCE", "REFLECTION", "CATEGORY", "START_WIDGETS", "start_inputs", "config_from",
-           "check_pixel_frames", "check_ranges", "check_size"]
+__all__ = ["WAN", "QUEUE", "PROMPTS", "GUIDANCE", "REFLECTION", "CATEGORY", "START_WIDGETS", "APPENDED_START_WIDGETS", "start_inputs",
+           "appended_start_inputs", "config_from", "check_pixel_frames", "check_ranges", "check_size"]
 
 CATEGORY = "sampling/miga"
 QUEUE = io.Custom("MIGA_QUEUE")
@@ -31,6 +32,9 @@ SIZE_MULTIPLE = 16  # and the DiT patches 2x2 latents: width/height a multiple o
 #: The widgets of a node that starts a run (MigaSampler, MigaQueueInit), as validate_inputs receives them.
 START_WIDGETS = ("width", "height", "num_pixel_frames", "batch_size", "seed", "steps", "cfg", "scheduler", "mode",
                  "window_length", "zigzag_width", "unified_steps", "sampler", "window_stride", "update", "window_batch")
+#: Queue widgets appended later (optional inputs, after every older one); a prompt without them runs with
+#: :func:`config_from`'s defaults.
+APPENDED_START_WIDGETS = ("borders",)
 
 
 def model_inputs() -> list[io.Input]:
@@ -57,7 +61,8 @@ def queue_inputs() -> list[io.Input]:
     return [
         io.Combo.Input("mode", options=["miga", "fifo"], default="miga",
                        tooltip="miga: zigzag queue + unified stage (the paper). fifo: FIFO-Diffusion's diagonal queue for A/B "
-                               "(needs zigzag_width 1 and unified_steps 0, which the editor sets when you pick fifo; guidance "
+                               "(needs zigzag_width 1, unified_steps 0 and update lookahead, which the editor sets when you pick "
+                               "fifo, with borders fixed as FIFO-Diffusion has them; guidance "
                                "and reflection are refused)."),
         io.Int.Input("window_length", default=WAN.window_length, min=2, max=256,
                      tooltip="f0, latent frames per model call: the model's clip length (Wan2.1: 21 latents = 81 frames)."),
@@ -69,9 +74,11 @@ def queue_inputs() -> list[io.Input]:
                        tooltip="How each frame takes one denoising step: euler (default), dpmpp_2m, euler_ancestral (needs an eps "
                                "model) or uni_pc (the authors' Wan sampler: second order, each frame keeps its own history)."),
         io.Int.Input("window_stride", default=0, min=0, max=256, tooltip="Advanced. How many latent frames each model call moves forward; 0 = half the window (the usual choice). Smaller is slower and smoother."),
-        io.Combo.Input("update", options=["lookahead", "former"], default="lookahead",
-                       tooltip="Advanced. Which frames of a window each call updates: lookahead (the later middle, as FIFO-Diffusion does; "
-                               "the default) or former (the start of the window)."),
+        io.Combo.Input("update", options=["lookahead", "former", "official"], default=WAN.update,
+                       tooltip="Advanced. Which frames of a window each call updates: official (the authors' released code: "
+                               "the frames from the start of the window's region, the last window all it can; the default, it "
+                               "measured smoother with fewer jumps and fewer calls), lookahead (the later middle, as the paper and "
+                               "FIFO-Diffusion do; fifo mode needs it) or former (the start of the window)."),
         io.Int.Input("window_batch", default=1, min=1, max=64,
                      tooltip="Advanced. Windows computed together in one model call: the same video, faster if the GPU memory allows."),
     ]
@@ -88,12 +95,29 @@ def start_inputs(guidance_tooltip: str) -> list[io.Input]:
     ]
 
 
+def appended_start_inputs() -> list[io.Input]:
+    """Queue widgets added after the first release, appended after every other input of a start node (optional, so a
+    saved workflow or API prompt without them runs with :func:`config_from`'s defaults)."""
+    return [
+        io.Combo.Input("borders", options=["fixed", "rotating"], default=WAN.borders, optional=True,
+                       tooltip="Advanced. Where the window edges fall: rotating (the authors' released code: the edges move by "
+                               "one frame every pass, so no frame always sits at an edge; the default, it measured smoother with "
+                               "fewer jumps) or fixed (the same edges every pass, as the paper and FIFO-Diffusion). A prompt "
+                               "saved without this input runs rotating in miga mode and fixed in fifo mode."),
+    ]
+
+
 def config_from(mode: str, window_length: int, zigzag_width: int, unified_steps: int, sampler: str, window_stride: int,
-                update: str, window_batch: int, seed: int) -> MigaConfig:
+                update: str, window_batch: int, seed: int, borders: str | None = None) -> MigaConfig:
     """The MigaConfig of the widget values, as they are (fifo mode with zigzag_width != 1 or unified_steps != 0 is
-    refused by the core, never corrected) [D4]."""
+    refused by the core, never corrected) [D4]; the one place the start nodes, their validation and the plan preview
+    build it. ``borders`` None (a prompt saved before the widget existed): FIFO-Diffusion's ``"fixed"`` in fifo mode,
+    else the ``wan21`` preset's ``"rotating"``."""
+    if borders is None:
+        borders = "fixed" if mode == "fifo" else WAN.borders
     return MigaConfig(window_length=window_length, window_stride=window_stride or None, zigzag_width=zigzag_width,
-                      unified_steps=unified_steps, sampler=sampler, update=update, window_batch=window_batch, seed=seed, mode=mode)
+                      unified_steps=unified_steps, sampler=sampler, update=update, window_batch=window_batch, seed=seed, mode=mode,
+                      borders=borders)
 
 
 def check_pixel_frames(num_pixel_frames: Any, latent_rule: str = "wan21") -> bool | str:

@@ -74,8 +74,11 @@ def test_the_miga_rows_differ_only_where_they_should():
     fifo = pc.miga_graph(pc.FIFO, specs, 256, 24, 0, 8, "k")
     (sampler,) = _graph(default, "MigaSampler")
     assert sampler["inputs"]["zigzag_width"] == 4 and sampler["inputs"]["unified_steps"] == 6 and sampler["inputs"]["batch_size"] == 2
-    assert _graph(default, "MigaGuidanceOptions")[0]["inputs"] == {"num_guidance": 4}
-    assert _graph(default, "MigaReflectionOptions")[0]["inputs"]["threshold"] == 0.01
+    # the toy preset (the paper's choices) set explicitly: the nodes' own defaults are wan21's since issue 9
+    assert (sampler["inputs"]["update"], sampler["inputs"]["borders"]) == ("lookahead", "fixed")
+    assert _graph(default, "MigaGuidanceOptions")[0]["inputs"] == {"num_guidance": 4, "positions": "even"}
+    reflection = _graph(default, "MigaReflectionOptions")[0]["inputs"]
+    assert (reflection["threshold"], reflection["phase"], reflection["candidate_guidance"]) == (0.01, "stage1", True)
     (profiled,) = _graph(official, "PeerMigaProfileSampler")
     profile = json.loads(profiled.pop("inputs").pop("profile"))
     assert profile["config"]["sampler"] == "uni_pc" and profile["guidance"] == {"positions": "official"}

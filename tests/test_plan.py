@@ -157,8 +157,59 @@ def test_a_queue_too_deep_for_few_steps_names_a_zigzag_width_that_fits(T, width)
 
 
 def test_reflection_added_to_a_plan_is_validated_and_changes_no_planned_call():
-    config, guidance, reflection = preset("wan21")
+    config, guidance, reflection = preset("wan21-paper")
     plan = plan_run(config, 54, 121, guidance=guidance)
     with_reflection = plan.with_reflection(reflection)
     assert with_reflection.reflection == reflection and with_reflection.calls == plan.calls
     assert with_reflection.judge_level is not None and plan.judge_level is None
+
+
+# --- the presets of issue 9: wan21 = the paper + the official choices that measured better alone; wan21-paper = the paper
+
+def test_wan21_is_the_paper_profile_with_the_four_measured_official_choices_and_nothing_else():
+    config, guidance, reflection = preset("wan21")
+    paper_config, paper_guidance, paper_reflection = preset("wan21-paper")
+    official_config, official_guidance, official_reflection = preset("wan21-official")
+    assert (paper_config.update, paper_config.borders, paper_guidance.positions, paper_reflection.phase) == \
+        ("lookahead", "fixed", "even", "stage1")
+    # the paper's numbers (docs/algorithm.md "Paper defaults") stay one keyword away
+    assert (paper_config.window_length, paper_config.zigzag_width, paper_config.unified_steps, paper_guidance.num_guidance,
+            paper_reflection) == (21, 7, 9, 4, ReflectionOptions(threshold=0.01))
+    assert paper_config == MigaConfig(window_length=21, zigzag_width=7, unified_steps=9)
+    # adopted: borders, update rule, guidance positions, the self-reflection geometry (threshold stays 0.01)
+    assert config == paper_config.with_(update=official_config.update, borders=official_config.borders)
+    assert (config.update, config.borders) == ("official", "rotating")
+    assert guidance == GuidanceOptions(num_guidance=4, positions=official_guidance.positions) and guidance.positions == "official"
+    assert reflection == official_reflection == ReflectionOptions(
+        threshold=0.01, num_eval=7, num_ref=14, num_candidates=3, num_guide=14, phase="build", judge_from_tail=10,
+        candidate_guidance=False)
+    # not adopted: build length, tail content, Gauss-Seidel reads, history reset, refinement, trim, uni_pc, the mislabel
+    assert (config.build_length, config.fresh_content, config.build_reads, config.stage2_history, config.refine_steps,
+            config.trim_tail, config.sampler, config.official_stage2_mislabel, config.unified_steps) == \
+        ("paper", "noise", "jacobi", "keep", 0, 0, "euler", False, 9)
+
+
+def test_the_vc2_and_official_presets_are_unchanged():
+    assert preset("vc2") == (MigaConfig(window_length=16, zigzag_width=4, unified_steps=9, parameterization="eps"),
+                             GuidanceOptions(num_guidance=6), ReflectionOptions(threshold=0.01))
+    config, guidance, _ = preset("wan21-official")
+    assert (config.build_length, config.sampler, config.refine_steps, config.trim_tail, config.unified_steps) == \
+        ("official", "uni_pc", 10, 21, 10)
+
+
+@pytest.mark.parametrize("pixel_frames", [81, 85, 161, 481, 1001, 2001, 4801, 9997, 10_001])
+@pytest.mark.parametrize("clip", [False, True])
+def test_the_wan21_preset_plans_typical_videos_at_54_steps_with_and_without_a_clip(pixel_frames, clip):
+    """The node's defaults must be accepted for every typical length (issue 9), and do what they say: build-phase checks,
+    rotating borders (a pass's windows depend on its index) and fewer windows than the paper's lookahead."""
+    from miga_core.frames import num_latent_frames
+
+    config, guidance, reflection = preset("wan21")
+    N = num_latent_frames(pixel_frames, "wan21")
+    plan = plan_run(config, 54, N, guidance=guidance, reflection=reflection, has_initial_clip=clip)
+    assert plan.num_frames == N and plan.judge_level is None and plan.num_guide == 14
+    assert plan.check_passes == tuple(range(9, 41))  # after every build pass whose head had > 10 + ceil(14/7) = 12 steps
+    assert plan.calls["initial_clip"] == (0 if clip else 54) and plan.calls["refine"] == 0
+    paper_config, paper_guidance, _ = preset("wan21-paper")
+    paper = plan_run(paper_config, 54, N, guidance=paper_guidance, has_initial_clip=clip)
+    assert plan.calls["init"] < paper.calls["init"]  # the official update rule: fewer windows

@@ -1,5 +1,5 @@
 """The web extensions, run under node (no browser, no ComfyUI): the JS frame rule agrees with the Python one, and
-the fifo-mode extension sets, shows and restores zigzag_width / unified_steps (issue 8).
+the fifo-mode extension sets, shows and restores zigzag_width / unified_steps (issue 8) and update / borders (issue 9).
 
 Skipped where ``node`` is not installed.
 """
@@ -116,3 +116,36 @@ def test_fifo_mode_sets_the_fifo_values_visibly_and_restores_the_previous_ones(t
     assert (back["zig"], back["uni"], back["disabled"], back["saved"]) == (7, 9, False, None)
     assert (loaded["zig"], loaded["uni"], loaded["disabled"]) == (1, 0, True)
     assert (loaded_back["zig"], loaded_back["uni"]) == (7, 9)
+
+
+FIFO_PROFILE_DRIVER = """
+import { calls } from "./scripts/app.js";
+await import("./extensions/miga/miga_mode.js");
+const ext = calls[0];
+function widget(name, value) { return { name, value, callback: null }; }
+const names = ["mode", "zigzag_width", "unified_steps", "update", "borders"];
+const n = { comfyClass: "MigaSampler", properties: {},
+            widgets: [widget("mode", "miga"), widget("zigzag_width", 7), widget("unified_steps", 9), widget("update", "official"),
+                      widget("borders", "rotating")] };
+const view = () => Object.fromEntries(n.widgets.map((w) => [w.name, [w.value, Boolean(w.disabled)]]));
+ext.nodeCreated(n);
+const steps = [view()];
+n.widgets[0].value = "fifo"; n.widgets[0].callback("fifo"); steps.push(view());
+steps.push(n.properties.miga_values_before_fifo);
+n.widgets[0].value = "miga"; n.widgets[0].callback("miga"); steps.push(view());
+console.log(JSON.stringify(steps));
+"""
+
+
+def test_fifo_mode_also_sets_update_lookahead_and_fixed_borders_and_restores_the_wan21_defaults(tmp_path):
+    """The wan21 defaults (update official, rotating borders, issue 9) are refused / not FIFO-Diffusion's in fifo mode."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "app.js").write_text("export const calls = []; export const app = { registerExtension(e) { calls.push(e); } };\n")
+    shutil.copytree(WEB, tmp_path / "extensions" / "miga")
+    created, to_fifo, saved, back = run_node(FIFO_PROFILE_DRIVER, tmp_path)
+    assert created == {"mode": ["miga", False], "zigzag_width": [7, False], "unified_steps": [9, False], "update": ["official", False],
+                       "borders": ["rotating", False]}
+    assert to_fifo == {"mode": ["fifo", False], "zigzag_width": [1, True], "unified_steps": [0, True], "update": ["lookahead", True],
+                       "borders": ["fixed", True]}
+    assert saved == {"zigzag_width": 7, "unified_steps": 9, "update": "official", "borders": "rotating"}
+    assert back == created

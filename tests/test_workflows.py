@@ -411,6 +411,10 @@ def test_the_vc2_long_video_uses_the_paper_vc2_preset_and_the_empty_prompt_as_ne
     options = ui_widgets(upstream(workflow, node, "reflection"))
     assert (options["threshold"], options["num_eval"], options["num_ref"], options["num_candidates"], options["score_on"]) == \
         (reflection.threshold, reflection.num_eval, reflection.num_ref, reflection.num_candidates, reflection.score_on)
+    # the vc2 preset stays the paper's (issue 9 changed wan21 only)
+    assert (sampler["update"], sampler["borders"]) == (config.update, config.borders) == ("lookahead", "fixed")
+    assert ui_widgets(upstream(workflow, node, "guidance"))["positions"] == guidance.positions == "even"
+    assert (options["phase"], options["candidate_guidance"]) == (reflection.phase, reflection.candidate_guidance)
     assert upstream(workflow, the(workflow, "MigaSaveVideo"), "vae") is loader
 
 
@@ -420,7 +424,7 @@ def test_long_video_workflows_ask_for_at_least_481_frames_of_the_form_4n_plus_1(
     assert sampler["num_pixel_frames"] >= 481 and (sampler["num_pixel_frames"] - 1) % 4 == 0
 
 
-def test_the_long_video_uses_the_paper_defaults_with_guidance_and_reflection():
+def test_the_long_video_uses_the_wan21_defaults_with_guidance_and_reflection():
     workflow = ui("miga_wan21_t2v_long")
     node = the(workflow, "MigaSampler")
     sampler = ui_widgets(node)
@@ -432,12 +436,50 @@ def test_the_long_video_uses_the_paper_defaults_with_guidance_and_reflection():
     assert ui_widgets(the(workflow, "MigaReflectionOptions"))["threshold"] == 0.01
 
 
+# the Wan2.1 MIGA workflows (not the FIFO baseline, the toy demo or VC2) show the wan21 preset (issue 9)
+WAN_MIGA = [n for n in WAN_NAMES if n not in TOY and n != "miga_wan21_fifo_baseline"]
+
+
+@pytest.mark.parametrize("name", WAN_MIGA)
+def test_wan_miga_workflows_use_the_wan21_preset_choices_of_the_released_code(name):
+    from miga_core import preset
+
+    config, guidance, reflection = preset("wan21")
+    workflow = ui(name)
+    start = next(n for n in workflow["nodes"] if n["type"] in ("MigaSampler", "MigaQueueInit"))
+    s = ui_widgets(start)
+    assert (s["update"], s["borders"]) == (config.update, config.borders) == ("official", "rotating")
+    assert ui_widgets(the(workflow, "MigaGuidanceOptions"))["positions"] == guidance.positions == "official"
+    r = ui_widgets(the(workflow, "MigaReflectionOptions"))
+    values = (r["threshold"], r["num_eval"], r["num_ref"], r["num_candidates"], r["num_guide"], r["phase"], r["candidate_guidance"])
+    if name == "miga_wan21_continue_clip":
+        # on MIGA Zigzag Stage the queue is already built: phase build cannot check there (refused), the paper's stage1 can
+        assert values == (0.01, 4, 8, 4, -1, "stage1", True)
+    else:
+        assert values == (reflection.threshold, reflection.num_eval, reflection.num_ref, reflection.num_candidates, reflection.num_guide,
+                          reflection.phase, reflection.candidate_guidance) == (0.01, 7, 14, 3, 14, "build", False)
+        assert r["judge_from_tail"] == reflection.judge_from_tail == 10
+
+
+def test_widgets_added_after_the_first_release_come_last_in_their_nodes():
+    """Widget order is part of every saved workflow: inputs are appended, never inserted (issue 9 appended these)."""
+    assert [w.name for w in MIGA["MigaSampler"].widgets][-4:] == ["resume_from", "checkpoint_minutes", "devices", "borders"]
+    assert [w.name for w in MIGA["MigaQueueInit"].widgets][-3:] == ["update", "window_batch", "borders"]
+    assert [w.name for w in MIGA["MigaGuidanceOptions"].widgets] == ["num_guidance", "positions"]
+    assert [w.name for w in MIGA["MigaReflectionOptions"].widgets] == [
+        "threshold", "num_eval", "num_ref", "num_candidates", "score_on", "num_guide", "judge_position", "phase", "judge_from_tail",
+        "candidate_guidance"]
+    update = next(w for w in MIGA["MigaSampler"].widgets if w.name == "update")
+    assert update.options == ["lookahead", "former", "official"]
+
+
 def test_the_fifo_baseline_differs_from_the_long_video_only_in_mode_and_options():
     miga, fifo = ui("miga_wan21_t2v_long"), ui("miga_wan21_fifo_baseline")
     a, b = ui_widgets(the(miga, "MigaSampler")), ui_widgets(the(fifo, "MigaSampler"))
     assert b["mode"] == "fifo" and a["mode"] == "miga"
-    assert (b["zigzag_width"], b["unified_steps"]) == (1, 0)  # what fifo mode needs (never overwritten silently)
-    fifo_only = {"mode", "zigzag_width", "unified_steps"}
+    assert (b["zigzag_width"], b["unified_steps"], b["update"]) == (1, 0, "lookahead")  # what fifo mode needs (never overwritten silently)
+    assert b["borders"] == "fixed"  # FIFO-Diffusion's
+    fifo_only = {"mode", "zigzag_width", "unified_steps", "update", "borders"}
     assert {k: v for k, v in a.items() if k not in fifo_only} == {k: v for k, v in b.items() if k not in fifo_only}
     fifo_sampler = the(fifo, "MigaSampler")
     assert upstream(fifo, fifo_sampler, "guidance") is None and upstream(fifo, fifo_sampler, "reflection") is None
@@ -479,7 +521,7 @@ def test_the_toy_demo_uses_the_toy_preset_and_switches_colour_at_the_middle():
     node = the(workflow, "MigaSampler")
     s = ui_widgets(node)
     assert (s["num_pixel_frames"], s["window_length"], s["zigzag_width"], s["unified_steps"], s["steps"], s["cfg"], s["sampler"],
-            s["width"], s["height"]) == (257, 16, 4, 6, 24, 3.0, "euler", 32, 32)
+            s["width"], s["height"], s["update"], s["borders"]) == (257, 16, 4, 6, 24, 3.0, "euler", 32, 32, "lookahead", "fixed")
     assert upstream(workflow, node, "model")["type"] == "MigaToyLoader"
     schedule = upstream(workflow, node, "prompts")
     assert schedule["type"] == "MigaPromptScheduleConditioning"

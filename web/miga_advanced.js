@@ -1,14 +1,15 @@
-// Miga.Advanced: the expert widgets (window_stride, update, window_batch) stay hidden behind an "advanced" toggle
+// Miga.Advanced: the expert widgets (window_stride, update, window_batch, borders) stay hidden behind an "advanced" toggle
 // at the bottom of the node; their defaults suit Wan2.1. The toggle is not a node input (never serialized); whether
 // it is open is kept in the node's properties, saved with the workflow.
 import { app } from "../../scripts/app.js";
 import { findWidget, isQueueNode, onLoaded, watch } from "./miga_widgets.js";
 
 const KEY = "advanced";
-export const EXPERT_WIDGETS = ["window_stride", "update", "window_batch"];
+export const EXPERT_WIDGETS = ["window_stride", "update", "window_batch", "borders"];
 
 function apply(node, open) {
-  for (const widget of [findWidget(node, "window_stride"), findWidget(node, "update"), findWidget(node, "window_batch")]) {
+  for (const widget of [findWidget(node, "window_stride"), findWidget(node, "update"), findWidget(node, "window_batch"),
+                        findWidget(node, "borders")]) { // EXPERT_WIDGETS
     if (widget) widget.hidden = !open;
   }
   const size = node.computeSize?.();
@@ -25,7 +26,7 @@ function install(node) {
   }, { on: "shown", off: "hidden", serialize: false });
   if (!toggle) return;
   toggle.serialize = false;
-  toggle.tooltip = "Show the expert queue settings (window_stride, update, window_batch); their defaults suit Wan2.1.";
+  toggle.tooltip = `Show the expert queue settings (${EXPERT_WIDGETS.join(", ")}); their defaults suit Wan2.1.`;
   watch(node, KEY, [toggle], () => {
     toggle.value = Boolean(node.properties?.miga_advanced);
     apply(node, toggle.value);

@@ -9,7 +9,7 @@ import { findWidget, isQueueNode, onConnectionsChange, onLoaded, videoFps, watch
 
 const KEY = "cost";
 export const PLAN_WIDGETS = ["num_pixel_frames", "steps", "mode", "window_length", "zigzag_width", "unified_steps", "sampler",
-                             "window_stride", "update", "window_batch", "width", "height", "batch_size", "cfg"];
+                             "window_stride", "update", "window_batch", "width", "height", "batch_size", "cfg", "borders"];
 
 function values(node) {
   return Object.fromEntries(PLAN_WIDGETS.map((name) => [name, node.widgets?.find((w) => w?.name === name)?.value]));

@@ -1,6 +1,7 @@
-// Miga.FifoMode: fifo mode needs zigzag_width 1 and unified_steps 0 (the node refuses anything else; nothing is
-// overwritten on the server). Switching mode to fifo sets both widgets to those values, visibly, greys them out and
-// keeps the previous values in the node's properties (saved with the workflow); switching back to miga restores them.
+// Miga.FifoMode: fifo mode needs zigzag_width 1, unified_steps 0 and update lookahead (the node refuses anything else;
+// nothing is overwritten on the server), and FIFO-Diffusion has fixed borders. Switching mode to fifo sets those widgets
+// to those values, visibly, greys them out and keeps the previous values in the node's properties (saved with the
+// workflow); switching back to miga restores them.
 // A saved workflow in fifo mode with other values is shown with 1 and 0 when loaded, its values kept the same way.
 // In fifo mode the guidance and reflection sockets are marked incompatible (red, "not in fifo"; the node refuses
 // them when queued). With initial_clip connected, width/height/batch_size are greyed: the clip sets them.
@@ -9,7 +10,7 @@ import { findWidget, isQueueNode, onLoaded, watch } from "./miga_widgets.js";
 
 const KEY = "mode";
 const SAVED = "miga_values_before_fifo";
-const FIFO_VALUES = { zigzag_width: 1, unified_steps: 0 };
+const FIFO_VALUES = { zigzag_width: 1, unified_steps: 0, update: "lookahead", borders: "fixed" };
 const MIGA_ONLY_INPUTS = ["guidance", "reflection"];
 const CLIP_SIZED = ["width", "height", "batch_size"];
 const INCOMPATIBLE = "#ff5a5a";
@@ -42,7 +43,8 @@ export function markSockets(node) {
 
 function install(node) {
   const mode = findWidget(node, "mode");
-  const widgets = [findWidget(node, "zigzag_width"), findWidget(node, "unified_steps")].filter(Boolean);
+  const widgets = [findWidget(node, "zigzag_width"), findWidget(node, "unified_steps"), findWidget(node, "update"),
+                   findWidget(node, "borders")].filter(Boolean); // the keys of FIFO_VALUES
   if (!mode || widgets.length === 0) return;
   const names = new Map(widgets.map((widget) => [widget, widget.label ?? widget.name]));
   watch(node, KEY, [mode], () => {

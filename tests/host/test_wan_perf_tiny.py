@@ -45,8 +45,8 @@ def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
     N = 31  # 121 pixel frames
     plans = {
         "fifo T22": plan_run(MigaConfig(window_length=21, zigzag_width=1, unified_steps=0, mode="fifo"), 22, N),
-        "miga no DCE T22": plan_run(preset("wan21")[0], 22, N),
-        "miga full T22": plan_run(preset("wan21")[0], 22, N, guidance=GuidanceOptions(4), reflection=ReflectionOptions()),
+        "miga no DCE T22": plan_run(preset("wan21-paper")[0], 22, N),
+        "miga full T22": plan_run(preset("wan21-paper")[0], 22, N, guidance=GuidanceOptions(4), reflection=ReflectionOptions()),
         "wan21-official T22": plan_run(preset("wan21-official")[0], 22, N, guidance=preset("wan21-official")[1],
                                        reflection=preset("wan21-official")[2], has_initial_clip=True),
     }
