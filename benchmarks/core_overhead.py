@@ -40,7 +40,7 @@ class Elementwise:
 
 def run(num_frames: int, device: str, steps: int, reflection: bool, storage: str | None = None) -> dict:
     """One run; ``storage`` keeps the latents there (e.g. "cpu") while windows go to ``device``."""
-    config, guidance, refl = preset("wan21")
+    config, guidance, refl = preset("wan21-paper")  # the profile of its record (the paper's Wan2.1 options)
     config = config.with_(seed=1, compute_device=device if storage else None)
     sigmas = torch.linspace(1.0, 0.0, steps + 1)
     if device == "cuda":

@@ -105,10 +105,10 @@ OFFICIAL_REFLECTION = dict(num_eval=4, num_ref=8, num_guide=8, num_candidates=3,
                            candidate_guidance=False)
 
 
-# the official choices each measured as helping alone (BENCHMARKS.md, toy_quality_cuda.json), together; not the
-# official queue-build length, tail content, Gauss-Seidel reads, history reset, trim or stage-2 mislabel
-OFFICIAL_CHOICES = {"borders": "rotating", "update": "official", "guidance_positions": "official", "reflection_profile": "official",
-                    "refine_steps": 4}
+# the official choices each measured as helping alone (BENCHMARKS.md, toy_quality_cuda.json), together, as the wan21 preset
+# takes them (miga_core.config PRESETS); not the refinement (no measurable gain), the official queue-build length, tail
+# content, Gauss-Seidel reads, history reset, trim or stage-2 mislabel
+OFFICIAL_CHOICES = {"borders": "rotating", "update": "official", "guidance_positions": "official", "reflection_profile": "official"}
 
 
 def reduced_rows() -> list[tuple[str, str, dict]]:
