@@ -93,7 +93,7 @@ class MigaConfig:
     eta: float = 1.0  # ancestral noise scale, euler_ancestral only
     update: UpdateRule = "lookahead"  # where the updated region sits in the window [D1]
     parameterization: Parameterization = "flow"  # how a clean latent is noised: flow (1-s)x+s*n, eps x+s*n
-    window_batch: int = 1  # windows per denoiser call; results are identical for any value [D1]
+    window_batch: int = 1  # windows per denoiser call: the same windows and noise for any value [D1] (a batched model may differ in the last bits)
     seed: int = 0  # noise is a pure function of (seed, latent index, level) [D1b]
     mode: Mode = "miga"  # "fifo": FIFO-Diffusion's own queue, init and discard rule [D4] (zigzag_width 1, unified_steps 0)
     compute_device: str | None = None  # where windows go for the model; None = where the latents are
