@@ -279,14 +279,15 @@ def miga_prompt(args: argparse.Namespace) -> dict:
     mark = g.add("WanLongMark", vae=[vae, 0], model=[model, 0])
     links = {}
     if args.guidance:
-        links["guidance"] = [g.add("MigaGuidanceOptions", num_guidance=args.guidance), 0]
+        links["guidance"] = [g.add("MigaGuidanceOptions", num_guidance=args.guidance, positions="even"), 0]
     if args.reflection_threshold >= 0:
         links["reflection"] = [g.add("MigaReflectionOptions", threshold=args.reflection_threshold, num_eval=4, num_ref=8, num_candidates=4,
-                                     score_on="latent", num_guide=-1, judge_position=-1), 0]
+                                     score_on="latent", num_guide=-1, judge_position=-1, phase="stage1"), 0]
     sampler = g.add("MigaSampler", model=[mark, 0], positive=[positive, 0], negative=[negative, 0], width=args.width, height=args.height,
                     num_pixel_frames=args.frames, batch_size=1, seed=0, steps=args.steps, cfg=1.0, scheduler="simple", mode="miga",
                     window_length=args.window, zigzag_width=args.zigzag_width, unified_steps=args.unified_steps, sampler="euler",
-                    window_stride=0, update="lookahead", window_batch=1, resume_from="", checkpoint_minutes=0.0, devices="", **links)
+                    window_stride=0, update="lookahead", window_batch=1, resume_from="", checkpoint_minutes=0.0, devices="",
+                    borders="fixed", **links)  # the paper profile, explicitly: what plan() plans (wan21-paper's rules)
     probe = g.add("WanLongProbe", samples=[sampler, 0], report=[sampler, 1])
     g.add("MigaSaveVideo", samples=[probe, 0], vae=[mark, 1], filename_prefix="wan_long/miga", fps=16.0, codec="h264", crf=19,
           decode_chunk=args.decode_chunk, image_frames=0)

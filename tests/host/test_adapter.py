@@ -36,12 +36,12 @@ def env(comfy, comfy_base):
 
 
 def run_node(env, model=None, *, frames=29, steps=8, mode="fifo", f0=4, lz=1, u=0, seed=3, prompts=None, guidance=None,
-             reflection=None, initial_clip=None, positive=None):
-    """MigaSampler.execute with small settings; returns (samples, report)."""
+             reflection=None, initial_clip=None, positive=None, borders="fixed"):
+    """MigaSampler.execute with small settings (the paper's fixed borders unless ``borders``); returns (samples, report)."""
     with torch.inference_mode():
         out = env["sampler"].execute(model or env["model"], positive or env["positive"], env["negative"], W, H, frames, 1, seed, steps,
                                      CFG, "simple", mode, f0, lz, u, "euler", 0, "lookahead", 1, initial_clip, prompts, guidance,
-                                     reflection)
+                                     reflection, borders=borders)
     latent, report = out.result
     return latent["samples"], report
 

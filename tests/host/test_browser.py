@@ -195,7 +195,7 @@ def test_the_plan_route_answers_from_the_run_plan_and_refuses_bad_values(comfy_s
     from miga_core import MigaConfig, plan_run
 
     query = ("num_pixel_frames=481&steps=54&mode=miga&window_length=21&zigzag_width=7&unified_steps=9&sampler=euler"
-             "&window_stride=0&update=lookahead&window_batch=1&width=832&height=480&has_initial_clip=0")
+             "&window_stride=0&update=lookahead&window_batch=1&width=832&height=480&has_initial_clip=0&borders=fixed")
     got = comfy_server.get_json(f"/miga/plan?{query}")
     plan = plan_run(MigaConfig(window_length=21, zigzag_width=7, unified_steps=9), 54, 121)
     assert got["calls"] == dict(plan.calls) and got["model_calls"] == plan.total_calls

@@ -255,7 +255,7 @@ def test_loading_the_toy_model_imports_no_second_miga_core(env):
 # --- the editor's plan preview follows the model family (GET /miga/plan, nodes/preview.py) --------------------------------
 
 PLAN = dict(steps=24, mode="miga", window_length=16, zigzag_width=4, unified_steps=6, sampler="euler", window_stride=0,
-            update="lookahead", window_batch=1, width=64, height=64, has_initial_clip=0)
+            update="lookahead", window_batch=1, width=64, height=64, has_initial_clip=0, borders="fixed")
 
 
 def test_the_plan_route_uses_the_model_familys_frame_rule(env, comfy_server):
