@@ -128,6 +128,12 @@ INTRO = {
         "which make random weights on the GPU, excluded). The core row decodes the same latent with VAE Decode -> Create Video\n"
         "-> Save Video in a child process with a time limit; a failure, an out-of-memory retry or a stop is recorded as data.\n"
     ),
+    "toy_demo_cpu": (
+        "## The toy CPU demo workflow inside ComfyUI (2 threads)\n\n"
+        "`benchmarks/toy_demo_cpu.py`: the template \"MIGA toy CPU demo - no download 257 frames\" run by ComfyUI's executor on the\n"
+        "CPU, from the toy loader to the MP4, with the shipped options and with variants of MigaSampler widgets; identity is\n"
+        "measured on each prompt's segment of the decoded MP4. Issue 12 asks for about a minute on 2 cores.\n"
+    ),
     "progress_eta": (
         "## Progress and ETA on the toy model (self-reflection on)\n\n"
         "The callback's `window`/`total_windows`/`eta_seconds` recorded at every window of one run; the ETA\n"
