@@ -360,15 +360,20 @@ def miga_row(args: argparse.Namespace, comfy, keep_latent: str | None) -> dict:
                     "reflection": {k: report["reflection"][k] for k in ("n_all", "n_eval", "n_corr") if k in report["reflection"]}})
     if "latent_shape" in STATE:
         row.update({"latent_shape": STATE["latent_shape"], "latent_finite": STATE["latent_finite"]})
-    files = sorted((output_dir() / "wan_long").glob("miga*.mp4"))
+    row["timing"] = _count_mp4(row, "miga", wall)
+    return row
+
+
+def _count_mp4(row: dict, prefix: str, wall: float) -> dict:
+    """Frames and size of the newest ``<prefix>*.mp4`` the row wrote (decoded and counted) into ``row``; its timing dict."""
+    files = sorted((output_dir() / "wan_long").glob(f"{prefix}*.mp4"))
     timing = {"workflow_s": round(wall, 1), **{f"{k}_s": v for k, v in STATE["seconds"].items()}}
     if row["completed"] and files:
         t1 = time.perf_counter()
         row["mp4_frames"], _ = frames_in(str(files[-1]))
         row["mp4_mib"] = round(files[-1].stat().st_size / 2**20, 1)
         timing["count_frames_s"] = round(time.perf_counter() - t1, 1)
-    row["timing"] = timing
-    return row
+    return timing
 
 
 def _fill_peaks(row: dict) -> None:
@@ -450,14 +455,7 @@ def core_child(args: argparse.Namespace) -> int:
     _fill_peaks(row)
     if "images_shape" in STATE:
         row["images_shape"] = STATE["images_shape"]
-    files = sorted((output_dir() / "wan_long").glob("core*.mp4"))
-    timing = {"workflow_s": round(wall, 1), **{f"{k}_s": v for k, v in STATE["seconds"].items()}}
-    if row["completed"] and files:
-        t1 = time.perf_counter()
-        row["mp4_frames"], _ = frames_in(str(files[-1]))
-        row["mp4_mib"] = round(files[-1].stat().st_size / 2**20, 1)
-        timing["count_frames_s"] = round(time.perf_counter() - t1, 1)
-    row["timing"] = timing
+    row["timing"] = _count_mp4(row, "core", wall)
     pathlib.Path(args.core_child, "result.json").write_text(json.dumps(row))
     return 0
 
