@@ -444,6 +444,13 @@ def plan_run(
             raise InvalidConfigError(bad_value("phase", "build", "'stage1' outside two-stage MIGA runs", "use phase='stage1'"))
         num_guide = reflection.num_guide if reflection.num_guide is not None else reflection.num_ref
         check_passes = build_checks(config, T, init_passes, reflection)
+        if not check_passes and not official:  # asked for, never checking: refused (the official build keeps the release's no-op)
+            most = _n_zig(config) + init_passes - 1 - math.ceil(reflection.num_ref / config.zigzag_width)
+            raise InvalidConfigError(bad_value(
+                "judge_from_tail", reflection.judge_from_tail,
+                f"at most {most} with num_ref={reflection.num_ref} (judge_from_tail + ceil(num_ref / zigzag_width) must stay "
+                f"below the {_n_zig(config) + init_passes} steps the queue head takes while it is built), or no check ever runs",
+                f"lower judge_from_tail to {most} or less" if most >= 1 else "use more steps, or phase='stage1', or no self-reflection"))
         _check_build_reflection(config, T, reflection, num_guide, groups, init_passes, check_passes)
         num_checks = len(check_passes)
         J, mc = reflection.judge_from_tail, (m if reflection.candidate_guidance else 0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from collections import Counter
 
 import pytest
@@ -213,3 +215,16 @@ def test_the_wan21_preset_plans_typical_videos_at_54_steps_with_and_without_a_cl
     paper_config, paper_guidance, _ = preset("wan21-paper")
     paper = plan_run(paper_config, 54, N, guidance=paper_guidance, has_initial_clip=clip)
     assert plan.calls["init"] < paper.calls["init"]  # the official update rule: fewer windows
+
+
+def test_build_phase_reflection_that_could_never_check_is_refused_naming_the_largest_judge_from_tail():
+    config = MigaConfig(window_length=16, zigzag_width=4, unified_steps=6)
+    base = ReflectionOptions(threshold=0.01, num_eval=4, num_ref=8, num_guide=8, num_candidates=3, phase="build",
+                             candidate_guidance=False)
+    with pytest.raises(InvalidConfigError, match=r"judge_from_tail=16.*at most (\d+)") as refused:
+        plan_run(config, 24, 256, reflection=dataclasses.replace(base, judge_from_tail=16))
+    most = int(re.search(r"at most (\d+)", str(refused.value)).group(1))
+    plan = plan_run(config, 24, 256, reflection=dataclasses.replace(base, judge_from_tail=most))
+    assert len(plan.check_passes) >= 1  # the largest value the message names still checks
+    with pytest.raises(InvalidConfigError):
+        plan_run(config, 24, 256, reflection=dataclasses.replace(base, judge_from_tail=most + 1))
