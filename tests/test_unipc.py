@@ -3,7 +3,7 @@
 The references here are written from the UniPC paper (Zhao et al. 2023) in their plainest form:
 a whole-clip loop with a generic order-p coefficient solve (``_plain_unipc``). The fixture
 ``fixtures/unipc_official.safetensors`` holds inputs and outputs of the official MIGA
-``step_by_different_e`` recorded outside this repository (see the fixture's test).
+per-latent UniPC step recorded outside this repository (see the fixture's test).
 """
 
 from __future__ import annotations
@@ -273,11 +273,11 @@ def test_flow_ladder_above_one_is_refused_before_any_model_call():
     generate(den, torch.linspace(2, 0, 7), 6, cfg.with_(parameterization="eps"), latent_shape=SHAPE)  # eps: any sigma
 
 
-# --- (4) equality with the official step_by_different_e ----------------------------------------------
+# --- (4) equality with the official per-latent UniPC step ----------------------------------------------
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_matches_the_official_step_by_different_e(dtype, tol):
-    """Fixture recorded from the official MIGA ``FlowUniPCMultistepScheduler.step_by_different_e``
+def test_matches_the_official_per_latent_unipc_step(dtype, tol):
+    """Fixture recorded from the official MIGA release's per-latent UniPC step (its flow UniPC scheduler)
     (diffusers 0.31.0) by a script kept outside this repository: three latents with their own
     state start at ladder indices 0, 20 and 48 of the T=54 shift-5 ladder (sigma_0 = 0.9998) and
     take 6 steps each on fixed random velocities v; the last latent's last step goes to sigma = 0.
