@@ -300,9 +300,26 @@ class RunPlan:
         return sum(self.stage_calls)
 
     def with_reflection(self, reflection: ReflectionOptions | None) -> "RunPlan":
-        """The same run with other self-reflection options (they act in stage 1 only), validated anew."""
+        """The same run with other self-reflection options, validated anew, for a queue already built: they act in
+        stage 1 only (:func:`check_stage1_reflection`: ``phase="build"`` is refused)."""
+        check_stage1_reflection(reflection)
         return plan_run(self.config, self.num_steps, self.num_frames, guidance=self.guidance, reflection=reflection,
                         prompts=self.prompts, has_initial_clip=self.has_initial_clip)
+
+
+def check_stage1_reflection(reflection: ReflectionOptions | None) -> None:
+    """Self-reflection added once the queue is built (:meth:`RunPlan.with_reflection`, the MIGA Zigzag Stage node) must
+    check before stage-1 passes: ``phase="build"`` checks while the queue is built, so it would never run there [D7].
+
+    Raises:
+        InvalidConfigError: ``phase="build"``, naming the fix.
+    """
+    if reflection is not None and reflection.phase == "build":
+        raise InvalidConfigError(bad_value(
+            "phase", "build", "'stage1' for self-reflection added after the queue is built (MIGA Zigzag Stage, "
+            "RunPlan.with_reflection): phase build checks while the queue is built, which MIGA Queue Initialization / "
+            "initialize_queue has already done", "set phase to stage1, or give phase build where the queue is built "
+            "(MIGA Long Video Sampler, plan_run)"))
 
 
 def _check_count(name: str, value: object, fix: str) -> int:

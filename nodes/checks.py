@@ -14,11 +14,12 @@ from functools import partial
 from typing import Any
 
 from ..miga_core import MigaError
+from ..miga_core.plan import check_stage1_reflection
 from . import graph, host
 from .families import FAMILIES
 from .nodes_options import BUILDERS as OPTION_BUILDERS
 from .nodes_prompts import BUILDERS as PROMPT_BUILDERS
-from .runner import check_zigzag_reflection, plan_video
+from .runner import plan_video
 from .widgets import APPENDED_START_WIDGETS, START_WIDGETS, check_ranges, check_size, config_from
 
 __all__ = ["validate_start", "validate_devices"]
@@ -72,14 +73,14 @@ def validate_start(node: Any, node_id: str | None = None, *, reflection: Any = _
 
 
 def validate_zigzag() -> bool | str:
-    """The zigzag stage's check: its reflection options (phase stage1 only: :func:`.runner.check_zigzag_reflection`) against
+    """The zigzag stage's check: its reflection options (phase stage1 only: ``miga_core.plan.check_stage1_reflection``) against
     the run of the MigaQueueInit its queue comes from.
 
     Only a refusal that the reflection options cause is reported (the initialization node reports its own).
     """
     options = graph.linked_option("reflection", OPTION_BUILDERS)
     try:
-        check_zigzag_reflection(_known(options))
+        check_stage1_reflection(_known(options))
     except MigaError as exc:
         return str(exc)
     init = graph.linked("queue")

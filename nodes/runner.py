@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..miga_core import (GuidanceOptions, InvalidConfigError, MigaConfig, MigaQueue, MigaValueError, ReflectionOptions, RunPlan,
+from ..miga_core import (GuidanceOptions, MigaConfig, MigaQueue, MigaValueError, ReflectionOptions, RunPlan,
                          initialize_queue, plan_run, unified_stage, zigzag_stage)
 from ..miga_core import run as run_plan
 from ..miga_core.checkpoint import Checkpointer, load_checkpoint, plan_data
@@ -30,7 +30,7 @@ from ..miga_core.reflection import ReflectionStats
 from . import host
 from .families import FAMILIES
 
-__all__ = ["PromptInput", "QueueHandle", "VideoRequest", "plan_video", "start_queue", "check_zigzag_reflection", "run_zigzag",
+__all__ = ["PromptInput", "QueueHandle", "VideoRequest", "plan_video", "start_queue", "run_zigzag",
            "run_unified", "sample"]
 
 LATENT_RULE = "wan21"  # the default family's pixel <-> latent rule (miga_core.frames); a run uses its model family's
@@ -168,27 +168,12 @@ def start_queue(run: host.ModelRun, config: MigaConfig, video: VideoRequest, gui
     return QueueHandle(run, state, p.window_shape, time.perf_counter() - t0)
 
 
-def check_zigzag_reflection(reflection: ReflectionOptions | None) -> None:
-    """The zigzag stage's self-reflection must check before stage-1 passes: ``phase="build"`` checks after queue-building
-    passes, which MIGA Queue Initialization has already run when the zigzag stage gets the queue [D7].
-
-    Raises:
-        InvalidConfigError: ``phase="build"``, naming the fix.
-    """
-    if reflection is not None and reflection.phase == "build":
-        raise InvalidConfigError(bad_value(
-            "phase", "build", "'stage1' on MIGA Zigzag Stage (phase build checks while the queue is built, which MIGA Queue "
-            "Initialization has already done)", "set phase to stage1 on the MIGA Self-Reflection node connected to the zigzag "
-            "stage, or use MIGA Long Video Sampler for phase build"))
-
-
 def run_zigzag(handle: QueueHandle, reflection: ReflectionOptions | None = None) -> QueueHandle:
     """Zigzag stage node: stage 1 until every latent left the queue at level u [D4], with DCE [D3, D5].
 
-    Self-reflection is given here (it acts in stage 1 only, ``phase="stage1"``: :func:`check_zigzag_reflection`): the
+    Self-reflection is given here (it acts in stage 1 only, ``phase="stage1"``: ``RunPlan.with_reflection``): the
     plan is re-validated with it.
     """
-    check_zigzag_reflection(reflection)
     state = replace(handle.state, plan=handle.state.plan.with_reflection(reflection))
     t0 = time.perf_counter()
 

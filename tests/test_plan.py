@@ -228,3 +228,13 @@ def test_build_phase_reflection_that_could_never_check_is_refused_naming_the_lar
     assert len(plan.check_passes) >= 1  # the largest value the message names still checks
     with pytest.raises(InvalidConfigError):
         plan_run(config, 24, 256, reflection=dataclasses.replace(base, judge_from_tail=most + 1))
+
+
+def test_with_reflection_refuses_phase_build_for_a_queue_already_built():
+    plan = plan_run(MigaConfig(window_length=16, zigzag_width=4, unified_steps=6), 24, 64)
+    build = ReflectionOptions(threshold=0.01, num_eval=4, num_ref=8, num_guide=8, num_candidates=3, phase="build",
+                              judge_from_tail=4, candidate_guidance=False)
+    plan_run(plan.config, 24, 64, reflection=build)  # before the queue is built, phase build is fine
+    with pytest.raises(InvalidConfigError, match=r"phase='build'.*stage1"):
+        plan.with_reflection(build)
+    assert plan.with_reflection(dataclasses.replace(build, phase="stage1", judge_from_tail=None)).reflection.phase == "stage1"
