@@ -263,6 +263,12 @@ def _metric(run: dict, key: str) -> str:
     return MISSING if values is None else fmt(values, 2 if key in COUNTS else 4)
 
 
+def _seconds_per_frame(run: dict) -> str:
+    """A row's seconds per frame, marked when it ran beside other work (its time is then an upper bound)."""
+    t = run["timing"]
+    return f"{t['seconds_per_frame']}{' (contended)' if t.get('contended') else ''}"
+
+
 def toy_table(data: dict) -> str:
     opts = data["record"]["options"]
     frames = opts["num_frames"]
@@ -276,7 +282,7 @@ def toy_table(data: dict) -> str:
         row["R_succ"] = round(n_corr / n_eval, 3) if n_eval else "-"
         landed, err = _switch(run)
         row["switch landed"], row["|switch error| (frames)"] = landed, err
-        row["s/frame"] = run["timing"]["seconds_per_frame"]
+        row["s/frame"] = _seconds_per_frame(run)
         rows.append(row)
     return table(rows)
 
@@ -671,9 +677,8 @@ def peer_table(data: dict, setting: str) -> str:
             row["switch landed"], row["|switch error| (frames)"] = landed, err
         row["videos/graph"] = run["videos_per_graph"]
         row["frame evals/frame"] = run["frame_evals_per_frame"]
-        t = run["timing"]
-        row["s/frame"] = f"{t['seconds_per_frame']}{' (contended)' if t.get('contended') else ''}"
-        row["peak memory GiB"] = t["peak_memory_gib"]
+        row["s/frame"] = _seconds_per_frame(run)
+        row["peak memory GiB"] = run["timing"]["peak_memory_gib"]
         rows.append(row)
     return table(rows)
 
@@ -688,7 +693,7 @@ def sweep_table(data: dict) -> str:
         row = {"context windows": r["labels"][0]}
         row.update({SHORT[k]: _metric(r, k) for k in METRICS})
         row["mean rank"] = ranks[r["labels"][0]]
-        row["s/frame"] = f"{r['timing']['seconds_per_frame']}{' (contended)' if r['timing'].get('contended') else ''}"
+        row["s/frame"] = _seconds_per_frame(r)
         rows.append(row)
     best = next((r for r in data["rows"] if r["group"] == "peer" and "context windows (best of sweep)" in r["labels"]), None)
     chosen = ""
