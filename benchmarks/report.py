@@ -315,6 +315,32 @@ def _sweep_groups(data: dict) -> dict[str, list[str]]:
     return {g: sorted(groups[g], key=lambda x: rank.get(x, 0)) for g in order}
 
 
+def reproduced(path: pathlib.Path, data: dict, others: list[tuple[pathlib.Path, dict]]) -> str:
+    """Whether the rows this file shares (equal resolved options) with other toy_quality files have equal per-video values."""
+    lines = []
+    for other_path, other in others:
+        same, differ = [], []
+        for run in data["rows"]:
+            twin = next((r for r in other["rows"] if _options_key(r["options"]) == _options_key(run["options"])), None)
+            if twin is not None:
+                (same if twin["per_video"] == run["per_video"] else differ).append(_label(run))
+        if same or differ:
+            code = other["record"]["code"].get("commit") or "unknown"
+            lines.append(f"Rows also in `{other_path.relative_to(ROOT)}` (code {code}): "
+                         + (f"identical per-video values for {', '.join(f'`{x}`' for x in same)}" if same else "none identical")
+                         + (f"; DIFFERENT values for {', '.join(f'`{x}`' for x in differ)}" if differ else "") + ".")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _options_key(options: dict) -> str:
+    """A row's resolved options with config fields at their defaults dropped, so rows written before a field existed match."""
+    config = {k: v for k, v in (options.get("config") or {}).items() if (k, v) not in NEW_FIELD_DEFAULTS}
+    return json.dumps({**options, "config": config}, sort_keys=True)
+
+
+NEW_FIELD_DEFAULTS = {("scale_arr", "dropped")}  # config fields added after rows were recorded, at their default value
+
+
 def findings(data: dict) -> str:
     """Verdicts computed from the per-video values; nothing here is typed about the results."""
     runs = data["rows"]
@@ -339,6 +365,10 @@ def findings(data: dict) -> str:
                                "the paper profile `full MIGA`):"))
         if "FIFO-Diffusion" in ablation:
             out.append(comparisons(data, [("FIFO-Diffusion", x) for x in official], "**The same rows against FIFO-Diffusion**:"))
+        out.append(comparisons(data, [("official profile", "+official choices (wan21 default)")],
+                               "**The `wan21` default against the whole official profile** (which also runs uni_pc, the "
+                               "official build and trim, Gauss-Seidel reads, the refinement pass and the release's stage-2 "
+                               "mislabel, a quirk the default never takes):"))
     for group, base in data["record"]["sweep_base"].items():
         labels = groups.get(group, [])
         if base in labels:
@@ -416,8 +446,11 @@ def render() -> str:
         if data["benchmark"] == "toy_quality":
             o = data["record"]["options"]
             parts.append(f"Setting: {o['prompts']} prompts x {o['seeds']} noise seeds = {o['prompts'] * o['seeds']} videos of "
-                         f"{o['num_frames']} frames, T={o['steps']}, {o['window_batch']} windows per model call.\n")
+                         f"{o['num_frames']} frames, T={o['steps']}, {o['window_batch']} windows per model call"
+                         + (f"; only the rows {', '.join(f'`{x}`' for x in o['only'].split(','))}." if o.get("only") else ".")
+                         + "\n")
             parts.append(toy_table(data) + "\n")
+            parts.append(reproduced(path, data, [(q, d) for q, d in datas if d["benchmark"] == "toy_quality" and q != path]))
             parts.append(findings(data))
         elif data["benchmark"] == "wan_perf":
             parts.append(wan_perf_text(data))
@@ -519,6 +552,10 @@ def vc2_text(data: dict) -> str:
     if table_rows:
         lines.append(table(table_rows) + "\n")
     if isinstance(off, dict) and "s_per_frame" in off:
+        attached = rec.get("official_fifo_attached")
+        if attached:
+            lines.append(f"The official run was made in a separate device call and stored in this record afterwards by "
+                         f"`{attached['command']}` ({attached['date']}).\n")
         lines.append(f"Official run: `{off.get('command', '?')}` on {off.get('device', '?')} ({off.get('date', '?')}); its model calls "
                      f"are single-prompt UNet forwards (CFG as two batch-1 forwards), the node's are CFG batches of 2. "
                      f"{off.get('s_per_frame_without_decode', '?')} s/frame without its per-frame VAE decode "
@@ -537,7 +574,9 @@ def vc2_text(data: dict) -> str:
         computed.append(f"- MIGA / FIFO time per frame: {ours:.2f} here, {a4['MIGA'] / a4['FIFO-Diffusion']:.2f} in Tab. A4.")
     if "fifo" in by_mode and isinstance(off, dict) and "s_per_frame" in off:
         computed.append(f"- The node's FIFO mode / the official FIFO code, time per frame on this GPU: "
-                        f"{by_mode['fifo']['timing']['s_per_frame'] / off['s_per_frame']:.2f}.")
+                        f"{by_mode['fifo']['timing']['s_per_frame'] / off['s_per_frame']:.2f}"
+                        + (f" (node UNet {rec.get('unet_dtype')}, official {off.get('dtype')}: not the same precision)"
+                           if rec.get("unet_dtype") != off.get("dtype") else "") + ".")
         if off.get("num_inference_steps"):
             computed.append(f"- The official FIFO code here: {off['s_per_frame']} s/frame at T={off['num_inference_steps']} "
                             f"against Tab. A4's {a4['FIFO-Diffusion']} s/frame (T=64, GPU not stated).")

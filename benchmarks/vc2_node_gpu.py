@@ -21,7 +21,9 @@ written after every row.
 
 ``--official-json``: the output of the official FIFO-Diffusion speed run (a script outside this repository, run on
 the same machine just before; see BENCHMARKS.md) is stored verbatim in the record, next to the rows, so the
-report can put the three (paper, official code, this node) side by side.
+report can put the three (paper, official code, this node) side by side. When the official run was made in another
+device call, ``--attach-official F --out R`` stores F in the record of the existing result R instead (nothing is run;
+the record says when and by which command it was attached, and F keeps its own command and date).
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ def rss_gib() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--comfyui", required=True, help="a ComfyUI v0.8.0 checkout")
+    ap.add_argument("--comfyui", default=None, help="a ComfyUI v0.8.0 checkout (required unless --attach-official)")
     ap.add_argument("--out", default="benchmarks/results/vc2_node_cuda.json")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--tiny", action="store_true", help="tiny UNet, text tower and VAE (CPU smoke test)")
@@ -164,8 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default="miga,fifo", help="rows to run, in order: miga, fifo")
     ap.add_argument("--official-json", default=None, help="JSON written by the official FIFO-Diffusion speed run, stored in the record")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random weights and of the sampler's noise")
+    ap.add_argument("--attach-official", default=None, metavar="JSON",
+                    help="store this official FIFO-Diffusion speed JSON in the existing --out result; runs nothing")
     args = ap.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
+    if args.attach_official:
+        return attach_official(pathlib.Path(args.attach_official), record.resolve_out(args.out), argv)
+    if not args.comfyui:
+        ap.error("--comfyui is required (a ComfyUI v0.8.0 checkout)")
     t_start, date = time.perf_counter(), record.now()
     from benchmarks.wan_node_gpu import comfyui_version, start_comfyui
 
@@ -290,6 +298,23 @@ def main(argv: list[str] | None = None) -> int:
         timing = {"date": date, "seconds": round(time.perf_counter() - t_start, 1),
                   "setup_s": {"write_checkpoint": round(write_s, 1), "load_checkpoint": round(load_s, 1), "warmup": round(warmup_s, 1)}}
         record.write(out, "vc2_node", head, rows, timing)  # after each row
+    return 0
+
+
+def attach_official(official: pathlib.Path, out: pathlib.Path, argv: list[str]) -> int:
+    """Put the official run's JSON into ``out``'s record where that run was missing; refuse to replace one."""
+    data = json.loads(out.read_text())
+    if data.get("benchmark") != "vc2_node":
+        raise SystemExit(f"--out {out}: not a vc2_node result (benchmark {data.get('benchmark')!r}); give the file this script wrote")
+    present = data["record"].get("official_fifo")
+    if isinstance(present, dict) and "s_per_frame" in present:
+        raise SystemExit(f"--out {out} already holds an official run ({present.get('date')}); re-run this script to replace it")
+    measured = json.loads(official.read_text())
+    if "s_per_frame" not in measured:
+        raise SystemExit(f"--attach-official {official}: no s_per_frame; give the JSON the official speed run wrote")
+    data["record"]["official_fifo"] = measured
+    data["record"]["official_fifo_attached"] = {"command": "python " + " ".join([SCRIPT, *argv]), "date": record.now()}
+    record.write(out, data["benchmark"], data["record"], data["rows"], data["timing"])
     return 0
 
 
