@@ -631,7 +631,13 @@ def wan_long_verdict(row: dict) -> str:
         verdict = f"no higher than sampling alone ({workflow} GiB = sampling's {sampling} GiB; the save phase peaked at {_peak(row, 'peak_vram_gib', 'save')} GiB)"
     else:
         verdict = f"HIGHER than sampling alone: {workflow} GiB against {sampling} GiB (+{workflow - sampling:.2f} GiB, from the save phase)"
-    return f"- Peak VRAM of the whole workflow vs sampling alone: {verdict}."
+    card = (f"ComfyUI managed the save phase as on a card of {row['save_card_gib']} GiB (the sampling peak)"
+            if row.get("save_card") == "sampling-peak" and "save_card_gib" in row
+            else "ComfyUI managed the save phase with the whole device")
+    held, save = (row.get("vram_held_at_phase_end_gib") or {}).get("sampling"), _peak(row, "peak_vram_gib", "save")
+    own = (f"; {held} GiB were still allocated when sampling ended (the diffusion model, kept loaded while the device has "
+           f"room), so the save phase peaked {save - held:.2f} GiB above what sampling left allocated" if held is not None and save is not None else "")
+    return f"- Peak VRAM of the whole workflow vs sampling alone: {verdict}. {card}{own}."
 
 
 def wan_long_text(data: dict) -> str:

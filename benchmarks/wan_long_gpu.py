@@ -16,7 +16,11 @@ Row ``miga_sampler_to_mp4``: one API-format prompt, validated as POST /prompt do
 The benchmark's nodes only build random weights and read the meters: ``torch.cuda.max_memory_allocated`` and the
 process's peak RSS (VmHWM, reset through /proc/self/clear_refs) are read and reset at each phase boundary, so the row
 holds the peak of the loaders (random weights are made on the GPU: a benchmark artefact), of sampling alone, of the save
-phase, and ``workflow`` = max(sampling, save): from the sampler's start to the finished MP4. The MP4's frames are counted by
+phase, and ``workflow`` = max(sampling, save): from the sampler's start to the finished MP4. With ``--save-card
+sampling-peak`` (default) ComfyUI's memory management runs the save phase as on a card whose memory is the sampling
+phase's peak (its reserve takes the rest of the device): whatever it needs beyond what is free there, it must make by
+unloading the diffusion model, as it would on such a card; ``whole`` leaves it the whole device (it then keeps the
+diffusion model loaded, and the save phase's peak includes it). The MP4's frames are counted by
 decoding it with PyAV.
 
 Row ``core_vae_decode_create_save_video``: the same latent (the one the first row made, else a seeded random latent of
@@ -134,7 +138,8 @@ def _phase(name: str) -> None:
     now = time.perf_counter()
     if _cuda():
         torch.cuda.synchronize()
-        STATE["vram"][name] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        STATE["peak_bytes"][name] = torch.cuda.max_memory_allocated()
+        STATE["vram"][name] = round(STATE["peak_bytes"][name] / 2**30, 2)
         STATE["vram_now"][name] = round(torch.cuda.memory_allocated() / 2**30, 2)
         torch.cuda.reset_peak_memory_stats()
     STATE["rss"][name] = peak_rss_gib()
@@ -145,9 +150,28 @@ def _phase(name: str) -> None:
         pathlib.Path(STATE["status"]).write_text(json.dumps({k: STATE[k] for k in ("vram", "vram_now", "rss", "seconds")}))
 
 
+def _card_of(nbytes: int) -> None:
+    """From now on ComfyUI's memory management acts as on a card of ``nbytes`` (``--save-card sampling-peak``): its
+    reserve (``EXTRA_RESERVED_VRAM``, what ``--reserve-vram`` sets) takes the rest of the device, so a load that needs
+    room unloads other models as it would there. Undone by :func:`_whole_card`."""
+    import comfy.model_management as mm
+
+    STATE.setdefault("reserved_before", mm.EXTRA_RESERVED_VRAM)
+    total = mm.get_total_memory(mm.get_torch_device())
+    mm.EXTRA_RESERVED_VRAM = max(0, int(total - nbytes))
+    STATE["save_card_gib"] = round(nbytes / 2**30, 2)
+
+
+def _whole_card() -> None:
+    import comfy.model_management as mm
+
+    if "reserved_before" in STATE:
+        mm.EXTRA_RESERVED_VRAM = STATE.pop("reserved_before")
+
+
 def start_meters(status: str | None = None) -> None:
     """Reset the meters at the start of a prompt (``status``: a file rewritten at each phase boundary)."""
-    STATE.update({"vram": {}, "vram_now": {}, "rss": {}, "seconds": {}, "status": status})
+    STATE.update({"vram": {}, "vram_now": {}, "peak_bytes": {}, "rss": {}, "seconds": {}, "status": status})
     if _cuda():
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
@@ -224,6 +248,8 @@ def helper_nodes() -> dict:
 
         def probe(self, samples, report=None):
             _phase("sampling")
+            if _cuda() and STATE.get("save_card") == "sampling-peak":
+                _card_of(STATE["peak_bytes"]["sampling"])
             STATE["report"] = json.loads(report) if report else None
             latent = samples["samples"]
             STATE["latent_shape"] = list(latent.shape)
@@ -342,7 +368,8 @@ def miga_row(args: argparse.Namespace, comfy, keep_latent: str | None) -> dict:
            "height": args.height, "steps": args.steps, "cfg": 1.0, "window_length": args.window, "zigzag_width": args.zigzag_width,
            "unified_steps": args.unified_steps, "num_guidance": args.guidance, "reflection_threshold": args.reflection_threshold,
            "decode_chunk": args.decode_chunk, "planned_calls": plan(args, args.steps, args.unified_steps).total_calls}
-    STATE.update({"keep_latent": keep_latent, "report": None})
+    STATE.update({"keep_latent": keep_latent, "report": None, "save_card": args.save_card})
+    STATE.pop("save_card_gib", None)
     start_meters()
     t0 = time.perf_counter()
     try:
@@ -352,6 +379,11 @@ def miga_row(args: argparse.Namespace, comfy, keep_latent: str | None) -> dict:
     except Exception as exc:  # noqa: BLE001  an OOM or any failure is this row's data
         row.update({"completed": False, "error": _error(exc)})
         _phase("until_failure")
+    finally:
+        _whole_card()
+    row["save_card"] = args.save_card
+    if "save_card_gib" in STATE:
+        row["save_card_gib"] = STATE["save_card_gib"]
     wall = time.perf_counter() - t0
     _fill_peaks(row)
     report = STATE.get("report")
@@ -479,6 +511,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--guidance", type=int, default=4, help="MIGA Long-Range Guidance num_guidance (0: off)")
     ap.add_argument("--reflection-threshold", type=float, default=0.01, help="MIGA Self-Reflection threshold (negative: off)")
     ap.add_argument("--decode-chunk", type=int, default=4, help="MigaSaveVideo's decode_chunk")
+    ap.add_argument("--save-card", choices=("sampling-peak", "whole"), default="sampling-peak",
+                    help="the save phase under ComfyUI's memory management as on a card holding only the sampling phase's "
+                         "peak (it unloads the diffusion model if the decode needs the room), or on the whole device")
     ap.add_argument("--rows", default="miga,core", help="which rows: miga, core (comma-separated)")
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and run only the others")
     ap.add_argument("--core-timeout-s", type=float, default=600.0, help="the core row's time limit (also bounded by --deadline-s)")

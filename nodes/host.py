@@ -58,7 +58,7 @@ __all__ = [
     "SCHEDULER_NAMES", "UnsupportedModelError", "ModelRun", "check_model", "model_family", "VC2Model", "load_vc2_checkpoint", "checkpoint_files", "checkpoint_file", "model_parameterization", "ladder",
     "run_on_model", "visible_devices", "parse_devices", "model_replicas", "storage_device", "compute_device", "to_model_space", "to_latent_space", "HostProgress",
     "on_prompt", "executing_node", "send_to_client", "add_get_route", "PROGRESS_EVENT", "REPORT_EVENT",
-    "UnsupportedVaeError", "check_vae", "decoded_frames", "decode_chunks", "DecodeProgress", "save_path", "save_metadata",
+    "UnsupportedVaeError", "check_vae", "decoded_frames", "decode_chunks", "decode_memory", "DecodeProgress", "save_path", "save_metadata",
     "blocked_output", "fingerprint", "checkpoint_path",
     "toyworld", "ToyModel", "ToyVAE", "load_toy_model", "toy_prompt_conditioning", "toy_prompt_width",
 ]
@@ -703,14 +703,31 @@ def decoded_frames(vae: Any, samples: torch.Tensor) -> int:
     return samples.shape[0] if samples.ndim == 4 else samples.shape[2]
 
 
+# ComfyUI's Wan2.1 VAE estimate has two regimes: a decode of <= 4 latents (2200 units per latent pixel) and of more
+# (7000), and does not scale with the batch. A chunk of the streaming decode carries the causal cache of all latents
+# before it (~1.8 GiB at 832x480 in bf16), so it is the second regime whatever the chunk size: on the H200 one chunk
+# of 4 latents at 832x480 took 4.0 GiB beside the weights (benchmarks/results/wan_long_cuda.json), where the <= 4
+# estimate says 1.6 GiB and the > 4 one 5.2 GiB. Too low an estimate lets ComfyUI keep the diffusion model resident
+# on a card where the decode then runs out of memory; this one makes it unload what the decode needs.
+CACHED_DECODE_LATENTS = 5  # a latent count in the estimate's "more than 4" regime
+
+
+def decode_memory(vae: Any, shape: tuple[int, ...] | torch.Size) -> int:
+    """Bytes of GPU memory to ask ComfyUI for before a streaming Wan2.1 decode of latents ``shape`` ``[B, C, F, H, W]``:
+    ComfyUI's own estimate for a cache-carrying decode (more than 4 latents) of one video, times the batch."""
+    b, c, _f, h, w = shape
+    return b * int(vae.memory_used_decode((1, c, CACHED_DECODE_LATENTS, h, w), vae.vae_dtype))
+
+
 def decode_chunks(vae: Any, samples: torch.Tensor, chunk: int) -> Iterator[torch.Tensor]:
     """Decode ``samples`` ``chunk`` latent frames at a time; yield each chunk's frames ``[B, t, H, W, 3]`` (float32, [0, 1]).
 
     Concatenated over the chunks, the frames are ``VAE.decode(samples)`` (which gives ``[B, T, H, W, 3]`` for
     a video LATENT and ``[N, H, W, 3]`` for an image LATENT, here ``[1, N, H, W, 3]``): Wan2.1's decoder cache
     is carried from chunk to chunk (see above); an image VAE decodes frame batches with ``VAE.decode`` itself.
-    The VAE is loaded through ``comfy.model_management.load_models_gpu`` with the memory of ONE chunk, before
-    every chunk (a no-op while it stays loaded). Frames are on ComfyUI's intermediate device (host memory).
+    The VAE is loaded through ``comfy.model_management.load_models_gpu`` with the memory of one chunk
+    (:func:`decode_memory`: ComfyUI unloads other models to make that room), before every chunk (a no-op while it
+    stays loaded). Frames are on ComfyUI's intermediate device (host memory).
 
     Args:
         vae: a ComfyUI VAE; samples: its LATENT's samples (VAE space); chunk: latent frames per chunk (>= 1).
@@ -731,7 +748,7 @@ def decode_chunks(vae: Any, samples: torch.Tensor, chunk: int) -> Iterator[torch
         return
     model: WanVAE = vae.first_stage_model
     b, c, f, h, w = samples.shape
-    memory = vae.memory_used_decode((b, c, min(chunk, f), h, w), vae.vae_dtype)
+    memory = decode_memory(vae, samples.shape)
     cache: list = [None] * count_conv3d(model.decoder)  # the causal cache, as WanVAE.decode builds it
     for start, stop in latent_chunks(f, chunk):
         comfy.model_management.load_models_gpu([vae.patcher], memory_required=memory, force_full_load=vae.disable_offload)
@@ -741,8 +758,11 @@ def decode_chunks(vae: Any, samples: torch.Tensor, chunk: int) -> Iterator[torch
                 out = torch.cat([model.decoder(z[:, :, i:i + 1], feat_cache=cache, feat_idx=[0]) for i in range(stop - start)], dim=2)
                 pixels = vae.process_output(out.to(vae.output_device).float())  # [B, 3, t, H, W] in [0, 1]
         except comfy.model_management.OOM_EXCEPTION as exc:
-            raise MigaValueError(bad_value("decode_chunk", chunk, "a chunk whose frames fit in free VRAM",
-                                           "lower decode_chunk (1 decodes one latent = 4 frames at a time) or free VRAM")) from exc
+            need = decode_memory(vae, samples.shape) / 2**30
+            raise MigaValueError(bad_value("decode_chunk", chunk, f"a chunk that fits in free VRAM (ComfyUI's estimate: "
+                                           f"{need:.1f} GiB for {w * 8}x{h * 8}, batch {b}, most of it the decoder's cache, "
+                                           "whatever the chunk)", "free VRAM (close other GPU programs, or start ComfyUI "
+                                           "with --lowvram), or decode a smaller batch; lowering decode_chunk saves little")) from exc
         yield pixels.movedim(1, -1)
         del z, out, pixels
 

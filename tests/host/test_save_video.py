@@ -200,3 +200,21 @@ def test_the_output_appears_in_history_like_core_save_videos(comfy_server):
     status, body = comfy_server.request("/prompt", {"prompt": save_prompt("/abs/path")})
     assert status == 400 and "3" in body["node_errors"], body
     assert harness  # the server fixture comes from the harness (conftest)
+
+
+def test_the_decode_asks_comfyui_for_the_memory_of_a_cache_carrying_decode(vae, host, monkeypatch):
+    """ComfyUI unloads other models only for the memory it is asked for: each chunk asks for its estimate of a decode of
+    more than 4 latents (the cache of every earlier latent is held), per video, whatever the chunk size. The <= 4
+    latent estimate (what a chunk of 4 looked like before) was 2.5x lower than a chunk's measured need on the H200."""
+    import comfy.model_management as mm
+
+    asked = []
+    real = mm.load_models_gpu
+    monkeypatch.setattr(mm, "load_models_gpu", lambda models, memory_required=0, **kw: (asked.append(memory_required),
+                                                                                            real(models, memory_required, **kw))[1])
+    samples = latent(batch=2)
+    stream(host, vae, samples, 4)
+    h, w = samples.shape[-2:]
+    many = vae.memory_used_decode((1, 16, 5, h, w), vae.vae_dtype)
+    assert many > vae.memory_used_decode((1, 16, 4, h, w), vae.vae_dtype)  # the two regimes differ at this size
+    assert asked and set(asked) == {2 * many}, (asked, many)

@@ -51,3 +51,23 @@ def test_tiny_workflow_writes_every_frame_and_its_phase_peaks(tmp_path):
     assert "HIGHER than sampling alone: 5.5 GiB against 4.0 GiB (+1.50 GiB" in report.wan_long_verdict(gpu)
     gpu["peak_vram_gib"] = {"sampling": 4.0, "save": 3.0, "workflow": 4.0}
     assert "no higher than sampling alone (4.0 GiB" in report.wan_long_verdict(gpu)
+    assert miga["save_card"] == "sampling-peak" and "save_card_gib" not in miga  # CPU: no card to shrink
+    gpu.update(save_card="sampling-peak", save_card_gib=4.0, vram_held_at_phase_end_gib={"sampling": 2.5})
+    gpu["peak_vram_gib"] = {"sampling": 4.0, "save": 6.0, "workflow": 6.0}
+    assert "as on a card of 4.0 GiB" in report.wan_long_verdict(gpu) and "peaked 3.50 GiB above" in report.wan_long_verdict(gpu)
+
+
+def test_the_save_phase_card_is_comfyuis_reserve_and_is_given_back(comfy):
+    """``--save-card sampling-peak``: ComfyUI's reserve takes all of the device but the given bytes, then is restored."""
+    import comfy.model_management as mm
+
+    from benchmarks import wan_long_gpu
+
+    before = mm.EXTRA_RESERVED_VRAM
+    total = mm.get_total_memory(mm.get_torch_device())
+    wan_long_gpu._card_of(2**30)
+    try:
+        assert mm.EXTRA_RESERVED_VRAM == total - 2**30 and wan_long_gpu.STATE["save_card_gib"] == 1.0
+    finally:
+        wan_long_gpu._whole_card()
+    assert mm.EXTRA_RESERVED_VRAM == before
