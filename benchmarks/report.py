@@ -365,6 +365,9 @@ def findings(data: dict) -> str:
                                "the paper profile `full MIGA`):"))
         if "FIFO-Diffusion" in ablation:
             out.append(comparisons(data, [("FIFO-Diffusion", x) for x in official], "**The same rows against FIFO-Diffusion**:"))
+        out.append(comparisons(data, [("+official choices (wan21 default)", x) for x in ("wan21 default +uni_pc", "wan21 default +refinement pass")]
+                               + [("official profile", "official profile without the stage-2 mislabel")],
+                               "**On top of the `wan21` default**, and the official profile without its quirk:"))
         out.append(comparisons(data, [("official profile", "+official choices (wan21 default)")],
                                "**The `wan21` default against the whole official profile** (which also runs uni_pc, the "
                                "official build and trim, Gauss-Seidel reads, the refinement pass and the release's stage-2 "

@@ -98,7 +98,11 @@ def rows() -> list[tuple[str, str, dict]]:
             ("official", "+refinement pass", {"refine_steps": 4}),
             ("official", "+uni_pc", {"sampler": "uni_pc"}),
             # the choices that helped alone, together: the wan21 preset's defaults since issue 9's measurement
-            ("official", "+official choices (wan21 default)", OFFICIAL_CHOICES)]
+            ("official", "+official choices (wan21 default)", OFFICIAL_CHOICES),
+            # does uni_pc or the refinement pass close the gap between the default and the whole official profile?
+            ("official", "wan21 default +uni_pc", {**OFFICIAL_CHOICES, "sampler": "uni_pc"}),
+            ("official", "wan21 default +refinement pass", {**OFFICIAL_CHOICES, "refine_steps": 4}),
+            ("official", "official profile without the stage-2 mislabel", {**official, "official_stage2_mislabel": False})]
     return out
 
 
