@@ -19,9 +19,7 @@ and ``judge_position`` sweeps vary full MIGA. ``multi_prompt`` rows switch the o
 middle frame and record, per video, how far from the scheduled frame the switch lands.
 
 ``--resume`` keeps the runs already in ``--out`` when its record (options, code) equals this one's,
-so a stopped command can be given again and goes on where it stopped. ``--jobs N`` runs the rows in N processes on
-the same device: every value is the same as with one process (each row's runs are seeded and alone in their process),
-but the rows' times ran beside each other, so each is marked ``contended`` (the report says so next to it).
+so a stopped command can be given again and goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import multiprocessing
 import pathlib
 import sys
 import time
@@ -217,7 +214,6 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--reduced", action="store_true", help="CI size: 2 prompts, 1 seed, 24 frames, 16 steps, 3 rows")
     ap.add_argument("--only", default=None, help="comma-separated row labels to run (default: all)")
     ap.add_argument("--resume", action="store_true", help="keep the runs already in --out when its record matches")
-    ap.add_argument("--jobs", type=int, default=1, help="rows run in this many processes on the device (times: contended)")
     return ap
 
 
@@ -229,38 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     record.deterministic(device)
     with torch.no_grad():
         argv = sys.argv[1:] if argv is None else argv
-        return _run(args, device, _recorded_argv(argv))  # a resumed run records the command it completes
-
-
-def _recorded_argv(argv: list[str]) -> list[str]:
-    """The command line without ``--resume`` and ``--jobs N``: neither changes a value in the JSON but the timings' flag."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--jobs":
-            skip = True
-        elif a != "--resume" and not a.startswith("--jobs="):
-            out.append(a)
-    return out
-
-
-_WORKER: dict = {}
-
-
-def _init_worker(args: argparse.Namespace) -> None:
-    """A --jobs process: its own model on the device, loaded as the parent's."""
-    device = torch.device(args.device)
-    record.deterministic(device)
-    torch.set_grad_enabled(False)
-    _WORKER.update(args=args, device=device,
-                   model=load_model(str(WEIGHTS), device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32))
-
-
-def _worker_row(changes: dict) -> dict:
-    result = run_row(_WORKER["model"], changes, _WORKER["args"], _WORKER["device"])
-    result["timing"]["contended"] = True
-    return result
+        return _run(args, device, [a for a in argv if a != "--resume"])  # a resumed run records the command it completes
 
 
 def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int:
@@ -270,7 +235,7 @@ def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int
     if args.only:
         wanted = set(args.only.split(","))
         selected = [r for r in selected if r[1] in wanted]
-    opts = {k: v for k, v in vars(args).items() if k not in ("out", "resume", "jobs")}
+    opts = {k: v for k, v in vars(args).items() if k not in ("out", "resume")}
     head = record.header(SCRIPT, opts, device, dtype=dtype, argv=argv)
     head["videos"] = {"prompt_seeds": [PROMPT_SEED_BASE + p for p in range(args.prompts)], "noise_seeds": list(range(args.seeds)),
                       "order": "seed-major: video i has noise seed i // prompts and prompt i % prompts"}
@@ -284,30 +249,16 @@ def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int
             results = old["rows"]
     t_start = time.perf_counter()
     date = record.now()
-    pending: dict[str, object] = {}  # --jobs: resolved options (JSON) -> the pool's result for them
-    pool = None
-    if args.jobs > 1:
-        pool = multiprocessing.get_context("spawn").Pool(args.jobs, _init_worker, (args,))
-        for _group, _label, changes in selected:
-            key = json.dumps(resolved(changes, args), sort_keys=True)
-            if key not in pending and not any(r["options"] == resolved(changes, args) for r in results):
-                pending[key] = pool.apply_async(_worker_row, (changes,))
-    try:
-        for group, label, changes in selected:
-            key = resolved(changes, args)
-            found = next((r for r in results if r["options"] == key), None)
-            if found is None:
-                job = pending.get(json.dumps(key, sort_keys=True))
-                found = {"labels": [], **(job.get() if job is not None else run_row(model, changes, args, device))}
-                results.append(found)
-                print(json.dumps({"label": label, **{k: v for k, v in found.items() if k not in ("options", "per_video")}}),
-                      flush=True)
-            if {"group": group, "label": label} not in found["labels"]:
-                found["labels"].append({"group": group, "label": label})
-            record.write(out, "toy_quality", head, results, {"date": date, "seconds": round(time.perf_counter() - t_start, 1)})
-    finally:
-        if pool is not None:
-            pool.terminate()
+    for group, label, changes in selected:
+        key = resolved(changes, args)
+        found = next((r for r in results if r["options"] == key), None)
+        if found is None:
+            found = {"labels": [], **run_row(model, changes, args, device)}
+            results.append(found)
+            print(json.dumps({"label": label, **{k: v for k, v in found.items() if k not in ("options", "per_video")}}), flush=True)
+        if {"group": group, "label": label} not in found["labels"]:
+            found["labels"].append({"group": group, "label": label})
+        record.write(out, "toy_quality", head, results, {"date": date, "seconds": round(time.perf_counter() - t_start, 1)})
     return 0
 
 
