@@ -38,6 +38,8 @@ VARIANTS = {  # MigaSampler widget changes
     "window_batch=8": {"window_batch": 8},
     "window_batch=32": {"window_batch": 32},
     "steps=12+window_batch=8": {"steps": 12, "window_batch": 8},
+    "steps=16+window_batch=8": {"steps": 16, "window_batch": 8},
+    "steps=20+window_batch=8": {"steps": 20, "window_batch": 8},
 }
 
 
