@@ -50,8 +50,9 @@ class MigaSaveVideo(io.ComfyNode):
                              tooltip="Quality (x264 constant rate factor): lower is better and bigger; 17-19 look lossless, 23 is "
                                      "x264's default, 0 is lossless luma."),
                 io.Int.Input("decode_chunk", default=4, min=1, max=256,
-                             tooltip="Latent frames decoded at a time (Wan2.1: 4 latents = 16 video frames). Memory grows with "
-                                     "it, the result does not change."),
+                             tooltip="Latent frames decoded at a time (Wan2.1: 4 latents = 16 video frames). Host memory grows "
+                                     "with it; GPU memory little (for Wan2.1 most of it is the decoder's cache, whatever the "
+                                     "chunk); the result does not change."),
                 io.Int.Input("image_frames", default=0, min=0, max=MAX_IMAGE_FRAMES,
                              tooltip="0: no IMAGE output (nodes connected to it are stopped with a message). N > 0: also return "
                                      "the frames as IMAGE when the video has at most N frames (all kept in memory); a longer "
