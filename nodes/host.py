@@ -705,10 +705,11 @@ def decoded_frames(vae: Any, samples: torch.Tensor) -> int:
 
 # ComfyUI's Wan2.1 VAE estimate has two regimes: a decode of <= 4 latents (2200 units per latent pixel) and of more
 # (7000), and does not scale with the batch. A chunk of the streaming decode carries the causal cache of all latents
-# before it (~1.8 GiB at 832x480 in bf16), so it is the second regime whatever the chunk size: on the H200 one chunk
-# of 4 latents at 832x480 took 4.0 GiB beside the weights (benchmarks/results/wan_long_cuda.json), where the <= 4
-# estimate says 1.6 GiB and the > 4 one 5.2 GiB. Too low an estimate lets ComfyUI keep the diffusion model resident
-# on a card where the decode then runs out of memory; this one makes it unload what the decode needs.
+# before it (1.76 GiB at 832x480 in bf16: the cache tensors' size after 3 latents), so it is the second regime
+# whatever the chunk size: on the H200 a chunk of 4 latents at 832x480 took 4.0 GiB beside the weights
+# (benchmarks/results/wan_long_cuda.json), where the <= 4 estimate says 1.6 GiB and the > 4 one 5.2 GiB. Too low an
+# estimate lets ComfyUI keep the diffusion model resident on a card where the decode then runs out of memory; this one
+# makes it unload what the decode needs.
 CACHED_DECODE_LATENTS = 5  # a latent count in the estimate's "more than 4" regime
 
 
