@@ -187,3 +187,31 @@ def test_wan_perf_ratios_are_called_differences_only_beyond_the_repeat_noise():
     assert ": equal;" in text
     text = report.wan_perf_findings({"rows": [{**miga, "model_calls": 11}, peer]})
     assert "11 measured model calls, 10 planned + 0 self-reflection search windows = 10: DIFFERENT" in text
+
+
+def test_an_official_run_is_attached_once_to_a_vc2_result_and_the_report_says_so(tmp_path):
+    from benchmarks import vc2_node_gpu
+
+    result, official = tmp_path / "vc2.json", tmp_path / "official.json"
+    head = {"script": "benchmarks/vc2_node_gpu.py", "command": "python benchmarks/vc2_node_gpu.py", "options": {}, "code": {},
+            "machine": {}, "official_fifo": {"missing": "not written"}}
+    row = {"mode": "fifo", "num_pixel_frames": 16, "steps": 4, "model_calls": 8, "model_calls_per_frame": 0.5,
+           "reflection_n_all": 0, "reflection_n_corr": 0, "timing": {"s_per_frame": 0.5, "s_per_model_call": 1.0}}
+    record.write(result, "vc2_node", head, [row], {"date": "d", "seconds": 1.0})
+    official.write_text(json.dumps({"s_per_frame": 2.0, "dtype": "float32", "date": "then"}))
+    assert vc2_node_gpu.main(["--attach-official", str(official), "--out", str(result)]) == 0
+    data = json.loads(result.read_text())
+    assert data["record"]["official_fifo"]["s_per_frame"] == 2.0 and data["rows"] == [row]
+    assert "--attach-official" in data["record"]["official_fifo_attached"]["command"]
+    text = report.vc2_text(data)
+    assert "stored in this record afterwards" in text and "time per frame on this GPU: 0.25" in text
+    with pytest.raises(SystemExit, match="already holds an official run"):
+        vc2_node_gpu.main(["--attach-official", str(official), "--out", str(result)])
+    fresh = tmp_path / "fresh.json"
+    record.write(fresh, "vc2_node", head, [row], {})
+    official.write_text(json.dumps({"loop_s": 3.0}))
+    with pytest.raises(SystemExit, match="no s_per_frame"):
+        vc2_node_gpu.main(["--attach-official", str(official), "--out", str(fresh)])
+    record.write(fresh, "wan_node", head, [row], {})
+    with pytest.raises(SystemExit, match="not a vc2_node result"):
+        vc2_node_gpu.main(["--attach-official", str(official), "--out", str(fresh)])
