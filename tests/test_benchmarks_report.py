@@ -215,3 +215,17 @@ def test_an_official_run_is_attached_once_to_a_vc2_result_and_the_report_says_so
     record.write(fresh, "wan_node", head, [row], {})
     with pytest.raises(SystemExit, match="not a vc2_node result"):
         vc2_node_gpu.main(["--attach-official", str(official), "--out", str(fresh)])
+
+
+def test_rows_shared_by_two_toy_files_are_compared_video_by_video(monkeypatch, tmp_path):
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    a = _fake_toy({"full MIGA without reflection": [0.5, 0.6, 0.7, 0.8], "L_zig=2": [0.6, 0.7, 0.8, 0.9]})
+    b = _fake_toy({"full MIGA without reflection": [0.5, 0.6, 0.7, 0.8], "L_zig=2": [0.6, 0.7, 0.8, 0.95]})
+    for data in (a, b):
+        data["rows"][0]["options"] = {"config": {"zigzag_width": 4, "scale_arr": "dropped"}}
+        data["rows"][1]["options"] = {"config": {"zigzag_width": 2}}
+    del b["rows"][0]["options"]["config"]["scale_arr"]  # written before that field existed: still the same options
+    b["record"]["code"] = {"commit": "abc"}
+    text = report.reproduced(tmp_path / "a.json", a, [(tmp_path / "b.json", b)])
+    assert "`b.json` (code abc)" in text and "identical per-video values for `full MIGA without reflection`" in text
+    assert "DIFFERENT values for `L_zig=2`" in text
