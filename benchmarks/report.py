@@ -959,6 +959,26 @@ def wan_perf_table(data: dict) -> str:
     return table(rows)
 
 
+def memory_by_length(rows: list[dict]) -> list[str]:
+    """The memory rows' verdict: peak VRAM of the longest against the shortest (issue 13's target: at most 1.01x), and
+    host RSS per row."""
+    mem = sorted((r for r in rows if r.get("group") == "memory" and r["status"] in ("completed", "partial")),
+                 key=lambda r: r["num_pixel_frames"])
+    if len(mem) < 2:
+        return []
+    parts = [f"{r['num_pixel_frames']} frames {r.get('peak_vram_gib', 'n/a')} GiB"
+             + (f" (stopped after {r['timing']['runs'][0].get('windows_done')} windows)" if r["status"] == "partial" else "")
+             for r in mem]
+    rss = "; ".join(f"{r['num_pixel_frames']} frames {r['timing'].get('host_rss_peak_gib', 'n/a')} GiB" for r in mem)
+    line = f"- Peak VRAM by video length ({mem[0]['width']}x{mem[0]['height']}, T={mem[0]['steps']}, CFG {mem[0]['cfg']}): " + "; ".join(parts)
+    short, long = mem[0].get("peak_vram_gib"), mem[-1].get("peak_vram_gib")
+    if short and long:
+        ratio = long / short
+        line += (f". {mem[-1]['num_pixel_frames']} against {mem[0]['num_pixel_frames']} frames: {ratio:.3f}x, "
+                 + ("within" if ratio <= 1.01 else "ABOVE") + " the 1.01x target")
+    return [line + f". Host RSS peak (the whole process): {rss}."]
+
+
 def wan_perf_findings(data: dict) -> str:
     """Verdicts computed from the rows: call counts against the plan, MIGA against core context windows, DiT share,
     few-step configurations, torch.compile."""
@@ -993,6 +1013,7 @@ def wan_perf_findings(data: dict) -> str:
             out.append(f"- `{r['name']}` ({r['width']}x{r['height']}, {r['num_pixel_frames']} frames) time per frame is {ratio:.2f}x "
                        f"core context windows at {peer['steps']} steps ({kind}): {ratio_verdict(ratio, noise)}. For long videos "
                        f"(the plans' per-latent calls, fixed costs gone) {long:.2f}x.")
+    out.extend(memory_by_length(rows))
     shares = [f"`{r['name']}` {100 * perf_figures(r)['dit_fraction']:.1f}% ({perf_figures(r)['overhead_ms_per_call']:.1f} ms outside "
               "the DiT per call)" for r in rows if perf_figures(r) is not None]
     if shares:

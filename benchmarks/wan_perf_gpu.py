@@ -1,6 +1,6 @@
 """MIGA's time per frame on Wan2.1-1.3B (random bf16 weights) in ComfyUI, against FIFO, the official profile and core context windows.
 
-    python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI          # benchmarks/results/wan_perf_cuda.json, within --budget-s 350
+    python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI          # benchmarks/results/wan_perf_cuda.json, within --budget-s 540 (one device call)
     python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI --dry-run --device cpu   # the plan and estimates only
     python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI --tiny --device cpu --out /tmp/wan_perf_tiny.json   # smoke test
 
@@ -15,9 +15,12 @@ Issue 13. The model is ComfyUI's WanModel with Wan2.1-T2V-1.3B's dimensions and 
    static schedule, pyramid fuse, FreeNoise) + core KSampler (uni_pc, simple) at 20 and 30 steps, same model and length.
 3. ``few_step``: T=4 and T=8 at CFG 1 (the distilled-LoRA regime) with the MIGA configuration that plan_run accepts
    there (paper's zigzag width, the largest unified_steps that keeps DCE); FIFO, which needs T >= 21, is recorded as refused.
-4. ``compile``: ComfyUI's TorchCompileModel (inductor) on the model, the T=8 few-step MigaSampler run twice: whether it
+4. ``memory``: peak VRAM and host RSS by video length at 832x480 (``--memory-frames``, 101, 481 and 2,001 frames), T=4
+   CFG 1 with the few-step row's configuration (windows of one size whatever the length; the longest may be stopped at
+   its time share, its peak then covers the windows it ran).
+5. ``compile``: ComfyUI's TorchCompileModel (inductor) on the model, the T=8 few-step MigaSampler run twice: whether it
    works, dynamo's compiled frames per run (a recompile shows as a frame after the first run), speedup vs eager.
-5. ``extra``: 832x480 and 481 frames, only with time left.
+6. ``extra``: 832x480 and 481 frames, only with time left.
 
 Every row measures wall time, CUDA-event time inside the model's forward (an APPLY_MODEL wrapper around the DiT
 forward and ComfyUI's input/output scaling), model calls (windows) next to the plan's count, peak VRAM and peak host
@@ -66,7 +69,7 @@ from benchmarks.wan_node_gpu import (
 )
 
 SCRIPT = "benchmarks/wan_perf_gpu.py"
-GROUPS = ("paper_steps", "peer", "few_step", "compile", "extra")
+GROUPS = ("paper_steps", "peer", "few_step", "memory", "compile", "extra")
 TIMER_KEY = "miga_perf_timer"
 PRIOR = ROOT / "benchmarks" / "results" / "wan_node_cuda.json"  # 1.185 s per CFG call at 832x480 (issue 13's prior)
 MARGIN_S = 6.0  # kept free at the end (last JSON write, interpreter exit)
@@ -95,6 +98,7 @@ class Spec:
     sampler: str = "euler"
     dce: bool = False  # long-range guidance (4) and self-reflection (threshold 0.01): the wan21-paper preset
     partial: bool = False  # may be stopped at its time share (paper_steps, extra)
+    max_windows: int | None = None  # stopped through the interrupt after this many planned windows (a whole row otherwise)
     repeats: int = 1
     note: str = ""
     ref: str | None = None  # compile: the eager row it is compared with
@@ -118,6 +122,16 @@ def build_specs(args) -> list[Spec]:
         specs.append(Spec(f"fifo T{steps} cfg1", "few_step", "refused", W, H, F, steps, 1.0, mode="fifo", zigzag_width=1, unified_steps=0))
         specs.append(Spec(f"miga full T{steps} cfg1", "few_step", "node", W, H, F, steps, 1.0, zigzag_width=lz, unified_steps=u, dce=True,
                           repeats=args.few_step_repeats))
+    first = min(args.few_step)
+    lz, u = args.few_step[first]
+    mw, mh = args.memory_size
+    lengths = sorted(args.memory_frames)
+    for f in lengths:  # the longest runs as many windows as the whole run of the one before it, then stops
+        cap = plan_of(Spec("", "memory", "node", mw, mh, lengths[-2], first, 1.0, zigzag_width=lz, unified_steps=u, dce=True)).total_calls \
+            if f == lengths[-1] and len(lengths) > 1 else None
+        specs.append(Spec(f"memory {f}f T{first} cfg1", "memory", "node", mw, mh, f, first, 1.0, zigzag_width=lz, unified_steps=u,
+                          dce=True, max_windows=cap, note="peak VRAM and host RSS by length" + (
+                              f"; stopped after {cap} planned windows, the whole run of {lengths[-2]} frames" if cap else "")))
     last = max(args.few_step)
     lz, u = args.few_step[last]
     specs.append(Spec(f"miga full T{last} cfg1 compiled", "compile", "compile", W, H, F, last, 1.0, zigzag_width=lz, unified_steps=u,
@@ -389,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=161)
     ap.add_argument("--steps", type=int, default=54, help="T of the paper_steps rows")
     ap.add_argument("--cfg", type=float, default=6.0)
-    ap.add_argument("--budget-s", type=float, default=350.0, help="this script's wall-time budget (from its start), seconds")
+    ap.add_argument("--budget-s", type=float, default=540.0, help="this script's wall-time budget (from its start), seconds")
     ap.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated subset of {','.join(GROUPS)}")
     ap.add_argument("--few-step", default="4:7:0,8:7:3", help="T:zigzag_width:unified_steps of the few-step rows")
     ap.add_argument("--peer-steps", default="20,30", help="steps of the core context-window rows")
@@ -397,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--few-step-repeats", type=int, default=2)
     ap.add_argument("--compile-estimate-s", type=float, default=150.0, help="assumed inductor compile time (first compiled run)")
     ap.add_argument("--extra", default="832x480x161,416x240x481", help="WxHxF rows run with time left ('' for none)")
+    ap.add_argument("--memory-frames", default="101,481,2001", help="video lengths of the memory rows ('' for none)")
+    ap.add_argument("--memory-size", default="832x480", help="WxH of the memory rows")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-partial-s", type=float, default=12.0, help="a stoppable row whose share is shorter is skipped")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and the estimates (no model is built) and exit")
@@ -406,8 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     if args.tiny:
-        defaults = {"width": 416, "height": 240, "frames": 161, "steps": 54, "extra": "832x480x161,416x240x481", "compile_estimate_s": 150.0}
-        tiny = {"width": 64, "height": 32, "frames": 121, "steps": 22, "extra": "", "compile_estimate_s": 60.0}
+        defaults = {"width": 416, "height": 240, "frames": 161, "steps": 54, "extra": "832x480x161,416x240x481", "compile_estimate_s": 150.0,
+                    "memory_frames": "101,481,2001", "memory_size": "832x480"}
+        tiny = {"width": 64, "height": 32, "frames": 121, "steps": 22, "extra": "", "compile_estimate_s": 60.0,
+                "memory_frames": "41,121", "memory_size": "64x32"}
         for k, v in tiny.items():  # only where the command line left the default
             if getattr(args, k) == defaults[k]:
                 setattr(args, k, v)
@@ -416,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     args.peer_steps = [int(x) for x in args.peer_steps.split(",") if x]
     args.few_step = {int(t): (int(lz), int(u)) for t, lz, u in (x.split(":") for x in args.few_step.split(",") if x)}
     args.extra = [tuple(int(v) for v in x.split("x")) for x in args.extra.split(",") if x]
+    args.memory_frames = [int(x) for x in args.memory_frames.split(",") if x]
+    args.memory_size = tuple(int(v) for v in args.memory_size.split("x"))
     date = record.now()
     deadline = T_START + args.budget_s
 
@@ -447,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def estimate(s: Spec) -> float:
         p = plans[s.name]
-        return 0.0 if "refused" in p else calib.estimate(s, dims, p["planned_calls"], args.compile_estimate_s)
+        calls = min(p["planned_calls"], s.max_windows or p["planned_calls"]) if "refused" not in p else 0
+        return 0.0 if "refused" in p else calib.estimate(s, dims, calls, args.compile_estimate_s)
 
     def show(title: str, startup: float = 0.0) -> None:
         print(f"--- {title} ({calib.source}; wall/DiT {calib.overhead:.2f}); budget {args.budget_s:.0f} s, "
@@ -522,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         mm.interrupt_current_processing(False)
         marks.clear()
         stop["at"] = stop_at
-        stop["windows"] = args.stop_after_windows if spec.partial and args.stop_after_windows > 0 else None
+        stop["windows"] = spec.max_windows or (args.stop_after_windows if spec.partial and args.stop_after_windows > 0 else None)
         sync()
         if cuda:
             torch.cuda.reset_peak_memory_stats()

@@ -229,3 +229,15 @@ def test_rows_shared_by_two_toy_files_are_compared_video_by_video(monkeypatch, t
     text = report.reproduced(tmp_path / "a.json", a, [(tmp_path / "b.json", b)])
     assert "`b.json` (code abc)" in text and "identical per-video values for `full MIGA without reflection`" in text
     assert "DIFFERENT values for `L_zig=2`" in text
+
+
+def test_peak_vram_by_length_is_judged_against_the_shortest_run():
+    def row(frames, vram, status="completed"):
+        return {"group": "memory", "status": status, "num_pixel_frames": frames, "peak_vram_gib": vram, "width": 832, "height": 480,
+                "steps": 4, "cfg": 1.0, "timing": {"host_rss_peak_gib": 3.0, "runs": [{"windows_done": 58}]}}
+
+    (within,) = report.memory_by_length([row(2001, 4.04, "partial"), row(101, 4.0), row(481, 4.02)])
+    assert "2001 against 101 frames: 1.010x, within the 1.01x target" in within and "(stopped after 58 windows)" in within
+    (above,) = report.memory_by_length([row(101, 4.0), row(2001, 4.1)])
+    assert "1.025x, ABOVE" in above
+    assert report.memory_by_length([row(101, 4.0)]) == []

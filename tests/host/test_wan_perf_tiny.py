@@ -32,7 +32,7 @@ def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
     assert rec["options"]["tiny"] is True and "benchmarks/wan_perf_gpu.py" in rec["code"]["sha256"]
     rows = {r["name"]: r for r in data["rows"]}
     assert list(rows) == ["fifo T22", "miga no DCE T22", "miga full T22", "wan21-official T22", "core context windows 3 steps",
-                          "fifo T4 cfg1", "miga full T4 cfg1", "miga full T4 cfg1 compiled"]
+                          "fifo T4 cfg1", "miga full T4 cfg1", "memory 41f T4 cfg1", "memory 121f T4 cfg1", "miga full T4 cfg1 compiled"]
 
     from miga_core import (
         GuidanceOptions,
@@ -73,8 +73,15 @@ def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
 
     assert rows["miga full T4 cfg1 compiled"]["status"] == "skipped"
 
+    short, long = rows["memory 41f T4 cfg1"], rows["memory 121f T4 cfg1"]  # the longest stops after the shorter's whole run
+    cap = plan_run(MigaConfig(window_length=21, zigzag_width=7, unified_steps=0), 4, 11, guidance=GuidanceOptions(4),
+                   reflection=ReflectionOptions()).total_calls
+    assert short["status"] == "completed" and short["width"] == 64 and long["status"] == "partial"
+    assert long["timing"]["runs"][0]["windows_done"] == cap and f"stopped after {cap} planned windows" in long["note"]
+
     from benchmarks import report
 
     text = report.wan_perf_text(data)
     assert f"`miga full T4 cfg1`: {few['model_calls']} measured model calls" in text and ": equal;" in text
     assert "core context windows at 3 steps (projected)" in text and "Not measured for lack of time" in text
+    assert "Peak VRAM by video length (64x32, T=4, CFG 1.0): 41 frames n/a GiB; 121 frames n/a GiB (stopped after" in text
