@@ -419,6 +419,13 @@ def _fill_peaks(row: dict) -> None:
         row["vram_held_at_phase_end_gib"] = dict(STATE["vram_now"])
 
 
+def _comparable(head: dict | None) -> dict | None:
+    """A record without what may differ between the commands of one resumed run: timing, the command line, the estimate."""
+    if head is None:
+        return None
+    return {k: v for k, v in record.strip_timing(head).items() if k not in ("command", "estimate")}
+
+
 def core_row(args: argparse.Namespace, latent_path: str | None, deadline: float) -> dict:
     """The core row in a child process with a time limit; the child's status file keeps what it measured before a stop."""
     row = {"path": CORE_ROW, "num_pixel_frames": args.frames, "num_latents": latents_of(args.frames), "width": args.width,
@@ -556,18 +563,22 @@ def main(argv: list[str] | None = None) -> int:
                          f"{args.budget_s}. Fix: fewer steps (the table above), or raise --budget-s.")
 
     out = record.resolve_out(args.out)
-    rows: list[dict] = []
-    if args.resume and out.exists():
-        rows = [r for r in json.loads(out.read_text())["rows"] if r.get("path") in ROWS.values()]
-    done = {r["path"] for r in rows}
     comfy = start(args)
-    head = record.header(SCRIPT, {k: v for k, v in vars(args).items() if k not in ("out", "comfyui", "core_child", "latent")},
+    head = record.header(SCRIPT, {k: v for k, v in vars(args).items() if k not in ("out", "comfyui", "core_child", "latent", "rows", "resume")},
                          args.device, dtype=torch.bfloat16 if cuda else torch.float32, argv=argv,
                          code=("miga_core", "nodes", "__init__.py", "benchmarks/record.py", "benchmarks/peer_comfy.py",
                                "benchmarks/wan_node_gpu.py", "benchmarks/wan_save_gpu.py"))
     head.update({"model": "tiny Wan (random weights)" if args.tiny else "Wan2.1-T2V-1.3B architecture, random weights",
                  "vae": "tiny Wan VAE (width 8)" if args.tiny else "Wan2.1 VAE architecture, random weights",
                  "comfyui": comfyui_version(args.comfyui), "estimate": {"s_per_cfg1_call": s_per_call, "source": source, **chosen}})
+    rows: list[dict] = []
+    if args.resume and out.exists():  # rows of the same options and code only (the command line may differ in --rows)
+        old = json.loads(out.read_text())
+        if _comparable(old.get("record")) == _comparable(head):
+            rows = [r for r in old["rows"] if r.get("path") in ROWS.values()]
+        else:
+            print(f"--resume: {out} was written with other options or code; its rows are not kept", flush=True)
+    done = {r["path"] for r in rows}
 
     def write() -> None:
         rows.sort(key=lambda r: list(ROWS.values()).index(r["path"]))
