@@ -1010,6 +1010,8 @@ def wan_perf_findings(data: dict) -> str:
         if r["kind"] not in ("node", "official") or f is None:
             continue
         for peer in peers:
+            if (r["width"], r["height"], r["num_pixel_frames"]) != (peer["width"], peer["height"], peer["num_pixel_frames"]):
+                continue  # per frame, only the same video size and length compare
             pf = perf_figures(peer)
             ratio = f["s_per_pixel_frame"] / pf["s_per_pixel_frame"]
             long = (r["marginal_calls_per_latent"] * f["s_per_model_call"]) / (peer["marginal_calls_per_latent"] * pf["s_per_model_call"])
