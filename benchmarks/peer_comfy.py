@@ -13,9 +13,11 @@ prompt (context windows: P prompts of one video each, below) validated as POST /
 handler first) and run by ``execution.PromptExecutor`` (no cache between prompts: every node runs every time, as in a
 fresh queue); what is timed is that run, from the loader to the last node. Rows:
 
-- ``MIGA (default profile)``: MigaSampler with the toy preset (window 16, zigzag 4, unified 6, MIGA Long-Range
-  Guidance 4, MIGA Self-Reflection at threshold 0.01: toy_quality's ``full MIGA``); two prompts through
-  MigaPromptScheduleConditioning.
+- ``MIGA (default profile)``: MigaSampler with the pack's default profile at the toy's size (:func:`default_profile`:
+  the toy preset, window 16, zigzag 4, unified 6, MIGA Long-Range Guidance 4, MIGA Self-Reflection at threshold 0.01,
+  with the official choices the nodes default to since issue 9: rotating borders, the official update rule and guidance
+  positions, self-reflection during queue building; toy_quality's ``+official choices (wan21 default)``); two prompts
+  through MigaPromptScheduleConditioning.
 - ``MIGA (official profile)``: the same graph with the authors' released loop scaled to the toy (toy_quality's
   ``official profile`` row: uni_pc, rotating borders, official build/update rules, refinement pass, official
   reflection and guidance positions). The node has no widgets for these options, so the row's sampler node is
@@ -82,7 +84,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import record  # noqa: E402
-from benchmarks.toy_quality import DIGITS, METRICS, OFFICIAL_REFLECTION, PROMPT_SEED_BASE  # noqa: E402
+from benchmarks.toy_quality import DIGITS, METRICS, OFFICIAL_CHOICES, OFFICIAL_REFLECTION, PROMPT_SEED_BASE  # noqa: E402
 from benchmarks.toy_quality import rows as toy_quality_rows  # noqa: E402
 from toyworld.metrics import COUNT_METRICS, OBJECT_METRICS, evaluate, object_measures, switch_error  # noqa: E402
 from toyworld.sampling import toy_preset  # noqa: E402
@@ -210,9 +212,21 @@ def _prompts(g: Graph, specs: list[list[ClipSpec]]) -> tuple[list[str], str]:
     return positives, g.add("MigaToyPrompt", text="")
 
 
+def default_profile():
+    """The pack's default profile at the toy's size: the toy preset with the official choices the ``wan21`` preset and the
+    nodes' defaults take since issue 9 (toy_quality's ``+official choices (wan21 default)`` row, its reflection geometry
+    scaled to the toy). Returns (MigaConfig, GuidanceOptions, ReflectionOptions)."""
+    config, guidance, reflection = toy_preset()
+    changes = dict(OFFICIAL_CHOICES)
+    guidance = dataclasses.replace(guidance, positions=changes.pop("guidance_positions"))
+    if changes.pop("reflection_profile") == "official":
+        reflection = dataclasses.replace(reflection, **OFFICIAL_REFLECTION)
+    return config.with_(**changes), guidance, reflection
+
+
 def miga_graph(row: str, specs: list[list[ClipSpec]], num_frames: int, steps: int, seed: int, window_batch: int, key: str) -> dict:
     """The MIGA / FIFO-Diffusion rows' prompt: loader, prompts, options, the sampler, PeerCollect."""
-    config, guidance, reflection = toy_preset()
+    config, guidance, reflection = default_profile() if row == MIGA_DEFAULT else toy_preset()
     g = Graph()
     loader = g.add("MigaToyLoader")
     positives, negative = _prompts(g, specs)
@@ -221,7 +235,7 @@ def miga_graph(row: str, specs: list[list[ClipSpec]], num_frames: int, steps: in
                    scheduler="simple", mode="fifo" if fifo else "miga", window_length=config.window_length,
                    zigzag_width=1 if fifo else config.zigzag_width, unified_steps=0 if fifo else config.unified_steps,
                    sampler=config.sampler, window_stride=0, update=config.update, window_batch=window_batch, resume_from="",
-                   checkpoint_minutes=0.0, borders=config.borders)  # every widget set: the toy preset, not the nodes' wan21 defaults
+                   checkpoint_minutes=0.0, borders=config.borders)  # every widget set, at the toy's size
     links = dict(model=[loader, 0], positive=[positives[0], 0], negative=[negative, 0])
     if len(positives) == 2:
         links["prompts"] = [g.add("MigaPromptScheduleConditioning", conditioning_1=[positives[0], 0], conditioning_2=[positives[1], 0],
@@ -232,7 +246,8 @@ def miga_graph(row: str, specs: list[list[ClipSpec]], num_frames: int, steps: in
                                      num_ref=reflection.num_ref, num_candidates=reflection.num_candidates, score_on=reflection.score_on,
                                      num_guide=-1 if reflection.num_guide is None else reflection.num_guide,
                                      judge_position=-1 if reflection.judge_position is None else reflection.judge_position,
-                                     phase=reflection.phase, candidate_guidance=reflection.candidate_guidance), 0]  # judge_from_tail: phase build only
+                                     phase=reflection.phase, candidate_guidance=reflection.candidate_guidance,
+                                     **({"judge_from_tail": reflection.judge_from_tail} if reflection.phase == "build" else {})), 0]
     if row == MIGA_OFFICIAL:
         sampler = g.add("PeerMigaProfileSampler", **widgets, **links, profile=json.dumps(official_profile(), sort_keys=True))
     else:
@@ -742,6 +757,7 @@ def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: l
     head["sweep"] = {"configs": [cw_name(c) for c in configs], "videos": f"noise seed 0, 1 prompt, prompts 0..{args.sweep_prompts - 1}",
                      "rule": "lowest mean rank over the nine metrics (best_config)"}
     head["official_profile"] = official_profile()
+    head["default_profile"] = dict(zip(("config", "guidance", "reflection"), map(dataclasses.asdict, default_profile())))
     head["parallel"] = {"workers": args.workers, "worker_gpus": args.worker_gpus}  # where the scores were computed; times: see rows
     out_path = record.resolve_out(args.out)
     rows: list[dict] = []

@@ -59,6 +59,14 @@ def test_the_peer_benchmark_writes_every_row_with_finite_metrics_for_both_settin
         # the official profile's refinement pass and uni_pc make other windows than the default profile
         assert by["MIGA (official profile)"]["windows"] != by["MIGA (default profile)"]["windows"]
         assert by["FIFO-Diffusion"]["reflection"]["n_all"] == 0
+        # the default row ran the pack's default profile: its windows are that plan's, plus its self-reflection searches
+        from benchmarks.peer_comfy import default_profile
+        from miga_core import plan_run
+
+        config, guidance, reflection = default_profile()
+        plan = plan_run(config, data["record"]["options"]["steps"], frames, guidance=guidance, reflection=reflection)
+        row = by["MIGA (default profile)"]
+        assert row["windows"] == plan.total_calls + row["reflection"]["n_eval"] * plan.search_windows
         # counted at the network: 2 windows (or 2 clips) of 16 frames, 16 steps, cond and uncond, over 24 frames
         steps = data["record"]["options"]["steps"]
         for label in ("context windows (defaults)", "chained clips"):
