@@ -74,11 +74,15 @@ def test_the_miga_rows_differ_only_where_they_should():
     fifo = pc.miga_graph(pc.FIFO, specs, 256, 24, 0, 8, "k")
     (sampler,) = _graph(default, "MigaSampler")
     assert sampler["inputs"]["zigzag_width"] == 4 and sampler["inputs"]["unified_steps"] == 6 and sampler["inputs"]["batch_size"] == 2
-    # the toy preset (the paper's choices) set explicitly: the nodes' own defaults are wan21's since issue 9
-    assert (sampler["inputs"]["update"], sampler["inputs"]["borders"]) == ("lookahead", "fixed")
-    assert _graph(default, "MigaGuidanceOptions")[0]["inputs"] == {"num_guidance": 4, "positions": "even"}
+    # the pack's default profile at the toy's size: the toy preset with the official choices the nodes default to since issue 9
+    assert (sampler["inputs"]["update"], sampler["inputs"]["borders"]) == ("official", "rotating")
+    assert _graph(default, "MigaGuidanceOptions")[0]["inputs"] == {"num_guidance": 4, "positions": "official"}
     reflection = _graph(default, "MigaReflectionOptions")[0]["inputs"]
-    assert (reflection["threshold"], reflection["phase"], reflection["candidate_guidance"]) == (0.01, "stage1", True)
+    assert (reflection["threshold"], reflection["phase"], reflection["candidate_guidance"], reflection["judge_from_tail"],
+            reflection["num_candidates"]) == (0.01, "build", False, 4, 3)
+    (base,) = _graph(official, "PeerMigaProfileSampler")  # the official row: the toy preset, then the whole official profile
+    assert (base["inputs"]["update"], base["inputs"]["borders"]) == ("lookahead", "fixed")
+    assert "judge_from_tail" not in _graph(official, "MigaReflectionOptions")[0]["inputs"]  # phase stage1 takes none
     (profiled,) = _graph(official, "PeerMigaProfileSampler")
     profile = json.loads(profiled.pop("inputs").pop("profile"))
     assert profile["config"]["sampler"] == "uni_pc" and profile["guidance"] == {"positions": "official"}
