@@ -134,6 +134,20 @@ def strip_timing(data):
     return data
 
 
+def resumable_rows(path: pathlib.Path, record: dict, ignore: Sequence[str] = ()) -> list[dict] | None:
+    """The rows of the benchmark JSON at ``path`` that a ``--resume`` run with ``record`` keeps: all of them when the
+    file's record equals ``record`` but for timing and the ``ignore``d keys (same options, code and machine); ``[]``
+    when there is no file; None when its record differs (nothing is kept)."""
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+
+    def same(rec: dict | None) -> dict | None:
+        return None if rec is None else {k: v for k, v in strip_timing(rec).items() if k not in ignore}
+
+    return old["rows"] if same(old.get("record")) == same(record) else None
+
+
 def resolve_out(out: str | pathlib.Path) -> pathlib.Path:
     """``out`` relative to the repository root unless absolute."""
     p = pathlib.Path(out)

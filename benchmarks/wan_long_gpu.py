@@ -419,13 +419,6 @@ def _fill_peaks(row: dict) -> None:
         row["vram_held_at_phase_end_gib"] = dict(STATE["vram_now"])
 
 
-def _comparable(head: dict | None) -> dict | None:
-    """A record without what may differ between the commands of one resumed run: timing, the command line, the estimate."""
-    if head is None:
-        return None
-    return {k: v for k, v in record.strip_timing(head).items() if k not in ("command", "estimate")}
-
-
 def core_row(args: argparse.Namespace, latent_path: str | None, deadline: float) -> dict:
     """The core row in a child process with a time limit; the child's status file keeps what it measured before a stop."""
     row = {"path": CORE_ROW, "num_pixel_frames": args.frames, "num_latents": latents_of(args.frames), "width": args.width,
@@ -572,12 +565,11 @@ def main(argv: list[str] | None = None) -> int:
                  "vae": "tiny Wan VAE (width 8)" if args.tiny else "Wan2.1 VAE architecture, random weights",
                  "comfyui": comfyui_version(args.comfyui), "estimate": {"s_per_cfg1_call": s_per_call, "source": source, **chosen}})
     rows: list[dict] = []
-    if args.resume and out.exists():  # rows of the same options and code only (the command line may differ in --rows)
-        old = json.loads(out.read_text())
-        if _comparable(old.get("record")) == _comparable(head):
-            rows = [r for r in old["rows"] if r.get("path") in ROWS.values()]
-        else:
+    if args.resume:  # rows of the same options and code only (the command line may differ in --rows; the estimate is a prior)
+        kept = record.resumable_rows(out, head, ignore=("command", "estimate"))
+        if kept is None:
             print(f"--resume: {out} was written with other options or code; its rows are not kept", flush=True)
+        rows = [r for r in kept or [] if r.get("path") in ROWS.values()]
     done = {r["path"] for r in rows}
 
     def write() -> None:
