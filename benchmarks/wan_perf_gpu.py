@@ -16,8 +16,8 @@ Issue 13. The model is ComfyUI's WanModel with Wan2.1-T2V-1.3B's dimensions and 
 3. ``few_step``: T=4 and T=8 at CFG 1 (the distilled-LoRA regime) with the MIGA configuration that plan_run accepts
    there (paper's zigzag width, the largest unified_steps that keeps DCE); FIFO, which needs T >= 21, is recorded as refused.
 4. ``memory``: peak VRAM and host RSS by video length at 832x480 (``--memory-frames``, 101, 481 and 2,001 frames), T=4
-   CFG 1 with the few-step row's configuration (windows of one size whatever the length; the longest may be stopped at
-   its time share, its peak then covers the windows it ran).
+   CFG 1 with the few-step row's configuration (windows of one size whatever the length; the longest stops through the
+   interrupt after as many windows as the whole run of the length before it, so its peak covers that many windows).
 5. ``compile``: ComfyUI's TorchCompileModel (inductor) on the model, the T=8 few-step MigaSampler run twice: whether it
    works, dynamo's compiled frames per run (a recompile shows as a frame after the first run), speedup vs eager.
 6. ``extra``: 832x480 and 481 frames, only with time left.
@@ -126,12 +126,13 @@ def build_specs(args) -> list[Spec]:
     lz, u = args.few_step[first]
     mw, mh = args.memory_size
     lengths = sorted(args.memory_frames)
-    for f in lengths:  # the longest runs as many windows as the whole run of the one before it, then stops
-        cap = plan_of(Spec("", "memory", "node", mw, mh, lengths[-2], first, 1.0, zigzag_width=lz, unified_steps=u, dce=True)).total_calls \
-            if f == lengths[-1] and len(lengths) > 1 else None
-        specs.append(Spec(f"memory {f}f T{first} cfg1", "memory", "node", mw, mh, f, first, 1.0, zigzag_width=lz, unified_steps=u,
-                          dce=True, max_windows=cap, note="peak VRAM and host RSS by length" + (
-                              f"; stopped after {cap} planned windows, the whole run of {lengths[-2]} frames" if cap else "")))
+    memory = [Spec(f"memory {f}f T{first} cfg1", "memory", "node", mw, mh, f, first, 1.0, zigzag_width=lz, unified_steps=u, dce=True,
+                   note="peak VRAM and host RSS by length") for f in lengths]
+    if len(memory) > 1:  # the longest runs as many windows as the whole run of the one before it, then stops
+        cap = plan_of(memory[-2]).total_calls
+        memory[-1] = replace(memory[-1], max_windows=cap,
+                             note=f"{memory[-1].note}; stopped after {cap} planned windows, the whole run of {lengths[-2]} frames")
+    specs += memory
     last = max(args.few_step)
     lz, u = args.few_step[last]
     specs.append(Spec(f"miga full T{last} cfg1 compiled", "compile", "compile", W, H, F, last, 1.0, zigzag_width=lz, unified_steps=u,
@@ -467,8 +468,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def estimate(s: Spec) -> float:
         p = plans[s.name]
-        calls = min(p["planned_calls"], s.max_windows or p["planned_calls"]) if "refused" not in p else 0
-        return 0.0 if "refused" in p else calib.estimate(s, dims, calls, args.compile_estimate_s)
+        if "refused" in p:
+            return 0.0
+        return calib.estimate(s, dims, min(p["planned_calls"], s.max_windows or p["planned_calls"]), args.compile_estimate_s)
 
     def show(title: str, startup: float = 0.0) -> None:
         print(f"--- {title} ({calib.source}; wall/DiT {calib.overhead:.2f}); budget {args.budget_s:.0f} s, "
