@@ -760,7 +760,7 @@ def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: l
     head["default_profile"] = dict(zip(("config", "guidance", "reflection"), map(dataclasses.asdict, default_profile())))
     head["parallel"] = {"workers": args.workers, "worker_gpus": args.worker_gpus}  # where the scores were computed; times: see rows
     out_path = record.resolve_out(args.out)
-    rows: list[dict] = (record.resumable_rows(out_path, head) or []) if args.resume else []
+    rows: list[dict] = record.resumable_rows(out_path, head) if args.resume else []
     _restore(runner, rows, args)
 
     def write() -> None:

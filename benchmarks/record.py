@@ -134,18 +134,35 @@ def strip_timing(data):
     return data
 
 
-def resumable_rows(path: pathlib.Path, record: dict, ignore: Sequence[str] = ()) -> list[dict] | None:
+def differences(a, b, prefix: str = "") -> list[str]:
+    """Dotted paths where two JSON values differ (``options.steps``, ``code.sha256.miga_core``; lists as one value)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str) for d in differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".") or "(the whole value)"]
+
+
+def resumable_rows(path: pathlib.Path, record: dict, ignore: Sequence[str] = ()) -> list[dict]:
     """The rows of the benchmark JSON at ``path`` that a ``--resume`` run with ``record`` keeps: all of them when the
-    file's record equals ``record`` but for timing and the ``ignore``d keys (same options, code and machine); ``[]``
-    when there is no file; None when its record differs (nothing is kept)."""
+    file's record equals ``record`` but for timing, the command line (``--out`` and ``--resume`` may differ; every
+    option is compared in ``options``) and the ``ignore``d keys; ``[]`` when there is no file.
+
+    Raises SystemExit naming the fields that differ when the file's record is another run's (other options, code or
+    machine): a ``--resume`` never silently starts over on top of a file it cannot continue."""
     if not path.exists():
         return []
     old = json.loads(path.read_text())
+    skip = {"command", *ignore}
 
     def same(rec: dict | None) -> dict | None:
-        return None if rec is None else {k: v for k, v in strip_timing(rec).items() if k not in ignore}
+        return None if rec is None else {k: v for k, v in strip_timing(rec).items() if k not in skip}
 
-    return old["rows"] if same(old.get("record")) == same(record) else None
+    diff = differences(same(old.get("record")), same(record))
+    if diff:
+        shown = ", ".join(diff[:8]) + (f" and {len(diff) - 8} more" if len(diff) > 8 else "")
+        raise SystemExit(f"--resume: {path} was written by another run ({shown} differ), so none of its rows can be kept. "
+                         "Fix: resume with that file's options on its code and machine, or leave out --resume (or choose "
+                         "another --out) to start over; the file is left as it is.")
+    return old["rows"]
 
 
 def resolve_out(out: str | pathlib.Path) -> pathlib.Path:

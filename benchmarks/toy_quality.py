@@ -242,7 +242,7 @@ def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int
     head["row_order"] = [[group, label] for group, label, _ in selected]
     head["sweep_base"] = SWEEP_BASE
     out = record.resolve_out(args.out)
-    results: list[dict] = (record.resumable_rows(out, head) or []) if args.resume else []
+    results: list[dict] = record.resumable_rows(out, head) if args.resume else []
     t_start = time.perf_counter()
     date = record.now()
     for group, label, changes in selected:

@@ -566,10 +566,7 @@ def main(argv: list[str] | None = None) -> int:
                  "comfyui": comfyui_version(args.comfyui), "estimate": {"s_per_cfg1_call": s_per_call, "source": source, **chosen}})
     rows: list[dict] = []
     if args.resume:  # rows of the same options and code only (the command line may differ in --rows; the estimate is a prior)
-        kept = record.resumable_rows(out, head, ignore=("command", "estimate"))
-        if kept is None:
-            print(f"--resume: {out} was written with other options or code; its rows are not kept", flush=True)
-        rows = [r for r in kept or [] if r.get("path") in ROWS.values()]
+        rows = [r for r in record.resumable_rows(out, head, ignore=("estimate",)) if r.get("path") in ROWS.values()]
     done = {r["path"] for r in rows}
 
     def write() -> None:

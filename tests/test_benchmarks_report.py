@@ -134,6 +134,23 @@ def test_verify_code_flags_results_measured_on_other_code(tmp_path, monkeypatch)
     assert report.verify_code() == ["x.json: miga_core changed since it ran"]
 
 
+def test_resume_keeps_the_rows_of_a_run_with_another_out_and_refuses_one_of_other_options(tmp_path, monkeypatch):
+    """The device run writes to ``$OUT``; its resume reads the copy in ``benchmarks/results``: the command line differs
+    there, the options do not (the bug that re-ran a whole peer sweep). Other options are refused by name."""
+    monkeypatch.setenv("MIGA_COMMIT", "abc123")
+    path = tmp_path / "peer.json"
+    first = record.header("bench.py", {"n": 1, "k": 2}, "cpu", code=("miga_core",), argv=["--out", "/root/out/r/peer.json"])
+    record.write(path, "x", first, [{"v": 1, "timing": {"s": 0.1}}], {"date": record.now()})
+    again = record.header("bench.py", {"n": 1, "k": 2}, "cpu", code=("miga_core",), argv=["--resume", "--out", str(path)])
+    assert record.resumable_rows(path, again) == [{"v": 1, "timing": {"s": 0.1}}]
+    assert record.resumable_rows(tmp_path / "none.json", again) == []
+    other = record.header("bench.py", {"n": 3, "k": 2}, "cpu", code=("miga_core",), argv=["--resume"])
+    with pytest.raises(SystemExit, match=r"options\.n differ.*leave out --resume"):
+        record.resumable_rows(path, other)
+    assert json.loads(path.read_text())["rows"] == [{"v": 1, "timing": {"s": 0.1}}]  # the file is left as it was
+    assert record.differences({"a": {"b": 1, "c": [1]}}, {"a": {"b": 2, "c": [1]}, "d": 0}) == ["a.b", "d"]
+
+
 def test_records_of_two_code_states_are_not_called_one():
     def rec(miga: str, toy: str) -> dict:
         return {"record": {"code": {"commit": "abc", "dirty": False, "sha256": {"miga_core": miga, "toyworld": toy,
