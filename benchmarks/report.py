@@ -909,9 +909,10 @@ def perf_figures(row: dict) -> dict | None:
     out["dit_s_per_forward"] = sum(f["mean_s"] for f in forwards) / len(forwards) if forwards else math.nan
     if done:
         out["overhead_ms_per_call"] = 1000 * sum(r["wall_s"] - r["dit_s"] for r in runs) / max(sum(r["dit_forwards"] for r in runs), 1)
-    else:  # until the last finished window (after it: the window in flight at the stop, the checkpoint saved on cancel)
+    else:  # over the span the share was measured on (older files: to the last finished window)
         r = runs[0]
-        out["overhead_ms_per_call"] = 1000 * r["to_last_window_s"] * (1 - r["dit_fraction"]) / max(r["forwards_done"], 1)
+        span = r.get("to_last_forward_end_s", r["to_last_window_s"])
+        out["overhead_ms_per_call"] = 1000 * span * (1 - r["dit_fraction"]) / max(r["forwards_done"], 1)
     return out
 
 

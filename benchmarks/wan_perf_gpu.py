@@ -304,15 +304,22 @@ def simulate(specs: list[Spec], left: float, estimate, min_partial_s: float) -> 
 
 
 class DitTimer:
-    """ComfyUI APPLY_MODEL wrapper timing every DiT forward (CUDA events on a GPU, perf_counter on the CPU)."""
+    """ComfyUI APPLY_MODEL wrapper timing every DiT forward (CUDA events on a GPU, perf_counter on the CPU), and when each
+    one ended on the device's timeline, counted from :meth:`reset`."""
 
     def __init__(self, cuda: bool) -> None:
         self.cuda = cuda
         self.reset()
 
     def reset(self) -> None:
+        """Forget the forwards so far; the time origin of :meth:`ends` is now (call it with the device idle)."""
         self.events: list = []
         self.cpu: list[float] = []
+        self.cpu_ends: list[float] = []
+        self.origin = time.perf_counter()
+        if self.cuda:
+            self.origin_event = torch.cuda.Event(enable_timing=True)
+            self.origin_event.record()
 
     def __call__(self, executor, *args, **kwargs):
         if self.cuda:
@@ -325,11 +332,16 @@ class DitTimer:
         t0 = time.perf_counter()
         out = executor(*args, **kwargs)
         self.cpu.append(time.perf_counter() - t0)
+        self.cpu_ends.append(time.perf_counter() - self.origin)
         return out
 
     def seconds(self) -> list[float]:
         """Per-forward seconds (call after ``torch.cuda.synchronize()``)."""
         return [s.elapsed_time(e) / 1000 for s, e in self.events] if self.cuda else list(self.cpu)
+
+    def ends(self) -> list[float]:
+        """Seconds from :meth:`reset` to the end of each forward on the device (call after ``torch.cuda.synchronize()``)."""
+        return [self.origin_event.elapsed_time(e) / 1000 for _, e in self.events] if self.cuda else list(self.cpu_ends)
 
 
 class RssPeak:
@@ -566,10 +578,10 @@ def main(argv: list[str] | None = None) -> int:
             sync()
         wall = time.perf_counter() - t0
         stop["at"] = stop["windows"] = None
-        dit = timer.seconds()
+        dit, dit_ends = timer.seconds(), timer.ends()
         last = marks[-1] if marks else (t0, 0, 0)
         per_window = [b[0] - a[0] for a, b in zip(marks, marks[1:]) if b[1] > a[1]]
-        result.update(wall_s=wall, dit=dit, marks=list(marks), windows_done=last[1], forwards_done=last[2], to_last_window_s=last[0] - t0, per_window=per_window,
+        result.update(wall_s=wall, dit=dit, dit_ends=dit_ends, marks=list(marks), windows_done=last[1], forwards_done=last[2], to_last_window_s=last[0] - t0, per_window=per_window,
                       rss=rss.peak, vram=torch.cuda.max_memory_allocated() if cuda else None,
                       vram_reserved=torch.cuda.max_memory_reserved() if cuda else None)
         after = dynamo_frames()
@@ -706,12 +718,15 @@ def run_summary(r: dict, spec: Spec, p: dict, N: int) -> dict:
         out.update({"dit_fraction": round(sum(dit) / wall, 4), "s_per_pixel_frame": round(wall / spec.frames, 4),
                     "s_per_latent": round(wall / N, 4), "s_per_model_call": round(wall / max(len(dit), 1), 4)})
     elif r["status"] == "partial" and r["windows_done"]:
-        # projected: the measured seconds per model call until the last finished window (self-reflection's search windows
-        # included in the count), times the plan's windows
-        span = r["to_last_window_s"]
-        per_call = span / max(r["forwards_done"], r["windows_done"])
-        out.update({"windows_done": r["windows_done"], "forwards_done": r["forwards_done"], "to_last_window_s": round(span, 3),
-                    "dit_fraction": round(sum(dit[:r["forwards_done"]]) / span, 4) if span > 0 else None,
+        # projected: the measured seconds per model call, times the plan's windows. The forwards counted are those begun
+        # by the last finished window (self-reflection's search windows included; with the executor's lookahead one more
+        # than the windows handed back), timed to the end of the last of them on the device's timeline
+        n = r["forwards_done"]
+        span = r["dit_ends"][n - 1] if 0 < n <= len(r["dit_ends"]) else r["to_last_window_s"]
+        per_call = span / max(n, r["windows_done"])
+        out.update({"windows_done": r["windows_done"], "forwards_done": n, "to_last_window_s": round(r["to_last_window_s"], 3),
+                    "to_last_forward_end_s": round(span, 3),
+                    "dit_fraction": round(sum(dit[:n]) / span, 4) if span > 0 else None,
                     "s_per_model_call": round(per_call, 4),
                     "projected_s_per_pixel_frame": round(per_call * p["planned_calls"] / spec.frames, 4),
                     "projected_s_per_latent": round(per_call * p["planned_calls"] / N, 4)})

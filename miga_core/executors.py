@@ -96,20 +96,78 @@ class Executor:
 
 
 class Sequential(Executor):
-    """Today's behaviour: one denoiser runs the calls one by one on ``compute``, each when its output is asked for.
+    """One denoiser runs the calls one by one on ``compute``.
+
+    With the latents stored on the host and the calls run on a CUDA device (the nodes' setup), each call is queued on
+    the device *before* the previous call's output is handed back (one call of lookahead): the GPU computes call k+1
+    while the host does the sampler step, noise and callback of call k, instead of idling between windows. Inputs go
+    up and outputs come back through pinned host memory without blocking, and only the host copy of call k waits
+    (for its own copy, not for call k+1). Outputs are the same as one by one (the same calls on the same inputs; the
+    calls of a wave are independent, see the module docstring); a cancel between windows drops the call in flight.
+    Elsewhere (one device for both, or a CPU) calls run when their output is asked for.
 
     A plain denoiser passed to the run API is wrapped in this.
+
+    Args:
+        denoiser: the model.
+        lookahead: None (the default: where it pays, as above), True (also on the CPU: tests), False (never).
     """
 
-    def __init__(self, denoiser: Denoiser) -> None:
+    def __init__(self, denoiser: Denoiser, lookahead: bool | None = None) -> None:
         self.denoiser = denoiser
+        self.lookahead = lookahead
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         return self.denoiser(x, sigma, prompt)
 
     def map_calls(self, calls: Sequence[ModelCall], compute: torch.device) -> Iterator[torch.Tensor]:
+        ahead = self.lookahead
+        if ahead is None:
+            ahead = compute.type == "cuda" and any(call.storage != compute for call in calls)
+        if not ahead:
+            for call in calls:
+                yield _run_call(self.denoiser, call, compute).to(call.storage)
+            return
+        pending: _Launched | None = None
         for call in calls:
-            yield _run_call(self.denoiser, call, compute).to(call.storage)
+            launched = _Launched(self.denoiser, call, compute)
+            if pending is not None:
+                yield pending.land()
+            pending = launched
+        if pending is not None:
+            yield pending.land()
+
+
+class _Launched:
+    """A call queued on its device with its output's copy home (non-blocking on CUDA); :meth:`land` waits for that copy
+    alone and checks the output there (shape and device were checked at launch, without waiting)."""
+
+    def __init__(self, denoiser: Denoiser, call: ModelCall, device: torch.device) -> None:
+        cuda = device.type == "cuda"
+
+        def up(t: torch.Tensor) -> torch.Tensor:  # pinned, so the copy neither blocks nor waits for the call in flight
+            return (t.pin_memory() if cuda and t.device.type == "cpu" else t).to(device, non_blocking=True)
+
+        x, sigma, prompt = call.prepare()
+        xs = up(x)
+        with torch.cuda.device(device) if cuda else contextlib.nullcontext():
+            out = denoiser(xs, up(sigma), up(prompt))
+            if not isinstance(out, torch.Tensor) or out.shape != xs.shape or out.device != xs.device:
+                call.check(out, xs)  # raises, naming what came back
+            self.home = out
+            if call.storage != device:
+                pin = cuda and call.storage.type == "cpu"
+                self.home = torch.empty(out.shape, dtype=out.dtype, device=call.storage, pin_memory=pin)
+                self.home.copy_(out, non_blocking=True)
+            self.copied = torch.cuda.Event() if cuda else None
+            if self.copied is not None:
+                self.copied.record()
+        self.call = call
+
+    def land(self) -> torch.Tensor:
+        if self.copied is not None:
+            self.copied.synchronize()
+        return self.call.check(self.home, self.home)
 
 
 def _check_devices(denoisers: Sequence[Denoiser], devices: Sequence[str | torch.device]) -> list[torch.device]:

@@ -110,6 +110,61 @@ def test_sequential_is_the_plain_denoiser():
     _same(_go(Sequential(ToyDenoiser()), "miga_reflection"), reference("miga_reflection"))
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_lookahead_queues_the_next_call_before_handing_back_the_output_and_changes_no_bit(name):
+    """One call of lookahead (the CUDA default when the latents live on the host): the same video, callbacks and
+    counters as one by one, while each call of a wave starts before the previous window's callback."""
+    events = []
+
+    class Logged(ToyDenoiser):
+        def __call__(self, x, sigma, prompt):
+            events.append("call")
+            return super().__call__(x, sigma, prompt)
+
+    plan, sigmas, start = case(name)
+    infos = []
+
+    def callback(info):
+        events.append("window")
+        infos.append(info)
+
+    result = run(Sequential(Logged(), lookahead=True), sigmas, plan, callback=callback, **start)
+    _same((plan, result, infos), reference(name))
+    seq = "".join("c" if e == "call" else "w" for e in events)
+    assert "ccw" in seq  # a call was queued while the previous output was still to be stepped
+    plain = ToyDenoiser()
+    run(Sequential(plain, lookahead=False), sigmas, plan, **start)
+    assert seq.count("c") == len(plain.calls)  # no call more or less
+
+
+def test_lookahead_stops_at_a_nan_and_at_a_cancel_where_one_by_one_does():
+    plan, sigmas, start = case("miga_batch2")
+
+    class NaNAt(ToyDenoiser):
+        def __call__(self, x, sigma, prompt):
+            out = super().__call__(x, sigma, prompt)
+            return out * float("nan") if len(self.calls) == 7 else out
+
+    def stopped(lookahead, **kw):
+        infos, denoiser = [], NaNAt()
+
+        def callback(info):
+            infos.append(info)
+            if info.window == kw.get("cancel_at"):
+                raise KeyboardInterrupt("cancelled")
+
+        with pytest.raises((MigaError, KeyboardInterrupt)) as err:
+            run(Sequential(denoiser, lookahead=lookahead), sigmas, plan, callback=callback, **start)
+        return str(err.value), [(i.stage, i.window, i.indices) for i in infos], len(denoiser.calls)
+
+    for kw in ({}, {"cancel_at": 4}):
+        message, windows, calls = stopped(True, **kw)
+        plain_message, plain_windows, plain_calls = stopped(False, **kw)
+        assert (message, windows) == (plain_message, plain_windows)  # the same error after the same windows
+        assert plain_calls <= calls <= plain_calls + 1  # at most the call in flight more
+    assert "NaN/Inf" in stopped(True)[0]
+
+
 def test_assignment_is_balanced_round_robin():
     for calls in range(12):
         for n in (1, 2, 3, 5):

@@ -335,3 +335,20 @@ def test_caching_wrappers_get_a_warning_because_windows_change_between_calls(env
     assert any("easycache" in record.getMessage() for record in caplog.records)
     plain, _ = run_node(env)
     assert torch.equal(out, plain)  # a pass-through wrapper changes nothing
+
+
+def test_conds_move_to_the_model_device_once_keeping_their_kind_and_values(env):
+    """``_conds_to``: the processed conditioning's tensors go to the model's device (there "meta" stands in for a GPU),
+    each cond keeps its class; non-tensor conds and the ``model_conds`` dicts given are untouched."""
+    import comfy.conds
+
+    text = torch.randn(1, 12, 4096)
+    entry = {"model_conds": {"c_crossattn": comfy.conds.CONDRegular(text), "fixed": comfy.conds.CONDConstant(3)}}
+    conds = {"positive": [entry], "negative": [dict(entry)]}
+    original = entry["model_conds"]
+    env["host"]._conds_to(conds, torch.device("meta"))
+    for entries in conds.values():
+        moved = entries[0]["model_conds"]
+        assert type(moved["c_crossattn"]) is comfy.conds.CONDRegular and moved["c_crossattn"].cond.device.type == "meta"
+        assert moved["fixed"].cond == 3
+    assert original["c_crossattn"].cond is text  # a new model_conds dict: the one the caller gave is not changed

@@ -56,6 +56,7 @@ def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
         run = row["timing"]["runs"][0]
         assert run["windows_done"] == 3 and run["dit_forwards"] >= 3 and 0 < run["dit_fraction"] <= 1, name
         assert run["projected_s_per_pixel_frame"] > 0, name
+        assert 0 < run["to_last_forward_end_s"] <= run["to_last_window_s"], name  # on the CPU the forwards end before the mark
 
     few = rows["miga full T4 cfg1"]  # completed: every model call of the run is counted twice, by the core and by ComfyUI
     plan = plan_run(MigaConfig(window_length=21, zigzag_width=7, unified_steps=0), 4, N, guidance=GuidanceOptions(4),
