@@ -1065,9 +1065,21 @@ def wan_perf_findings(data: dict) -> str:
             speed = rf["s_per_model_call"] / runs[1]["s_per_model_call"]
             line += f"; warm compiled run {speed:.2f}x the speed of eager `{ref['name']}`: {ratio_verdict(speed, noise)}"
             line += f"; first run (with compilation) {runs[0]['wall_s']:.1f} s against {rf['s_per_model_call'] * runs[0]['dit_forwards']:.1f} s eager"
-        if "max_abs_diff_vs_eager" in r:
-            line += f"; max |compiled - eager| {r['max_abs_diff_vs_eager']} (eager max |x| {r['max_abs_eager']})"
+        if "max_abs_diff_vs_ref" in r:
+            line += f"; max |compiled - eager| {r['max_abs_diff_vs_ref']} (eager max |x| {r['max_abs_ref']})"
         out.append(line + ".")
+    for r in rows:  # the executor's lookahead against one model call at a time, same run otherwise
+        ref = by.get(r.get("ref") or "") if r.get("lookahead") is False else None
+        f, rf = perf_figures(r), perf_figures(ref) if ref else None
+        if f is None or rf is None or f["projected"] or rf["projected"]:
+            continue
+        ratio = rf["s_per_pixel_frame"] / f["s_per_pixel_frame"]
+        same = r.get("max_abs_diff_vs_ref")
+        out.append(f"- Lookahead (model call k+1 queued before the host steps window k): `{ref['name']}` {rf['overhead_ms_per_call']:.1f} ms "
+                   f"outside the DiT per call ({100 * rf['dit_fraction']:.1f}% inside), against {f['overhead_ms_per_call']:.1f} ms "
+                   f"({100 * f['dit_fraction']:.1f}%) one call at a time; time per frame {ratio:.2f}x: {ratio_verdict(ratio, noise)}; "
+                   + ("latents bit-identical." if same == 0 else f"latents differ by up to {same} (max |x| {r.get('max_abs_ref')}).")
+                   )
     skipped = [f"`{r['name']}` ({r['skipped']})" for r in rows if r["status"] == "skipped"]
     if skipped:
         out.append("- Not measured for lack of time: " + "; ".join(skipped) + ".")

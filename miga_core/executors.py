@@ -16,6 +16,7 @@ An executor is passed where the denoiser goes (``run(Replicas(...), sigmas, plan
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -110,7 +111,10 @@ class Sequential(Executor):
 
     Args:
         denoiser: the model.
-        lookahead: None (the default: where it pays, as above), True (also on the CPU: tests), False (never).
+        lookahead: None (the default: the environment variable ``MIGA_LOOKAHEAD``, ``1`` on or ``0`` off, else where
+            it pays, as above), True (also on the CPU: tests), False (never).
+    Raises:
+        MigaValueError: at the first wave, ``MIGA_LOOKAHEAD`` set to another value than ``0`` or ``1``.
     """
 
     def __init__(self, denoiser: Denoiser, lookahead: bool | None = None) -> None:
@@ -121,7 +125,7 @@ class Sequential(Executor):
         return self.denoiser(x, sigma, prompt)
 
     def map_calls(self, calls: Sequence[ModelCall], compute: torch.device) -> Iterator[torch.Tensor]:
-        ahead = self.lookahead
+        ahead = self.lookahead if self.lookahead is not None else _lookahead_setting()
         if ahead is None:
             ahead = compute.type == "cuda" and any(call.storage != compute for call in calls)
         if not ahead:
@@ -136,6 +140,15 @@ class Sequential(Executor):
             pending = launched
         if pending is not None:
             yield pending.land()
+
+
+def _lookahead_setting() -> bool | None:
+    """``MIGA_LOOKAHEAD``: True (``1``), False (``0``) or None (unset or empty: where it pays)."""
+    value = os.environ.get("MIGA_LOOKAHEAD", "")
+    if value not in ("", "0", "1"):
+        raise MigaValueError(bad_value("MIGA_LOOKAHEAD", value, "0 (one model call at a time), 1 (one call of lookahead) or unset",
+                                       "unset it to let the run choose (lookahead on CUDA with the latents in host memory)"))
+    return None if value == "" else value == "1"
 
 
 class _Launched:

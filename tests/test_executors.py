@@ -165,6 +165,27 @@ def test_lookahead_stops_at_a_nan_and_at_a_cancel_where_one_by_one_does():
     assert "NaN/Inf" in stopped(True)[0]
 
 
+def test_miga_lookahead_turns_it_on_and_off_and_a_bad_value_is_refused(monkeypatch):
+    calls = []
+
+    class Logged(ToyDenoiser):
+        def __call__(self, x, sigma, prompt):
+            calls.append("c")
+            return super().__call__(x, sigma, prompt)
+
+    plan, sigmas, start = case("fifo")
+
+    def order(value):
+        monkeypatch.setenv("MIGA_LOOKAHEAD", value)
+        calls.clear()
+        run(Sequential(Logged()), sigmas, plan, callback=lambda info: calls.append("w"), **start)
+        return "".join(calls)
+
+    assert "ccw" in order("1") and "ccw" not in order("0") and "ccw" not in order("")  # the CPU: none unless asked
+    with pytest.raises(MigaError, match="MIGA_LOOKAHEAD=.yes.*allowed is 0"):
+        order("yes")
+
+
 def test_assignment_is_balanced_round_robin():
     for calls in range(12):
         for n in (1, 2, 3, 5):
