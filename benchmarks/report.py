@@ -1,6 +1,6 @@
 """Regenerate BENCHMARKS.md (and the README's GPU numbers) from the JSON files in benchmarks/results/.
 
-    python benchmarks/report.py            # rewrite BENCHMARKS.md and the README's gpu-numbers block
+    python benchmarks/report.py            # rewrite BENCHMARKS.md and the README's gpu-numbers and wan-perf-numbers blocks
     python benchmarks/report.py --check    # exit 1 if either is stale
     python benchmarks/report.py --verify-code   # exit 1 if a result was measured on other code than this checkout's
 
@@ -984,6 +984,38 @@ def memory_by_length(rows: list[dict]) -> list[str]:
     return [line + f". Host RSS peak (the whole process): {rss}."]
 
 
+def against_fifo(rows: list[dict], noise: tuple[float, str] | None) -> list[str]:
+    """MIGA's rows against the FIFO row of the same size, length and steps (issue 13: MIGA without DCE at most 1.02x FIFO
+    per frame; full MIGA's ratio and R_corr stated, the paper's Tab. A4 1.007 and 1.22): per model call, per frame of
+    this video (its fixed costs included) and per frame of a long video (the plans' per-latent calls, fixed costs
+    gone, times the measured seconds per call)."""
+    out = []
+    for fifo in (r for r in rows if r.get("mode") == "fifo" and perf_figures(r)):
+        ff = perf_figures(fifo)
+        for r in rows:
+            f = perf_figures(r)
+            if r is fifo or f is None or r["kind"] not in ("node", "official") or r.get("mode") == "fifo" or \
+                    (r["width"], r["height"], r["num_pixel_frames"], r["steps"]) != (fifo["width"], fifo["height"], fifo["num_pixel_frames"], fifo["steps"]):
+                continue
+            call = f["s_per_model_call"] / ff["s_per_model_call"]
+            frame = f["s_per_pixel_frame"] / ff["s_per_pixel_frame"]
+            long = r["marginal_calls_per_latent"] * f["s_per_model_call"] / (fifo["marginal_calls_per_latent"] * ff["s_per_model_call"])
+            line = (f"- `{r['name']}` against `{fifo['name']}` ({r['width']}x{r['height']}, T={r['steps']}): per model call {call:.3f}x "
+                    f"({ratio_verdict(call, noise)}); per frame of this {r['num_pixel_frames']}-frame video {frame:.2f}x "
+                    f"({r['planned_calls_per_latent']} against {fifo['planned_calls_per_latent']} planned calls per latent, fixed costs "
+                    f"included); per frame of a long video {long:.3f}x ({r['marginal_calls_per_latent']} against "
+                    f"{fifo['marginal_calls_per_latent']} calls per further latent, self-reflection's searches excluded)")
+            if r["name"].startswith("miga no DCE"):
+                line += ", " + ("within" if long <= 1.02 else "ABOVE") + " the 1.02x target for long videos"
+            if r.get("guidance"):
+                rc = r.get("reflection") if isinstance(r.get("reflection"), dict) else None
+                line += (f"; R_corr {rc['r_corr']} (random weights: searches are not those of a trained model)" if rc and "r_corr" in rc
+                         else "; R_corr not measured (the row stopped before its self-reflection checks)") + \
+                        " (Tab. A4: 1.007x FIFO, R_corr 1.22)"
+            out.append(line + ".")
+    return out
+
+
 def wan_perf_findings(data: dict) -> str:
     """Verdicts computed from the rows: call counts against the plan, MIGA against core context windows, DiT share,
     few-step configurations, torch.compile."""
@@ -1020,6 +1052,7 @@ def wan_perf_findings(data: dict) -> str:
             out.append(f"- `{r['name']}` ({r['width']}x{r['height']}, {r['num_pixel_frames']} frames) time per frame is {ratio:.2f}x "
                        f"core context windows at {peer['steps']} steps ({kind}): {ratio_verdict(ratio, noise)}. For long videos "
                        f"(the plans' per-latent calls, fixed costs gone) {long:.2f}x.")
+    out.extend(against_fifo(rows, noise))
     out.extend(memory_by_length(rows))
     shares = [f"`{r['name']}` {100 * perf_figures(r)['dit_fraction']:.1f}% ({perf_figures(r)['overhead_ms_per_call']:.1f} ms outside "
               "the DiT per call)" for r in rows if perf_figures(r) is not None]
@@ -1117,12 +1150,55 @@ def gpu_numbers() -> str:
             f"{GPU_END}")
 
 
-def readme_with_numbers(readme: str) -> str:
-    head, sep, rest = readme.partition(GPU_BEGIN)
+PERF_BEGIN, PERF_END = "<!-- wan-perf-numbers -->", "<!-- /wan-perf-numbers -->"
+
+
+def wan_perf_numbers() -> str:
+    """The README's cost lines, from benchmarks/results/wan_perf_cuda.json (or a note that it is absent)."""
+    path = RESULTS / "wan_perf_cuda.json"
+    if not path.exists():
+        return f"{PERF_BEGIN}\n- Not measured at this commit: `benchmarks/wan_perf_gpu.py` writes it (see BENCHMARKS.md).\n{PERF_END}"
+    data = load(path)
+    rows = [r for r in data["rows"] if perf_figures(r)]
+    lines = []
+    shares = {}
+    for r in rows:
+        shares.setdefault((r["width"], r["height"], r["kind"] == "context_windows"), []).append(perf_figures(r))
+    for (w, h, core), figs in sorted(shares.items()):
+        lo, hi = min(f["dit_fraction"] for f in figs), max(f["dit_fraction"] for f in figs)
+        ms = sum(f["overhead_ms_per_call"] for f in figs) / len(figs)
+        who = "core context windows" if core else "MIGA/FIFO rows"
+        lines.append(f"{who} at {w}x{h}: {100 * lo:.1f}-{100 * hi:.1f}% of wall time inside the DiT forward, {ms:.0f} ms outside it per call")
+    out = [f"- Time inside the model ({data['record']['machine']['device']}): " + "; ".join(lines) + "."]
+    peers = [r for r in rows if r["kind"] == "context_windows" and not perf_figures(r)["projected"]]
+    long = []
+    for r in rows:
+        if r["kind"] != "node" or r.get("mode") == "fifo" or not r.get("guidance") or r.get("lookahead") is False:
+            continue
+        for peer in peers:
+            if (r["width"], r["height"], r["num_pixel_frames"]) == (peer["width"], peer["height"], peer["num_pixel_frames"]):
+                f, pf = perf_figures(r), perf_figures(peer)
+                x = r["marginal_calls_per_latent"] * f["s_per_model_call"] / (peer["marginal_calls_per_latent"] * pf["s_per_model_call"])
+                long.append(f"T={r['steps']} CFG {r['cfg']:g}: {x:.2f}x core at {peer['steps']} steps CFG {peer['cfg']:g}")
+    if long:
+        out.append("- Full MIGA per frame of a long video against core context windows + KSampler: " + "; ".join(long) + ".")
+    mem = memory_by_length(data["rows"])
+    if mem:
+        out.append(mem[0].split(". Host RSS")[0] + ".")
+    out.append("- From `benchmarks/wan_perf_gpu.py` (random weights of the real architecture); BENCHMARKS.md has every row and verdict.")
+    return f"{PERF_BEGIN}\n" + "\n".join(out) + f"\n{PERF_END}"
+
+
+def _with_block(readme: str, begin: str, end: str, block: str) -> str:
+    head, sep, rest = readme.partition(begin)
     if not sep:
-        raise SystemExit(f"README.md lacks the {GPU_BEGIN} marker")
-    _, sep_end, tail = rest.partition(GPU_END)
-    return head + gpu_numbers() + (tail if sep_end else rest)
+        raise SystemExit(f"README.md lacks the {begin} marker")
+    _, sep_end, tail = rest.partition(end)
+    return head + block + (tail if sep_end else rest)
+
+
+def readme_with_numbers(readme: str) -> str:
+    return _with_block(_with_block(readme, GPU_BEGIN, GPU_END, gpu_numbers()), PERF_BEGIN, PERF_END, wan_perf_numbers())
 
 
 def verify_code() -> list[str]:
