@@ -91,3 +91,20 @@ def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
     assert f"`miga full T4 cfg1`: {few['model_calls']} measured model calls" in text and ": equal;" in text
     assert "core context windows at 3 steps (projected)" in text and "Not measured for lack of time" in text
     assert "Peak VRAM by video length (64x32, T=4, CFG 1.0): 41 frames n/a GiB; 121 frames n/a GiB (stopped after" in text
+
+
+def test_torch_compile_model_keeps_our_path_working_without_recompiles_in_the_second_run(tmp_path):
+    """ComfyUI's TorchCompileModel (inductor, here on the CPU) on the tiny model: the MigaSampler run works, equals the
+    eager run, and its second run compiles no new frame (window shapes repeat: no recompile after the first run)."""
+    out = tmp_path / "wan_perf_compile.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "wan_perf_gpu.py"), "--comfyui", str(harness.comfyui_path()), "--tiny",
+           "--device", "cpu", "--out", str(out), "--groups", "few_step,compile", "--few-step", "8:7:3", "--few-step-repeats", "1",
+           "--compile-estimate-s", "60", "--budget-s", "100000"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    rows = {r["name"]: r for r in json.loads(out.read_text())["rows"]}
+    compiled = rows["miga full T8 cfg1 compiled"]
+    assert compiled["status"] == "completed", compiled.get("error")
+    first, second = compiled["dynamo_per_run"]
+    assert first["frames_compiled"] > 0 and second["frames_compiled"] == 0  # compiled in run 1, reused in run 2
+    assert compiled["max_abs_diff_vs_ref"] == 0.0 and compiled["model_calls"] == rows["miga full T8 cfg1"]["model_calls"]
