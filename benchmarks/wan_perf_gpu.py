@@ -10,7 +10,8 @@ Issue 13. The model is ComfyUI's WanModel with Wan2.1-T2V-1.3B's dimensions and 
 1. ``paper_steps``: T=54 (the paper's steps) at 416x240, 161 frames: FIFO mode, MIGA without DCE (no guidance, no
    reflection), full MIGA (wan21-paper preset) through the MigaSampler node, and the ``wan21-official`` profile through the
    node's runner (its ladder, ``official_flow_ladder(54)``, and a random 21-latent initial clip, whose KSampler cost
-   is not included).
+   is not included); the same four again at ``--paper-sizes`` (832x480: the size of the 97% DiT-share target), all
+   sharing the time the other rows leave.
 2. ``peer``: ComfyUI core context windows (WanContextWindowsManual: 81-frame = 21-latent windows, 30-frame overlap,
    static schedule, pyramid fuse, FreeNoise) + core KSampler (uni_pc, simple) at 20 and 30 steps, same model and length.
 3. ``few_step``: T=4 and T=8 at CFG 1 (the distilled-LoRA regime) with the MIGA configuration that plan_run accepts
@@ -22,7 +23,7 @@ Issue 13. The model is ComfyUI's WanModel with Wan2.1-T2V-1.3B's dimensions and 
    interrupt after as many windows as the whole run of the length before it, so its peak covers that many windows).
 5. ``compile``: ComfyUI's TorchCompileModel (inductor) on the model, the T=8 few-step MigaSampler run twice: whether it
    works, dynamo's compiled frames per run (a recompile shows as a frame after the first run), speedup vs eager.
-6. ``extra``: 832x480 and 481 frames, only with time left.
+6. ``extra``: 481 frames at 416x240, only with time left.
 
 Every row measures wall time, CUDA-event time inside the model's forward (an APPLY_MODEL wrapper around the DiT
 forward and ComfyUI's input/output scaling), model calls (windows) next to the plan's count, peak VRAM and peak host
@@ -111,12 +112,16 @@ def build_specs(args) -> list[Spec]:
     """The rows in priority order (see the module docstring)."""
     W, H, F, T = args.width, args.height, args.frames, args.steps
     off = "the authors' released loop: uni_pc, stride 10, official ladder, random initial clip given (its sampling not timed)"
-    specs = [
-        Spec(f"fifo T{T}", "paper_steps", "node", W, H, F, T, args.cfg, mode="fifo", zigzag_width=1, unified_steps=0, partial=True),
-        Spec(f"miga no DCE T{T}", "paper_steps", "node", W, H, F, T, args.cfg, partial=True, note="wan21-paper preset without guidance and reflection"),
-        Spec(f"miga full T{T}", "paper_steps", "node", W, H, F, T, args.cfg, dce=True, partial=True, note="wan21-paper preset"),
-        Spec(f"wan21-official T{T}", "paper_steps", "official", W, H, F, T, args.cfg, sampler="uni_pc", partial=True, note=off),
-    ]
+    specs = []
+    for k, (w, h) in enumerate([(W, H), *args.paper_sizes]):  # the first size's rows keep the short names
+        at = "" if k == 0 else f" {w}x{h}"
+        specs += [
+            Spec(f"fifo T{T}{at}", "paper_steps", "node", w, h, F, T, args.cfg, mode="fifo", zigzag_width=1, unified_steps=0, partial=True),
+            Spec(f"miga no DCE T{T}{at}", "paper_steps", "node", w, h, F, T, args.cfg, partial=True,
+                 note="wan21-paper preset without guidance and reflection"),
+            Spec(f"miga full T{T}{at}", "paper_steps", "node", w, h, F, T, args.cfg, dce=True, partial=True, note="wan21-paper preset"),
+            Spec(f"wan21-official T{T}{at}", "paper_steps", "official", w, h, F, T, args.cfg, sampler="uni_pc", partial=True, note=off),
+        ]
     for j, steps in enumerate(args.peer_steps):
         reps = args.peer_repeats if j == 0 else 1
         specs.append(Spec(f"core context windows {steps} steps", "peer", "context_windows", W, H, F, steps, args.cfg, sampler="uni_pc",
@@ -431,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-repeats", type=int, default=2, help="runs of the first peer row (their spread is the repeat noise)")
     ap.add_argument("--few-step-repeats", type=int, default=2)
     ap.add_argument("--compile-estimate-s", type=float, default=150.0, help="assumed inductor compile time (first compiled run)")
-    ap.add_argument("--extra", default="832x480x161,416x240x481", help="WxHxF rows run with time left ('' for none)")
+    ap.add_argument("--paper-sizes", default="832x480", help="WxH: the paper_steps rows again at these sizes, sharing their time ('' for none)")
+    ap.add_argument("--extra", default="416x240x481", help="WxHxF rows run with time left ('' for none)")
     ap.add_argument("--memory-frames", default="101,481,2001", help="video lengths of the memory rows ('' for none)")
     ap.add_argument("--memory-size", default="832x480", help="WxH of the memory rows")
     ap.add_argument("--seed", type=int, default=0)
@@ -443,10 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     if args.tiny:
-        defaults = {"width": 416, "height": 240, "frames": 161, "steps": 54, "extra": "832x480x161,416x240x481", "compile_estimate_s": 150.0,
-                    "memory_frames": "101,481,2001", "memory_size": "832x480"}
+        defaults = {"width": 416, "height": 240, "frames": 161, "steps": 54, "extra": "416x240x481", "compile_estimate_s": 150.0,
+                    "memory_frames": "101,481,2001", "memory_size": "832x480", "paper_sizes": "832x480"}
         tiny = {"width": 64, "height": 32, "frames": 121, "steps": 22, "extra": "", "compile_estimate_s": 60.0,
-                "memory_frames": "41,121", "memory_size": "64x32"}
+                "memory_frames": "41,121", "memory_size": "64x32", "paper_sizes": ""}
         for k, v in tiny.items():  # only where the command line left the default
             if getattr(args, k) == defaults[k]:
                 setattr(args, k, v)
@@ -457,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     args.extra = [tuple(int(v) for v in x.split("x")) for x in args.extra.split(",") if x]
     args.memory_frames = [int(x) for x in args.memory_frames.split(",") if x]
     args.memory_size = tuple(int(v) for v in args.memory_size.split("x"))
+    args.paper_sizes = [tuple(int(v) for v in x.split("x")) for x in args.paper_sizes.split(",") if x]
     date = record.now()
     deadline = T_START + args.budget_s
 

@@ -24,7 +24,7 @@ def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "wan_perf_gpu.py"), "--comfyui", str(harness.comfyui_path()), "--tiny",
            "--device", "cpu", "--out", str(out), "--peer-steps", "3", "--peer-repeats", "2", "--few-step", "4:7:0",
            "--few-step-repeats", "1", "--stop-after-windows", "3", "--min-partial-s", "0", "--budget-s", "100000",
-           "--compile-estimate-s", "1e9"]  # a compile that can never fit: the row is recorded as skipped, with its estimate
+           "--compile-estimate-s", "1e9", "--paper-sizes", "32x16"]  # a compile that can never fit: the row is recorded as skipped, with its estimate
     env = {**os.environ, "MIGA_LOOKAHEAD": "1"}  # the lookahead on the CPU too: the "one call at a time" row is then its A/B
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
@@ -33,7 +33,8 @@ def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
     assert data["benchmark"] == "wan_perf" and rec["script"] == "benchmarks/wan_perf_gpu.py"
     assert rec["options"]["tiny"] is True and "benchmarks/wan_perf_gpu.py" in rec["code"]["sha256"]
     rows = {r["name"]: r for r in data["rows"]}
-    assert list(rows) == ["fifo T22", "miga no DCE T22", "miga full T22", "wan21-official T22", "core context windows 3 steps",
+    assert list(rows) == ["fifo T22", "miga no DCE T22", "miga full T22", "wan21-official T22", "fifo T22 32x16", "miga no DCE T22 32x16",
+                          "miga full T22 32x16", "wan21-official T22 32x16", "core context windows 3 steps",
                           "fifo T4 cfg1", "miga full T4 cfg1", "miga full T4 cfg1 one call at a time", "memory 41f T4 cfg1", "memory 121f T4 cfg1", "miga full T4 cfg1 compiled"]
 
     from miga_core import (
@@ -52,7 +53,7 @@ def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
         "wan21-official T22": plan_run(preset("wan21-official")[0], 22, N, guidance=preset("wan21-official")[1],
                                        reflection=preset("wan21-official")[2], has_initial_clip=True),
     }
-    for name, plan in plans.items():  # stopped rows: 3 windows measured, time per frame projected from the plan
+    for name, plan in [*plans.items(), *((f"{k} 32x16", p) for k, p in plans.items())]:  # stopped rows: 3 windows measured
         row = rows[name]
         assert row["status"] == "partial" and row["planned_calls"] == plan.total_calls, name
         run = row["timing"]["runs"][0]
