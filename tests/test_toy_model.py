@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from benchmarks import train_toy
 from miga_core import MigaValueError
 from toyworld.model import ToyDenoiser, ToyDiT, ToyDiTConfig, config_from_metadata, load_model, save_model
-from toyworld.train import lr_factor
+from toyworld.train import clip_levels, lr_factor
 from toyworld.train import main as train_main
 from toyworld.world import render, sample_spec
 
@@ -118,6 +118,21 @@ def test_learning_rate_warms_up_then_follows_the_cosine_to_its_floor():
     assert lr_factor(999, 1.0, 100, "cosine", 0.1) == pytest.approx(0.1)
     assert lr_factor(999, 2.0, 100, "cosine", 0.1) == pytest.approx(0.1)  # past the end: the floor
     assert lr_factor(999, 1.0, 100, "constant", 0.1) == 1.0
+
+
+def test_clip_levels_share_one_level_per_clip_unless_mixed_and_then_rise_along_the_frames():
+    torch.manual_seed(0)
+    shared = clip_levels(64, 16, 0.0, "cpu")
+    assert shared.shape == (64, 16) and torch.equal(shared, shared[:, :1].expand(64, 16))  # the recipe: one level per clip
+    torch.manual_seed(0)
+    assert torch.equal(clip_levels(64, 16, 0.0, "cpu"), shared)  # same draws: the default recipe's stream is kept
+    torch.manual_seed(0)
+    mixed = clip_levels(4000, 16, 0.25, "cpu")
+    rising = (mixed[:, -1] - mixed[:, 0]) > 1e-6
+    assert 0.22 < rising.float().mean() < 0.28  # about the asked fraction
+    assert bool((mixed[rising].diff(dim=1) >= 0).all()) and bool(((mixed > 0) & (mixed < 1)).all())
+    steps = mixed[rising].diff(dim=1)
+    assert torch.allclose(steps, steps[:, :1].expand_as(steps), atol=1e-6)  # linear along the frames
 
 
 def test_training_runs_at_the_asked_size_and_writes_weights_config_and_log(tmp_path):

@@ -4,7 +4,8 @@
     python -m toyworld.train --out /tmp/tiny --steps 3 --batch 2 --dim 32 --depth 1 --heads 1 --device cpu   # smoke test
 
 As foundation video models are trained: every clip of 16 frames shares one noise level
-(logit-normal sigma, SD3), flow matching loss on the velocity, the prompt dropped 10% of the
+(logit-normal sigma, SD3; ``--mixed-levels`` makes a fraction of the clips rise in level along their frames, as a
+diagonal queue's windows do, :func:`clip_levels`), flow matching loss on the velocity, the prompt dropped 10% of the
 time for classifier-free guidance, an EMA of the weights saved as fp16 safetensors. Clips are
 rendered on the fly from fresh seeds (never the evaluation seeds, see ``EVAL_SEED_BASE``), at a
 random phase of their trajectory.
@@ -36,7 +37,7 @@ import torch
 from .model import ToyDiT, ToyDiTConfig, load_model, save_model
 from .world import render, sample_spec
 
-__all__ = ["EVAL_SEED_BASE", "train_batch", "lr_factor", "build_parser", "main"]
+__all__ = ["EVAL_SEED_BASE", "train_batch", "clip_levels", "lr_factor", "build_parser", "main"]
 
 EVAL_SEED_BASE = 10_000_000  # seeds >= this are reserved for evaluation and benchmarks
 
@@ -49,6 +50,22 @@ def train_batch(step: int, batch: int, frames: int, size: int, device: str | tor
     video = render(specs, frames, start=start, size=size, device=device).video  # [B, F, 3, H, W]
     attrs = torch.tensor([s.attributes() for s in specs], device=device)
     return video.permute(0, 2, 1, 3, 4) * 2 - 1, attrs
+
+
+def clip_levels(batch: int, frames: int, mixed: float, device: str | torch.device) -> torch.Tensor:
+    """The noise level of every frame, ``[B, F]`` in (0, 1), drawn from the global RNG.
+
+    Each clip shares one logit-normal level (SD3), as foundation video models are trained. With ``mixed > 0`` that
+    fraction of the clips instead rises along its frames, linearly from the lower to the higher of two logit-normal
+    draws: what a window of a diagonal queue (FIFO-Diffusion, MIGA) shows the model. The extra draws are made only then,
+    so ``mixed=0`` keeps the recipe's random stream.
+    """
+    sigma = torch.sigmoid(torch.randn(batch, device=device))[:, None].expand(batch, frames)
+    if mixed <= 0:
+        return sigma
+    lo, hi = torch.sigmoid(torch.randn(batch, 2, device=device)).sort(dim=1).values.unbind(1)
+    ramp = lo[:, None] + (hi - lo)[:, None] * torch.linspace(0, 1, frames, device=device)
+    return torch.where((torch.rand(batch, device=device) < mixed)[:, None], ramp, sigma)
 
 
 def lr_factor(step: int, progress: float, warmup: int, schedule: str, min_ratio: float) -> float:
@@ -85,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-raw", action="store_true", help="also write toy_dit_raw.safetensors (the weights without EMA)")
+    ap.add_argument("--mixed-levels", type=float, default=0.0,
+                    help="fraction of clips whose frames rise in level as in a diagonal queue's window (clip_levels). Default: 0")
     ap.add_argument("--init", default=None, help="continue from these weights (a save_model file); its size replaces --dim --depth --heads")
     return ap
 
@@ -118,15 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         B = x0.shape[0]
         drop = torch.rand(B, device=args.device) < args.dropout
         attrs = torch.where(drop[:, None], model.null_attributes(B, device=args.device), attrs)
-        sigma = torch.sigmoid(torch.randn(B, device=args.device))  # logit-normal, one level per clip
+        sigma = clip_levels(B, config.frames, args.mixed_levels, args.device)  # [B, F]
         noise = torch.randn_like(x0)
-        s5 = sigma[:, None, None, None, None]
+        s5 = sigma[:, None, :, None, None]
         x_t = (1 - s5) * x0 + s5 * noise
         lr = args.lr * lr_factor(step, progress, args.warmup, args.schedule, args.min_lr_ratio)
         for group in opt.param_groups:
             group["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            v = model(x_t, sigma[:, None].expand(B, config.frames), model.embed_prompt(attrs))
+            v = model(x_t, sigma, model.embed_prompt(attrs))
         loss = torch.nn.functional.mse_loss(v.float(), noise - x0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
