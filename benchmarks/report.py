@@ -1101,14 +1101,14 @@ def wan_perf_findings(data: dict) -> str:
         if "max_abs_diff_vs_ref" in r:
             line += f"; max |compiled - eager| {r['max_abs_diff_vs_ref']} (eager max |x| {r['max_abs_ref']})"
         out.append(line + ".")
-    for r in rows:  # the executor's lookahead against one model call at a time, same run otherwise
-        ref = by.get(r.get("ref") or "") if r.get("lookahead") is False else None
+    for r in rows:  # the executor's pipelining against one model call at a time, same run otherwise
+        ref = by.get(r.get("ref") or "") if r.get("pipelined") is False else None
         f, rf = perf_figures(r), perf_figures(ref) if ref else None
         if f is None or rf is None or f["projected"] or rf["projected"]:
             continue
         ratio = rf["s_per_pixel_frame"] / f["s_per_pixel_frame"]
         same = r.get("max_abs_diff_vs_ref")
-        out.append(f"- Lookahead (model call k+1 queued before the host steps window k): `{ref['name']}` {rf['overhead_ms_per_call']:.1f} ms "
+        out.append(f"- Pipelined calls (model call k+1 queued before the host steps window k): `{ref['name']}` {rf['overhead_ms_per_call']:.1f} ms "
                    f"outside the DiT per call ({100 * rf['dit_fraction']:.1f}% inside), against {f['overhead_ms_per_call']:.1f} ms "
                    f"({100 * f['dit_fraction']:.1f}%) one call at a time; time per frame {ratio:.2f}x: {ratio_verdict(ratio, noise)}; "
                    + ("latents bit-identical." if same == 0 else f"latents differ by up to {same} (max |x| {r.get('max_abs_ref')}).")
@@ -1173,7 +1173,7 @@ def wan_perf_numbers() -> str:
     peers = [r for r in rows if r["kind"] == "context_windows" and not perf_figures(r)["projected"]]
     long = []
     for r in rows:
-        if r["kind"] != "node" or r.get("mode") == "fifo" or not r.get("guidance") or r.get("lookahead") is False:
+        if r["kind"] != "node" or r.get("mode") == "fifo" or not r.get("guidance") or r.get("pipelined") is False:
             continue
         for peer in peers:
             if (r["width"], r["height"], r["num_pixel_frames"]) == (peer["width"], peer["height"], peer["num_pixel_frames"]):

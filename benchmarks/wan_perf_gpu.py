@@ -16,8 +16,8 @@ Issue 13. The model is ComfyUI's WanModel with Wan2.1-T2V-1.3B's dimensions and 
    static schedule, pyramid fuse, FreeNoise) + core KSampler (uni_pc, simple) at 20 and 30 steps, same model and length.
 3. ``few_step``: T=4 and T=8 at CFG 1 (the distilled-LoRA regime) with the MIGA configuration that plan_run accepts
    there (paper's zigzag width, the largest unified_steps that keeps DCE); FIFO, which needs T >= 21, is recorded as refused.
-   The T=8 row again with ``MIGA_LOOKAHEAD=0`` (each model call waits for the host's step of the previous window): the
-   executor's lookahead measured against one call at a time, and their latents compared.
+   The T=8 row again with ``MIGA_PIPELINE=0`` (each model call waits for the host's step of the previous window): the
+   executor's pipelining measured against one call at a time, and their latents compared.
 4. ``memory``: peak VRAM and host RSS by video length at 832x480 (``--memory-frames``, 101, 481 and 2,001 frames), T=4
    CFG 1 with the few-step row's configuration (windows of one size whatever the length; the longest stops through the
    interrupt after as many windows as the whole run of the length before it, so its peak covers that many windows).
@@ -105,7 +105,7 @@ class Spec:
     repeats: int = 1
     note: str = ""
     ref: str | None = None  # compile, one call at a time: the row whose latent it is compared with
-    lookahead: bool | None = None  # MIGA_LOOKAHEAD for this row (None: the executor's default)
+    pipelined: bool | None = None  # MIGA_PIPELINE for this row (None: the executor's default)
 
 
 def build_specs(args) -> list[Spec]:
@@ -133,8 +133,8 @@ def build_specs(args) -> list[Spec]:
     last = max(args.few_step)
     lz, u = args.few_step[last]
     specs.append(Spec(f"miga full T{last} cfg1 one call at a time", "few_step", "node", W, H, F, last, 1.0, zigzag_width=lz,
-                      unified_steps=u, dce=True, repeats=args.few_step_repeats, lookahead=False, ref=f"miga full T{last} cfg1",
-                      note="MIGA_LOOKAHEAD=0: each model call starts after the host stepped the previous window"))
+                      unified_steps=u, dce=True, repeats=args.few_step_repeats, pipelined=False, ref=f"miga full T{last} cfg1",
+                      note="MIGA_PIPELINE=0: each model call starts after the host stepped the previous window"))
     first = min(args.few_step)
     lz, u = args.few_step[first]
     mw, mh = args.memory_size
@@ -581,10 +581,10 @@ def main(argv: list[str] | None = None) -> int:
         result: dict = {"status": "completed", "rss_start": RssPeak.now()}
         t0 = time.perf_counter()
         with RssPeak() as rss, torch.inference_mode():
-            setting = os.environ.get("MIGA_LOOKAHEAD")
+            setting = os.environ.get("MIGA_PIPELINE")
             try:
-                if spec.lookahead is not None:
-                    os.environ["MIGA_LOOKAHEAD"] = "1" if spec.lookahead else "0"
+                if spec.pipelined is not None:
+                    os.environ["MIGA_PIPELINE"] = "1" if spec.pipelined else "0"
                 samples, report = execute(spec, use_model)
                 result["finite"] = bool(torch.isfinite(samples).all())
                 result["latent"] = samples
@@ -594,9 +594,9 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # a failing row (e.g. a compile error) is recorded, the others still run
                 result.update(status="failed", error=f"{type(exc).__name__}: {str(exc)[:400]}")
             finally:  # the process's own setting again
-                os.environ.pop("MIGA_LOOKAHEAD", None)
+                os.environ.pop("MIGA_PIPELINE", None)
                 if setting is not None:
-                    os.environ["MIGA_LOOKAHEAD"] = setting
+                    os.environ["MIGA_PIPELINE"] = setting
             sync()
         wall = time.perf_counter() - t0
         stop["at"] = stop["windows"] = None
@@ -649,8 +649,8 @@ def main(argv: list[str] | None = None) -> int:
         if spec.kind in ("node", "compile"):
             row.update({"mode": spec.mode, "zigzag_width": spec.zigzag_width, "unified_steps": spec.unified_steps,
                         "guidance": 4 if spec.dce else 0, "reflection": 0.01 if spec.dce else None})
-            if spec.lookahead is not None:
-                row["lookahead"] = spec.lookahead
+            if spec.pipelined is not None:
+                row["pipelined"] = spec.pipelined
         if spec.note:
             row["note"] = spec.note
         if spec.group == "few_step" and spec.kind == "node":
@@ -743,7 +743,7 @@ def run_summary(r: dict, spec: Spec, p: dict, N: int) -> dict:
                     "s_per_latent": round(wall / N, 4), "s_per_model_call": round(wall / max(len(dit), 1), 4)})
     elif r["status"] == "partial" and r["windows_done"]:
         # projected: the measured seconds per model call, times the plan's windows. The forwards counted are those begun
-        # by the last finished window (self-reflection's search windows included; with the executor's lookahead one more
+        # by the last finished window (self-reflection's search windows included; with the executor's pipelining one more
         # than the windows handed back), timed to the end of the last of them on the device's timeline
         n = r["forwards_done"]
         span = r["dit_ends"][n - 1] if 0 < n <= len(r["dit_ends"]) else r["to_last_window_s"]

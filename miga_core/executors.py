@@ -100,7 +100,7 @@ class Sequential(Executor):
     """One denoiser runs the calls one by one on ``compute``.
 
     With the latents stored on the host and the calls run on a CUDA device (the nodes' setup), each call is queued on
-    the device *before* the previous call's output is handed back (one call of lookahead): the GPU computes call k+1
+    the device *before* the previous call's output is handed back (pipelined, one call ahead): the GPU computes call k+1
     while the host does the sampler step, noise and callback of call k, instead of idling between windows. Inputs go
     up and outputs come back through pinned host memory without blocking, and only the host copy of call k waits
     (for its own copy, not for call k+1). Outputs are the same as one by one (the same calls on the same inputs; the
@@ -111,21 +111,21 @@ class Sequential(Executor):
 
     Args:
         denoiser: the model.
-        lookahead: None (the default: the environment variable ``MIGA_LOOKAHEAD``, ``1`` on or ``0`` off, else where
+        pipelined: None (the default: the environment variable ``MIGA_PIPELINE``, ``1`` on or ``0`` off, else where
             it pays, as above), True (also on the CPU: tests), False (never).
     Raises:
-        MigaValueError: at the first wave, ``MIGA_LOOKAHEAD`` set to another value than ``0`` or ``1``.
+        MigaValueError: at the first wave, ``MIGA_PIPELINE`` set to another value than ``0`` or ``1``.
     """
 
-    def __init__(self, denoiser: Denoiser, lookahead: bool | None = None) -> None:
+    def __init__(self, denoiser: Denoiser, pipelined: bool | None = None) -> None:
         self.denoiser = denoiser
-        self.lookahead = lookahead
+        self.pipelined = pipelined
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         return self.denoiser(x, sigma, prompt)
 
     def map_calls(self, calls: Sequence[ModelCall], compute: torch.device) -> Iterator[torch.Tensor]:
-        ahead = self.lookahead if self.lookahead is not None else _lookahead_setting()
+        ahead = self.pipelined if self.pipelined is not None else _pipeline_setting()
         if ahead is None:
             ahead = compute.type == "cuda" and any(call.storage != compute for call in calls)
         if not ahead:
@@ -142,12 +142,12 @@ class Sequential(Executor):
             yield pending.land()
 
 
-def _lookahead_setting() -> bool | None:
-    """``MIGA_LOOKAHEAD``: True (``1``), False (``0``) or None (unset or empty: where it pays)."""
-    value = os.environ.get("MIGA_LOOKAHEAD", "")
+def _pipeline_setting() -> bool | None:
+    """``MIGA_PIPELINE``: True (``1``), False (``0``) or None (unset or empty: where it pays)."""
+    value = os.environ.get("MIGA_PIPELINE", "")
     if value not in ("", "0", "1"):
-        raise MigaValueError(bad_value("MIGA_LOOKAHEAD", value, "0 (one model call at a time), 1 (one call of lookahead) or unset",
-                                       "unset it to let the run choose (lookahead on CUDA with the latents in host memory)"))
+        raise MigaValueError(bad_value("MIGA_PIPELINE", value, "0 (one model call at a time), 1 (pipelined, one call ahead) or unset",
+                                       "unset it to let the run choose (pipelined on CUDA with the latents in host memory)"))
     return None if value == "" else value == "1"
 
 

@@ -240,7 +240,7 @@ def _conds_to(conds: dict[str, list[dict]], device: torch.device) -> None:
 
     ComfyUI keeps it in host memory and copies it to the model's device at every model call (``cast_to_device`` in
     ``BaseModel._apply_model``): for Wan2.1 8 MiB of float32 text embedding per prompt, a copy from pageable memory
-    that also makes the host wait for the model call in flight, which undoes the executor's lookahead
+    that also makes the host wait for the model call in flight, which undoes the executor's pipelining
     (:class:`miga_core.executors.Sequential`). The values are the same; only where they live changes.
     """
     for entries in conds.values():

@@ -111,8 +111,8 @@ def test_sequential_is_the_plain_denoiser():
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_lookahead_queues_the_next_call_before_handing_back_the_output_and_changes_no_bit(name):
-    """One call of lookahead (the CUDA default when the latents live on the host): the same video, callbacks and
+def test_pipelined_calls_queue_the_next_call_before_handing_back_the_output_and_change_no_bit(name):
+    """Pipelined one call ahead (the CUDA default when the latents live on the host): the same video, callbacks and
     counters as one by one, while each call of a wave starts before the previous window's callback."""
     events = []
 
@@ -128,16 +128,16 @@ def test_lookahead_queues_the_next_call_before_handing_back_the_output_and_chang
         events.append("window")
         infos.append(info)
 
-    result = run(Sequential(Logged(), lookahead=True), sigmas, plan, callback=callback, **start)
+    result = run(Sequential(Logged(), pipelined=True), sigmas, plan, callback=callback, **start)
     _same((plan, result, infos), reference(name))
     seq = "".join("c" if e == "call" else "w" for e in events)
     assert "ccw" in seq  # a call was queued while the previous output was still to be stepped
     plain = ToyDenoiser()
-    run(Sequential(plain, lookahead=False), sigmas, plan, **start)
+    run(Sequential(plain, pipelined=False), sigmas, plan, **start)
     assert seq.count("c") == len(plain.calls)  # no call more or less
 
 
-def test_lookahead_stops_at_a_nan_and_at_a_cancel_where_one_by_one_does():
+def test_pipelined_calls_stop_at_a_nan_and_at_a_cancel_where_one_by_one_does():
     plan, sigmas, start = case("miga_batch2")
 
     class NaNAt(ToyDenoiser):
@@ -145,7 +145,7 @@ def test_lookahead_stops_at_a_nan_and_at_a_cancel_where_one_by_one_does():
             out = super().__call__(x, sigma, prompt)
             return out * float("nan") if len(self.calls) == 7 else out
 
-    def stopped(lookahead, **kw):
+    def stopped(pipelined, **kw):
         infos, denoiser = [], NaNAt()
 
         def callback(info):
@@ -154,7 +154,7 @@ def test_lookahead_stops_at_a_nan_and_at_a_cancel_where_one_by_one_does():
                 raise KeyboardInterrupt("cancelled")
 
         with pytest.raises((MigaError, KeyboardInterrupt)) as err:
-            run(Sequential(denoiser, lookahead=lookahead), sigmas, plan, callback=callback, **start)
+            run(Sequential(denoiser, pipelined=pipelined), sigmas, plan, callback=callback, **start)
         return str(err.value), [(i.stage, i.window, i.indices) for i in infos], len(denoiser.calls)
 
     for kw in ({}, {"cancel_at": 4}):
@@ -165,7 +165,7 @@ def test_lookahead_stops_at_a_nan_and_at_a_cancel_where_one_by_one_does():
     assert "NaN/Inf" in stopped(True)[0]
 
 
-def test_miga_lookahead_turns_it_on_and_off_and_a_bad_value_is_refused(monkeypatch):
+def test_miga_pipeline_turns_it_on_and_off_and_a_bad_value_is_refused(monkeypatch):
     calls = []
 
     class Logged(ToyDenoiser):
@@ -176,13 +176,13 @@ def test_miga_lookahead_turns_it_on_and_off_and_a_bad_value_is_refused(monkeypat
     plan, sigmas, start = case("fifo")
 
     def order(value):
-        monkeypatch.setenv("MIGA_LOOKAHEAD", value)
+        monkeypatch.setenv("MIGA_PIPELINE", value)
         calls.clear()
         run(Sequential(Logged()), sigmas, plan, callback=lambda info: calls.append("w"), **start)
         return "".join(calls)
 
     assert "ccw" in order("1") and "ccw" not in order("0") and "ccw" not in order("")  # the CPU: none unless asked
-    with pytest.raises(MigaError, match="MIGA_LOOKAHEAD=.yes.*allowed is 0"):
+    with pytest.raises(MigaError, match="MIGA_PIPELINE=.yes.*allowed is 0"):
         order("yes")
 
 

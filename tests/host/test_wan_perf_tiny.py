@@ -25,7 +25,7 @@ def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
            "--device", "cpu", "--out", str(out), "--peer-steps", "3", "--peer-repeats", "2", "--few-step", "4:7:0",
            "--few-step-repeats", "1", "--stop-after-windows", "3", "--min-partial-s", "0", "--budget-s", "100000",
            "--compile-estimate-s", "1e9", "--paper-sizes", "32x16"]  # a compile that can never fit: the row is recorded as skipped, with its estimate
-    env = {**os.environ, "MIGA_LOOKAHEAD": "1"}  # the lookahead on the CPU too: the "one call at a time" row is then its A/B
+    env = {**os.environ, "MIGA_PIPELINE": "1"}  # pipelined on the CPU too: the "one call at a time" row is then its A/B
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     data = json.loads(out.read_text())
@@ -70,8 +70,8 @@ def test_tiny_run_rows_and_measured_calls_equal_the_plan(tmp_path):
     assert few["plan_space"]["with_dce"]["7"]["accepted_unified_steps"] == [0]
     assert "zigzag_width >= 7" in few["plan_space"]["with_dce"]["1"]["refused_next"]
     assert rows["fifo T4 cfg1"]["status"] == "refused" and "at least 21 steps" in rows["fifo T4 cfg1"]["refusal"]
-    one = rows["miga full T4 cfg1 one call at a time"]  # the same run without the lookahead: the same latents, bit for bit
-    assert one["lookahead"] is False
+    one = rows["miga full T4 cfg1 one call at a time"]  # the same run not pipelined: the same latents, bit for bit
+    assert one["pipelined"] is False
     assert one["status"] == "completed" and one["model_calls"] == few["model_calls"] and one["max_abs_diff_vs_ref"] == 0.0
 
     peer = rows["core context windows 3 steps"]  # 31 latents in 21-latent windows overlapping by 8: 2 windows per step
