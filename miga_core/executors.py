@@ -130,7 +130,7 @@ class Sequential(Executor):
             ahead = compute.type == "cuda" and any(call.storage != compute for call in calls)
         if not ahead:
             for call in calls:
-                yield _run_call(self.denoiser, call, compute).to(call.storage)
+                yield _run_call_home(self.denoiser, call, compute)
             return
         pending: _Launched | None = None
         for call in calls:
