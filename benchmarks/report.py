@@ -984,6 +984,27 @@ def memory_by_length(rows: list[dict]) -> list[str]:
     return [line + f". Host RSS peak (the whole process): {rss}."]
 
 
+def batch_scaling(rows: list[dict]) -> list[str]:
+    """Whether one window saturates the GPU (issue 13: batch windows where it does not): per size, the DiT's seconds per
+    forward of a CFG batch of 2 (CFG != 1) against a batch of 1 (CFG 1), MIGA/FIFO rows only. 2x: saturated, batching
+    windows saves nothing; near 1x: the GPU had room for a second window."""
+    out = []
+    for w, h in sorted({(r["width"], r["height"]) for r in rows}):
+        def mean_forward(two: bool) -> float | None:
+            figs = [perf_figures(r)["dit_s_per_forward"] for r in rows if (r["width"], r["height"]) == (w, h) and perf_figures(r)
+                    and r["kind"] in ("node", "official") and (r["cfg"] != 1.0) == two]
+            return sum(figs) / len(figs) if figs else None
+
+        one, two = mean_forward(False), mean_forward(True)
+        if one and two:
+            ratio = two / one
+            out.append(f"- One window at {w}x{h}: a DiT forward of 2 rows (CFG batch) takes {ratio:.2f}x one of 1 row ({two:.4f} "
+                       f"against {one:.4f} s), so " + ("the GPU is saturated by one window: batching windows "
+                       f"(`window_batch`) could save at most {100 * (1 - ratio / 2):.0f}% of the model time." if ratio > 1.8 else
+                       "a second window nearly fits in the same time: batching windows (`window_batch`) pays here."))
+    return out
+
+
 def against_fifo(rows: list[dict], noise: tuple[float, str] | None) -> list[str]:
     """MIGA's rows against the FIFO row of the same size, length and steps (issue 13: MIGA without DCE at most 1.02x FIFO
     per frame; full MIGA's ratio and R_corr stated, the paper's Tab. A4 1.007 and 1.22): per model call, per frame of
@@ -1054,6 +1075,7 @@ def wan_perf_findings(data: dict) -> str:
                        f"(the plans' per-latent calls, fixed costs gone) {long:.2f}x.")
     out.extend(against_fifo(rows, noise))
     out.extend(memory_by_length(rows))
+    out.extend(batch_scaling(rows))
     shares = [f"`{r['name']}` {100 * perf_figures(r)['dit_fraction']:.1f}% ({perf_figures(r)['overhead_ms_per_call']:.1f} ms outside "
               "the DiT per call)" for r in rows if perf_figures(r) is not None]
     if shares:
