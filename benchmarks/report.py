@@ -65,6 +65,18 @@ INTRO = {
         "lists the other row names that denote it. The sweeps of zigzag_width, unified_steps, num_guidance and update\n"
         "vary full MIGA with self-reflection off; threshold, score_on and judge_position vary full MIGA.\n"
     ),
+    "official_calls": (
+        "## Model calls per output latent: the authors' released Wan loop against our profiles\n\n"
+        "`benchmarks/official_calls.py` (CPU, no model): the released loop's windows come from its records "
+        "(`tests/fixtures/official_wan/`, its `generate_by_miga` run with a stand-in model), ours from `plan_run` at the "
+        "same T and output length with the initial clip given. The release runs CFG as two batch-1 DiT calls per window, "
+        "ours one call of 2 rows (at 416x240 on the H200 a call of 2 rows costs 1.91x one of 1, so per window the time is "
+        "about the same: windows per latent compare time, DiT calls per latent compare launches). The release's own "
+        "initial-clip windows are left out of both sides. `candidate` are self-reflection's search windows: the record's "
+        "for the release and for `wan21-official` (ours skips the candidate windows whose results the release throws "
+        "away, REFERENCE A1.7; `tests/test_official_profile.py` holds our run to these windows pass by pass); for the "
+        "other profiles they depend on the video and are given per fired check.\n"
+    ),
     "wan_perf": (
         "## Time per frame on Wan2.1-1.3B: MIGA, FIFO, the official profile and core context windows (ComfyUI)\n\n"
         "`benchmarks/wan_perf_gpu.py`: the real Wan2.1-T2V-1.3B architecture with random bf16 weights, one device call.\n"
@@ -461,6 +473,8 @@ def render() -> str:
             parts.append(findings(data))
         elif data["benchmark"] == "wan_perf":
             parts.append(wan_perf_text(data))
+        elif data["benchmark"] == "official_calls":
+            parts.append(official_calls_text(data))
         elif data["benchmark"] == "toy_models":
             parts.append(toy_models_text(data))
         elif data["benchmark"] == "train_toy":
@@ -480,6 +494,40 @@ def render() -> str:
         else:
             parts.append(table([flat_row(r) for r in data["rows"]]) + "\n")
     return "\n".join(parts)
+
+
+def official_calls_text(data: dict) -> str:
+    """The released loop's windows and DiT calls per output latent beside our profiles', and the ratios."""
+    phases = ("init", "candidate", "stage1", "stage2", "refine")
+    lines = ["| record | T | output latents | side | " + " | ".join(phases) + " | windows | windows/latent | DiT calls/latent | "
+             "self-reflection |", "|" + "---|" * (8 + len(phases))]
+    for r in data["rows"]:
+        w = r["windows_by_phase"]
+        if "fired_checks" in r:
+            refl = f"{r['fired_checks']} checks fired" + (f" (its own clip: {r['initial_clip_windows']} windows, left out)"
+                                                           if r.get("initial_clip_windows") else "")
+        else:
+            refl = f"+{r['windows_per_fired_check']} windows per fired check, {r['checks']} checks" if r["checks"] else "off"
+        lines.append(f"| {r['record']} | {r['steps']} | {r['output_latents']} | {r['side']} | "
+                     + " | ".join(str(w[p]) if p in w else "searches" if r["checks"] else "0" for p in phases)
+                     + f" | {r['windows']} | {r['windows_per_latent']} | {r['dit_calls_per_latent']} | {refl} |")
+    out = ["\n".join(lines) + "\n"]
+    for name in dict.fromkeys(r["record"] for r in data["rows"]):
+        rows = {r["side"]: r for r in data["rows"] if r["record"] == name}
+        rel, off = rows["released code"], rows["ours, wan21-official"]
+        dropped = rel["windows_by_phase"]["candidate"] - off["windows_by_phase"]["candidate"]
+        line = (f"- `{name}` (T={rel['steps']}, {rel['output_latents']} output latents): the released code makes "
+                f"{rel['dit_calls_per_latent']} DiT calls per output latent ({rel['windows_per_latent']} windows); ours with the "
+                f"official profile {off['dit_calls_per_latent']} (its windows less the {dropped} discarded candidate windows, one "
+                f"call each): the release makes {rel['dit_calls_per_latent'] / off['dit_calls_per_latent']:.2f}x our DiT calls and "
+                f"{rel['windows_per_latent'] / off['windows_per_latent']:.2f}x our windows")
+        for side in ("ours, wan21", "ours, wan21-paper"):
+            r = rows.get(side)
+            if r:
+                line += (f"; {side.removeprefix('ours, ')} {r['windows_per_latent']} windows per latent"
+                         + (" before searches" if r["checks"] else ""))
+        out.append(line + ".")
+    return "\n".join(out) + "\n"
 
 
 def _clip_cells(s: dict) -> list[str]:
