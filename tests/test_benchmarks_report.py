@@ -151,6 +151,18 @@ def test_resume_keeps_the_rows_of_a_run_with_another_out_and_refuses_one_of_othe
     assert record.differences({"a": {"b": 1, "c": [1]}}, {"a": {"b": 2, "c": [1]}, "d": 0}) == ["a.b", "d"]
 
 
+def test_official_calls_result_is_what_its_script_computes_now(tmp_path):
+    from benchmarks import official_calls
+
+    official_calls.main(["--out", str(tmp_path / "oc.json")])
+    fresh = json.loads((tmp_path / "oc.json").read_text())["rows"]
+    committed = json.loads((ROOT / "benchmarks" / "results" / "official_calls_cpu.json").read_text())["rows"]
+    assert record.strip_timing(fresh) == record.strip_timing(committed)
+    for r in fresh:
+        if r["side"] == "released code":  # CFG as two batch-1 calls per window, the record's own count
+            assert r["dit_calls"] == 2 * r["windows"]
+
+
 def test_records_of_two_code_states_are_not_called_one():
     def rec(miga: str, toy: str) -> dict:
         return {"record": {"code": {"commit": "abc", "dirty": False, "sha256": {"miga_core": miga, "toyworld": toy,

@@ -202,3 +202,13 @@ def test_the_window_rules_equal_the_written_spec_for_every_length_and_pass():
                 assert official_regions(L, n, 10, i) == regions_rotating(L, n, i)
     for b in range(0, 80):
         assert list(official_guidance_positions(b, 4, 7) or []) == spec_guidance(b, 4, 7, offset=7 // 2)
+
+
+def test_official_calls_counts_the_windows_our_run_makes():
+    """benchmarks/official_calls.py's row for ``wan21-official`` is our run's window count, candidates included."""
+    from benchmarks.official_calls import rows_of
+
+    _, _, _, state, _, log, _ = ours("a_drain_reflect")
+    row = next(r for r in rows_of("a_drain_reflect") if r["side"] == "ours, wan21-official")
+    assert row["windows_by_phase"]["candidate"] == sum(1 for p, _ in log if p == "candidate") > 0
+    assert row["windows"] == state.num_windows
