@@ -1255,6 +1255,17 @@ def wan_perf_numbers() -> str:
     mem = memory_by_length(data["rows"])
     if mem:
         out.append(mem[0].split(". Host RSS")[0] + ".")
+    calls_path = RESULTS / "official_calls_cpu.json"
+    if calls_path.exists():
+        rows_c = load(calls_path)["rows"]
+        pairs = [(r, next(o for o in rows_c if o["record"] == r["record"] and o["side"] == "ours, wan21-official"))
+                 for r in rows_c if r["side"] == "released code"]
+        calls = [r["dit_calls_per_latent"] / o["dit_calls_per_latent"] for r, o in pairs]
+        wins = [r["windows_per_latent"] / o["windows_per_latent"] for r, o in pairs]
+        out.append(f"- The authors' released loop, at its own settings ({len(pairs)} recorded runs, `benchmarks/official_calls.py`), makes "
+                   f"{min(calls):.2f}-{max(calls):.2f}x the DiT calls per output latent of our `wan21-official` profile (it runs CFG "
+                   f"as two batch-1 calls) and {min(wins):.2f}-{max(wins):.2f}x its windows (it also computes candidate windows it "
+                   "throws away).")
     out.append("- From `benchmarks/wan_perf_gpu.py` (random weights of the real architecture); BENCHMARKS.md has every row and verdict.")
     return f"{PERF_BEGIN}\n" + "\n".join(out) + f"\n{PERF_END}"
 
