@@ -54,12 +54,17 @@ class ModelCall:
     check: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def _prompt_for(denoiser: Denoiser, prompt: torch.Tensor, move: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The prompt weights as ``denoiser`` takes them: left on the host where it sets ``prompt_on_host``, else ``move``d."""
+    return prompt if getattr(denoiser, "prompt_on_host", False) else move(prompt)
+
+
 def _run_call(denoiser: Denoiser, call: ModelCall, device: torch.device) -> torch.Tensor:
     """Prepare ``call``, run it on ``device`` (the current CUDA device while it runs), check it; the output stays on ``device``."""
     x, sigma, prompt = call.prepare()
     xs = x.to(device)
     with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-        return call.check(denoiser(xs, sigma.to(device), prompt.to(device)), xs)
+        return call.check(denoiser(xs, sigma.to(device), _prompt_for(denoiser, prompt, lambda p: p.to(device))), xs)
 
 
 def _run_call_home(denoiser: Denoiser, call: ModelCall, device: torch.device) -> torch.Tensor:
@@ -164,7 +169,7 @@ class _Launched:
         x, sigma, prompt = call.prepare()
         xs = up(x)
         with torch.cuda.device(device) if cuda else contextlib.nullcontext():
-            out = denoiser(xs, up(sigma), up(prompt))
+            out = denoiser(xs, up(sigma), _prompt_for(denoiser, prompt, up))
             if not isinstance(out, torch.Tensor) or out.shape != xs.shape or out.device != xs.device:
                 call.check(out, xs)  # raises, naming what came back
             self.home = out
@@ -231,8 +236,8 @@ class Replicas(Executor):
         self.waves: list[list[int]] = []
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-        d = self.devices[0]
-        return self.denoisers[0](x.to(d), sigma.to(d), prompt.to(d)).to(x.device)
+        d, den = self.devices[0], self.denoisers[0]
+        return den(x.to(d), sigma.to(d), _prompt_for(den, prompt, lambda p: p.to(d))).to(x.device)
 
     def map_calls(self, calls: Sequence[ModelCall], compute: torch.device) -> Iterator[torch.Tensor]:
         n = len(self.denoisers)
@@ -290,7 +295,7 @@ class Distributed(Executor):
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         d = self.device
-        return self.denoiser(x.to(d), sigma.to(d), prompt.to(d)).to(x.device)
+        return self.denoiser(x.to(d), sigma.to(d), _prompt_for(self.denoiser, prompt, lambda p: p.to(d))).to(x.device)
 
     def map_calls(self, calls: Sequence[ModelCall], compute: torch.device) -> Iterator[torch.Tensor]:
         dist, n, rank = self.dist, len(calls), self.rank

@@ -20,7 +20,9 @@ class Denoiser(Protocol):
         sigma: ``[B, F]`` noise of each frame, in the host's sigma units (may be 0 for a
             clean context frame).
         prompt: ``[B, P]`` convex weights over the P prompts of the schedule; one-hot on the
-            window's prompt except inside a blended boundary [D6].
+            window's prompt except inside a blended boundary [D6]. On ``x``'s device, or on the host (CPU) for a
+            denoiser whose ``prompt_on_host`` attribute is True: one that reads the weights in Python (to pick a
+            conditioning) then never waits for the device, so the executor's pipelined calls stay ahead.
     Returns:
         ``[B, C, F, H, W]`` x0 predictions. CFG, if any, happens inside.
     """

@@ -273,7 +273,13 @@ def _blend(conds: list[list[dict]], weights: list[float]) -> list[dict]:
 
 
 class _Denoiser:
-    """miga_core's :class:`~miga_core.Denoiser` over ComfyUI's sampling model (KSamplerX0Inpaint)."""
+    """miga_core's :class:`~miga_core.Denoiser` over ComfyUI's sampling model (KSamplerX0Inpaint).
+
+    It takes the prompt weights on the host (``prompt_on_host``): it reads them to pick each row's conditioning, and on
+    the host that read never waits for the model call in flight.
+    """
+
+    prompt_on_host = True
 
     def __init__(self, model_k: Callable, extra_args: dict, per_frame: _PerFrameTimesteps, guider: _MigaGuider) -> None:
         self.model_k, self.extra_args, self.per_frame, self.guider = model_k, extra_args, per_frame, guider
@@ -286,13 +292,15 @@ class _Denoiser:
             return self._call(x, sigma, prompt)
 
     def _call(self, x: torch.Tensor, sigma: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-        if prompt.shape[1] == 1:  # one prompt: every row is prompt 0, known without reading the GPU (no wait, no copy)
-            groups: list[tuple[tuple[float, ...], torch.Tensor | None]] = [((1.0,), None)]
+        rows_of: dict[tuple[float, ...], list[int]] = {}
+        for r, w in enumerate(prompt.tolist()):  # on the host: no wait for the device
+            rows_of.setdefault(tuple(w), []).append(r)
+        if len(rows_of) == 1:  # every row the same prompt (always, with one window per call): no indexing, no copy
+            groups: list[tuple[tuple[float, ...], torch.Tensor | None]] = [(next(iter(rows_of)), None)]
         else:
-            rows_of: dict[tuple[float, ...], list[int]] = {}
-            for r, w in enumerate(prompt.tolist()):
-                rows_of.setdefault(tuple(w), []).append(r)
-            groups = [(w, torch.as_tensor(rows, device=x.device)) for w, rows in rows_of.items()]
+            pin = x.device.type == "cuda"  # pinned: the index goes up without waiting for the device
+            groups = [(w, (torch.as_tensor(rows).pin_memory() if pin else torch.as_tensor(rows)).to(x.device, non_blocking=True))
+                      for w, rows in rows_of.items()]
         out = None if groups[0][1] is None else torch.empty_like(x)
         for weights, idx in groups:
             xs, sf = (x, sigma) if idx is None else (x[idx], sigma[idx])

@@ -186,6 +186,26 @@ def test_miga_pipeline_turns_it_on_and_off_and_a_bad_value_is_refused(monkeypatc
         order("yes")
 
 
+def test_a_denoiser_that_reads_prompt_weights_on_the_host_gets_them_there():
+    """``prompt_on_host``: the executors leave the prompt weights where the run made them (the host), so reading them
+    never waits for the device; other denoisers get them moved to their device."""
+    from miga_core.executors import _prompt_for
+
+    moved = []
+
+    def move(p):
+        moved.append(p)
+        return p * 1
+
+    class OnHost(ToyDenoiser):
+        prompt_on_host = True
+
+    prompt = torch.ones(2, 3)
+    assert _prompt_for(OnHost(), prompt, move) is prompt and not moved
+    assert _prompt_for(ToyDenoiser(), prompt, move) is not prompt and len(moved) == 1
+    _same(_go(Sequential(OnHost(), pipelined=True), "miga_batch2"), reference("miga_batch2"))  # and the run is unchanged
+
+
 def test_assignment_is_balanced_round_robin():
     for calls in range(12):
         for n in (1, 2, 3, 5):
