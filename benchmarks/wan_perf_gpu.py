@@ -130,24 +130,20 @@ def build_specs(args) -> list[Spec]:
         specs.append(Spec(f"fifo T{steps} cfg1", "few_step", "refused", W, H, F, steps, 1.0, mode="fifo", zigzag_width=1, unified_steps=0))
         specs.append(Spec(f"miga full T{steps} cfg1", "few_step", "node", W, H, F, steps, 1.0, zigzag_width=lz, unified_steps=u, dce=True,
                           repeats=args.few_step_repeats))
-    last = max(args.few_step)
-    lz, u = args.few_step[last]
+    first, last = min(args.few_step), max(args.few_step)
+    lz, u = args.few_step[last]  # the one-call-at-a-time and compiled rows repeat the last few-step row
     specs.append(Spec(f"miga full T{last} cfg1 one call at a time", "few_step", "node", W, H, F, last, 1.0, zigzag_width=lz,
                       unified_steps=u, dce=True, repeats=args.few_step_repeats, pipelined=False, ref=f"miga full T{last} cfg1",
                       note="MIGA_PIPELINE=0: each model call starts after the host stepped the previous window"))
-    first = min(args.few_step)
-    lz, u = args.few_step[first]
     mw, mh = args.memory_size
     lengths = sorted(args.memory_frames)
-    memory = [Spec(f"memory {f}f T{first} cfg1", "memory", "node", mw, mh, f, first, 1.0, zigzag_width=lz, unified_steps=u, dce=True,
-                   note="peak VRAM and host RSS by length") for f in lengths]
+    memory = [Spec(f"memory {f}f T{first} cfg1", "memory", "node", mw, mh, f, first, 1.0, zigzag_width=args.few_step[first][0],
+                   unified_steps=args.few_step[first][1], dce=True, note="peak VRAM and host RSS by length") for f in lengths]
     if len(memory) > 1:  # the longest runs as many windows as the whole run of the one before it, then stops
         cap = plan_of(memory[-2]).total_calls
         memory[-1] = replace(memory[-1], max_windows=cap,
                              note=f"{memory[-1].note}; stopped after {cap} planned windows, the whole run of {lengths[-2]} frames")
     specs += memory
-    last = max(args.few_step)
-    lz, u = args.few_step[last]
     specs.append(Spec(f"miga full T{last} cfg1 compiled", "compile", "compile", W, H, F, last, 1.0, zigzag_width=lz, unified_steps=u,
                       dce=True, ref=f"miga full T{last} cfg1", note="TorchCompileModel inductor; run 1 compiles, run 2 reuses"))
     for w, h, f in args.extra:

@@ -296,29 +296,27 @@ class _Denoiser:
         for r, w in enumerate(prompt.tolist()):  # on the host: no wait for the device
             rows_of.setdefault(tuple(w), []).append(r)
         if len(rows_of) == 1:  # every row the same prompt (always, with one window per call): no indexing, no copy
-            groups: list[tuple[tuple[float, ...], torch.Tensor | None]] = [(next(iter(rows_of)), None)]
-        else:
-            pin = x.device.type == "cuda"  # pinned: the index goes up without waiting for the device
-            groups = [(w, (torch.as_tensor(rows).pin_memory() if pin else torch.as_tensor(rows)).to(x.device, non_blocking=True))
-                      for w, rows in rows_of.items()]
-        out = None if groups[0][1] is None else torch.empty_like(x)
-        for weights, idx in groups:
-            xs, sf = (x, sigma) if idx is None else (x[idx], sigma[idx])
-            sf = sf.to(x.device, x.dtype)  # [b, C, F, H, W], [b, F]
-            rep = sf.amax(dim=1)  # [b]: the window's largest sigma (> 0: every window updates a noisy latent)
-            self.guider.select(weights)
-            self.per_frame.sigma_frames, self.per_frame.sigma_rep = sf, rep
-            try:
-                x0_rep = self.model_k(xs, rep, **self.extra_args)
-            finally:
-                self.per_frame.sigma_frames = self.per_frame.sigma_rep = None
-            sf5, rep5 = sf[:, None, :, None, None], rep[:, None, None, None, None]
-            x0 = xs - (xs - x0_rep) / rep5 * sf5  # exact for flow and eps (denoised = input - output * sigma)
-            x0 = torch.where(sf5 == rep5, x0_rep, x0)
-            if out is None:
-                return x0
-            out[idx] = x0
+            return self._predict(x, sigma, next(iter(rows_of)))
+        out = torch.empty_like(x)
+        pin = x.device.type == "cuda"  # pinned: the index goes up without waiting for the device
+        for weights, rows in rows_of.items():
+            idx = (torch.as_tensor(rows).pin_memory() if pin else torch.as_tensor(rows)).to(x.device, non_blocking=True)
+            out[idx] = self._predict(x[idx], sigma[idx], weights)
         return out
+
+    def _predict(self, xs: torch.Tensor, sigma: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
+        """Per-frame x0 of rows ``xs`` ``[b, C, F, H, W]`` at ``sigma`` ``[b, F]``, all with the prompt of ``weights``."""
+        sf = sigma.to(xs.device, xs.dtype)
+        rep = sf.amax(dim=1)  # [b]: the window's largest sigma (> 0: every window updates a noisy latent)
+        self.guider.select(weights)
+        self.per_frame.sigma_frames, self.per_frame.sigma_rep = sf, rep
+        try:
+            x0_rep = self.model_k(xs, rep, **self.extra_args)
+        finally:
+            self.per_frame.sigma_frames = self.per_frame.sigma_rep = None
+        sf5, rep5 = sf[:, None, :, None, None], rep[:, None, None, None, None]
+        x0 = xs - (xs - x0_rep) / rep5 * sf5  # exact for flow and eps (denoised = input - output * sigma)
+        return torch.where(sf5 == rep5, x0_rep, x0)
 
 
 def storage_device() -> torch.device:
@@ -789,7 +787,7 @@ def decode_chunks(vae: Any, samples: torch.Tensor, chunk: int) -> Iterator[torch
                 out = torch.cat([model.decoder(z[:, :, i:i + 1], feat_cache=cache, feat_idx=[0]) for i in range(stop - start)], dim=2)
                 pixels = vae.process_output(out.to(vae.output_device).float())  # [B, 3, t, H, W] in [0, 1]
         except comfy.model_management.OOM_EXCEPTION as exc:
-            need = decode_memory(vae, samples.shape) / 2**30
+            need = memory / 2**30
             raise MigaValueError(bad_value("decode_chunk", chunk, f"a chunk that fits in free VRAM (ComfyUI's estimate: "
                                            f"{need:.1f} GiB for {w * 8}x{h * 8}, batch {b}, most of it the decoder's cache, "
                                            "whatever the chunk)", "free VRAM (close other GPU programs, or start ComfyUI "
