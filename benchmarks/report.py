@@ -1032,6 +1032,13 @@ def memory_by_length(rows: list[dict]) -> list[str]:
     return [line + f". Host RSS peak (the whole process): {rss}."]
 
 
+def long_video_ratio(row: dict, ref: dict) -> float:
+    """``row``'s time per frame of a long video over ``ref``'s: the plans' calls per further latent (fixed costs gone)
+    times each row's measured seconds per model call."""
+    return (row["marginal_calls_per_latent"] * perf_figures(row)["s_per_model_call"]
+            / (ref["marginal_calls_per_latent"] * perf_figures(ref)["s_per_model_call"]))
+
+
 def batch_scaling(rows: list[dict]) -> list[str]:
     """Whether one window saturates the GPU (issue 13: batch windows where it does not): per size, the DiT's seconds per
     forward of a CFG batch of 2 (CFG != 1) against a batch of 1 (CFG 1), MIGA/FIFO rows only. 2x: saturated, batching
@@ -1068,7 +1075,7 @@ def against_fifo(rows: list[dict], noise: tuple[float, str] | None) -> list[str]
                 continue
             call = f["s_per_model_call"] / ff["s_per_model_call"]
             frame = f["s_per_pixel_frame"] / ff["s_per_pixel_frame"]
-            long = r["marginal_calls_per_latent"] * f["s_per_model_call"] / (fifo["marginal_calls_per_latent"] * ff["s_per_model_call"])
+            long = long_video_ratio(r, fifo)
             line = (f"- `{r['name']}` against `{fifo['name']}` ({r['width']}x{r['height']}, T={r['steps']}): per model call {call:.3f}x "
                     f"({ratio_verdict(call, noise)}); per frame of this {r['num_pixel_frames']}-frame video {frame:.2f}x "
                     f"({r['planned_calls_per_latent']} against {fifo['planned_calls_per_latent']} planned calls per latent, fixed costs "
@@ -1116,7 +1123,7 @@ def wan_perf_findings(data: dict) -> str:
                 continue  # per frame, only the same video size and length compare
             pf = perf_figures(peer)
             ratio = f["s_per_pixel_frame"] / pf["s_per_pixel_frame"]
-            long = (r["marginal_calls_per_latent"] * f["s_per_model_call"]) / (peer["marginal_calls_per_latent"] * pf["s_per_model_call"])
+            long = long_video_ratio(r, peer)
             kind = "projected" if f["projected"] else "measured"
             out.append(f"- `{r['name']}` ({r['width']}x{r['height']}, {r['num_pixel_frames']} frames) time per frame is {ratio:.2f}x "
                        f"core context windows at {peer['steps']} steps ({kind}): {ratio_verdict(ratio, noise)}. For long videos "
@@ -1247,8 +1254,7 @@ def wan_perf_numbers() -> str:
             continue
         for peer in peers:
             if (r["width"], r["height"], r["num_pixel_frames"]) == (peer["width"], peer["height"], peer["num_pixel_frames"]):
-                f, pf = perf_figures(r), perf_figures(peer)
-                x = r["marginal_calls_per_latent"] * f["s_per_model_call"] / (peer["marginal_calls_per_latent"] * pf["s_per_model_call"])
+                x = long_video_ratio(r, peer)
                 long.append(f"T={r['steps']} CFG {r['cfg']:g}: {x:.2f}x core at {peer['steps']} steps CFG {peer['cfg']:g}")
     if long:
         out.append("- Full MIGA per frame of a long video against core context windows + KSampler: " + "; ".join(long) + ".")
