@@ -647,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
                         "guidance": 4 if spec.dce else 0, "reflection": 0.01 if spec.dce else None})
             if spec.pipelined is not None:
                 row["pipelined"] = spec.pipelined
+            if spec.ref:
+                row["ref"] = spec.ref  # the report's compile speedup and pipelining verdicts compare with this row
         if spec.note:
             row["note"] = spec.note
         if spec.group == "few_step" and spec.kind == "node":
