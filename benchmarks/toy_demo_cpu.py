@@ -33,13 +33,12 @@ from benchmarks.peer_comfy import Comfy  # noqa: E402
 
 SCRIPT = "benchmarks/toy_demo_cpu.py"
 DEMO = ROOT / "workflows" / "api" / "MIGA toy CPU demo - no download 257 frames.api.json"
-VARIANTS = {  # MigaSampler widget changes
+VARIANTS = {  # MigaSampler widget changes (the template runs 18 steps; the toy preset has 24)
     "shipped": {},
+    "steps=24": {"steps": 24},
+    "steps=20": {"steps": 20},
+    "steps=16": {"steps": 16},
     "window_batch=8": {"window_batch": 8},
-    "window_batch=32": {"window_batch": 32},
-    "steps=12+window_batch=8": {"steps": 12, "window_batch": 8},
-    "steps=16+window_batch=8": {"steps": 16, "window_batch": 8},
-    "steps=20+window_batch=8": {"steps": 20, "window_batch": 8},
 }
 
 
