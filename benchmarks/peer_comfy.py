@@ -2,6 +2,8 @@
 
     python benchmarks/peer_comfy.py --comfyui .comfyui --workers 12 --worker-gpus 1   # two GPUs: results/peer_comfy_cuda.json
     python benchmarks/peer_comfy.py --comfyui .comfyui --workers 8 --sweep-prompts 4  # one GPU
+    python benchmarks/peer_comfy.py --comfyui .comfyui --workers 14 --sweep-prompts 4 --part core     # in two device calls:
+    python benchmarks/peer_comfy.py --comfyui .comfyui --sweep-prompts 4 --part miga --out benchmarks/results/peer_comfy_miga_cuda.json
     python benchmarks/peer_comfy.py --comfyui /path/to/ComfyUI --device cpu --tiny --toy-weights tiny.safetensors \\
         --out /tmp/peer.json                                                  # smoke test (tests/host/test_peer_comfy.py)
 
@@ -103,6 +105,7 @@ CW_DEFAULTS = "context windows (defaults)"
 CW_BEST = "context windows (best of sweep)"
 CHAINED = "chained clips"
 PEER_ROWS = (MIGA_DEFAULT, MIGA_OFFICIAL, FIFO, CW_DEFAULTS, CW_BEST, CHAINED)  # the peer table's order
+PARTS = {"core": (CW_DEFAULTS, CW_BEST, CHAINED), "miga": (MIGA_DEFAULT, MIGA_OFFICIAL, FIFO)}  # --part: rows of core nodes / ours
 RUN_ORDER = (MIGA_DEFAULT, CW_DEFAULTS, CW_BEST, CHAINED, FIFO, MIGA_OFFICIAL)  # most needed first: a stopped run keeps them
 
 # core ContextWindowsManual's defaults (comfy_extras/nodes_context_windows.py, v0.8.0), dim 2 = the frame axis
@@ -709,6 +712,10 @@ def parser() -> argparse.ArgumentParser:
                                                          "process's GPU 0; the pool then runs only while this process waits)")
     ap.add_argument("--worker-threads", type=int, default=1, help="torch CPU threads per pool process")
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out when its record matches this one's")
+    ap.add_argument("--part", choices=("all", *PARTS), default="all",
+                    help="core: the sweep, context-window and chained rows (core nodes only); miga: the MIGA and FIFO rows. Two "
+                         "files of the two parts with the same options make one table (benchmarks/report.py merges them), so "
+                         "the benchmark fits two device calls")
     return ap
 
 
@@ -769,12 +776,16 @@ def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: l
     def have(label: str, setting: str) -> dict | None:
         return next((r for r in rows if label in r["labels"] and r["setting"] == setting), None)
 
+    wanted = set(PEER_ROWS) if args.part == "all" else set(PARTS[args.part])
+    core = CW_BEST in wanted
     seeds, everyone, some = list(range(args.seeds)), list(range(args.prompts)), list(range(args.sweep_prompts))
-    sweep_jobs = {cw_name(c): jobs_of({"kind": "context_windows", "config": c}, "1 prompt", 0, some) for c in configs}
+    sweep_jobs = {cw_name(c): jobs_of({"kind": "context_windows", "config": c}, "1 prompt", 0, some) for c in configs} if core else {}
     runner.submit([j for name, jobs in sweep_jobs.items() if have(name, "1 prompt") is None for j in jobs])
     state = {"best": None}
 
     def sweep_done() -> bool:
+        if not core:
+            return False
         runner.collect(wait=False)
         if state["best"] is None and all(j["key"] in runner.results for jobs in sweep_jobs.values() for j in jobs):
             for name, jobs in sweep_jobs.items():
@@ -794,7 +805,7 @@ def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: l
         by_row = methods(None, args.chain_known)
         for setting in SETTINGS:
             for label in (MIGA_DEFAULT, CHAINED, FIFO, MIGA_OFFICIAL):
-                if have(label, setting) is None:
+                if label in wanted and have(label, setting) is None:
                     results = [runner.here(j) for s in seeds for j in jobs_of(by_row[label], setting, s, everyone)]
                     rows.append(make_row([label], "peer", by_row[label], setting, results, args))
                     write()
@@ -826,9 +837,11 @@ def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: l
 
     if runner.concurrent:  # the pool has its own GPUs: it works while this process times its rows
         batched_rows()
-        window_rows()
+        if core:
+            window_rows()
     else:  # the pool shares this process's device: it finishes before anything here is timed
-        window_rows()
+        if core:
+            window_rows()
         batched_rows()
     rows.sort(key=_row_order)
     write()

@@ -47,6 +47,7 @@ import time
 T_START = time.perf_counter()  # the budget counts from here (before torch and ComfyUI are imported)
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -54,6 +55,8 @@ import pathlib
 import sys
 import tempfile
 import threading
+import warnings
+from collections import Counter
 from dataclasses import dataclass, replace
 
 import torch
@@ -442,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--startup-s", type=float, default=35.0, help="--dry-run: seconds assumed for ComfyUI, the model and the warm-up")
     ap.add_argument("--stop-after-windows", type=int, default=0,
                     help="also stop paper_steps/extra rows after this many planned windows (0: only their time share); for tests")
+    ap.add_argument("--sync-debug", action="store_true",
+                    help="CUDA: count the host-device synchronizations of every run by the Python line that made them "
+                         "(torch.cuda.set_sync_debug_mode; a diagnostic: the warnings slow the run, so its times are not ours)")
     args = ap.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     if args.tiny:
@@ -576,7 +582,11 @@ def main(argv: list[str] | None = None) -> int:
         before = dynamo_frames()
         result: dict = {"status": "completed", "rss_start": RssPeak.now()}
         t0 = time.perf_counter()
-        with RssPeak() as rss, torch.inference_mode():
+        debug = args.sync_debug and cuda
+        with RssPeak() as rss, torch.inference_mode(), warnings.catch_warnings(record=True) if debug else contextlib.nullcontext() as caught:
+            if debug:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
             setting = os.environ.get("MIGA_PIPELINE")
             try:
                 if spec.pipelined is not None:
@@ -593,8 +603,13 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ.pop("MIGA_PIPELINE", None)
                 if setting is not None:
                     os.environ["MIGA_PIPELINE"] = setting
+                if debug:
+                    torch.cuda.set_sync_debug_mode(0)
             sync()
         wall = time.perf_counter() - t0
+        if debug:  # where each synchronization came from: file:line of the Python frame that asked
+            result["syncs"] = Counter(f"{pathlib.Path(w.filename).name}:{w.lineno}" for w in caught
+                                      if "synchroniz" in str(w.message))
         stop["at"] = stop["windows"] = None
         dit, dit_ends = timer.seconds(), timer.ends()
         last = marks[-1] if marks else (t0, 0, 0)
@@ -756,6 +771,9 @@ def run_summary(r: dict, spec: Spec, p: dict, N: int) -> dict:
         out["per_window"] = stats(r["per_window"])
     if "dynamo" in r:
         out["dynamo"] = r["dynamo"]
+    if "syncs" in r:
+        out["syncs"] = {"total": sum(r["syncs"].values()), "per_model_call": round(sum(r["syncs"].values()) / max(len(dit), 1), 2),
+                        "sites": dict(r["syncs"].most_common(15))}
     return out
 
 

@@ -270,3 +270,27 @@ def test_peak_vram_by_length_is_judged_against_the_shortest_run():
     (above,) = report.memory_by_length([row(101, 4.0), row(2001, 4.1)])
     assert "1.025x, ABOVE" in above
     assert report.memory_by_length([row(101, 4.0)]) == []
+
+
+def test_the_two_parts_of_the_peer_benchmark_make_one_table_only_when_they_ran_the_same_videos():
+    """peer_comfy.py --part core and --part miga (two device calls): the report joins their rows; parts that ran other
+    videos, another toy model or the same row twice are refused by name."""
+    def part(name: str, labels: list[str], **options) -> dict:
+        rec = {"options": {"prompts": 16, "seeds": 2, "num_frames": 256, "steps": 24, "part": name, **options}, "comfyui": "0.8.0",
+               "machine": {"device": "NVIDIA H200"}, "code": {"commit": name, "sha256": {"toyworld": "t1", "miga_core": name}},
+               "peer_rows": ["MIGA (default profile)", "context windows (defaults)"], "videos": {"noise_seeds": [0, 1]}}
+        return {"benchmark": "peer_comfy", "record": rec,
+                "rows": [{"labels": [label], "setting": "1 prompt", "group": "peer"} for label in labels]}
+
+    core, miga = part("core", ["context windows (defaults)"]), part("miga", ["MIGA (default profile)"])
+    merged = report.merge_peer([core, miga])
+    assert [r["labels"][0] for r in merged["rows"]] == ["context windows (defaults)", "MIGA (default profile)"]
+    assert report.merge_peer([core]) is core
+    with pytest.raises(SystemExit, match=r"their options differ"):
+        report.merge_peer([core, part("miga", ["MIGA (default profile)"], seeds=1)])
+    other_model = part("miga", ["MIGA (default profile)"])
+    other_model["record"]["code"]["sha256"]["toyworld"] = "t2"
+    with pytest.raises(SystemExit, match=r"their toyworld differ"):
+        report.merge_peer([core, other_model])
+    with pytest.raises(SystemExit, match=r"in two files"):
+        report.merge_peer([core, part("core", ["context windows (defaults)"])])

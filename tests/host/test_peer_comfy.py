@@ -76,3 +76,29 @@ def test_the_peer_benchmark_writes_every_row_with_finite_metrics_for_both_settin
 
     text = report.peer_text(data)
     assert "Where MIGA beats core context windows" in text and "not measured" not in text
+
+
+def test_the_two_parts_run_apart_make_the_whole_table(tmp_path):
+    """--part core and --part miga (two device calls on a GPU): each file holds only its rows, and the report joins them
+    into the table a whole run makes, every row present in both settings."""
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=str(harness.PYCACHE_DIR))
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
+    datas = []
+    for part in ("core", "miga"):
+        out = tmp_path / f"peer_{part}.json"
+        cmd = [sys.executable, "benchmarks/peer_comfy.py", "--comfyui", str(harness.comfyui_path()), "--device", "cpu", "--tiny",
+               "--toy-weights", str(weights), "--threads", "1", "--part", part, "--out", str(out)]
+        run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-4000:]
+        datas.append(json.loads(out.read_text()))
+    core, miga = datas
+    assert {label for r in miga["rows"] for label in r["labels"]} == {"MIGA (default profile)", "MIGA (official profile)", "FIFO-Diffusion"}
+    assert not any(r["group"] == "sweep" for r in miga["rows"]) and any(r["group"] == "sweep" for r in core["rows"])
+    from benchmarks import report
+
+    merged = report.merge_peer([core, miga])
+    for setting in ("1 prompt", "2 prompts"):
+        labels = [label for r in merged["rows"] if r["group"] == "peer" and r["setting"] == setting for label in r["labels"]]
+        assert sorted(labels) == sorted(PEER_ROWS), setting
+    text = report.peer_text(merged)
+    assert "Where MIGA beats core context windows" in text and "not measured" not in text and "not run" not in text
