@@ -58,8 +58,9 @@ Time: context windows make one video per graph, about 500 small model calls each
 videos in N processes with their own ComfyUI (``--worker-gpus``: on other GPUs, while this process runs the other
 rows; else on this GPU while this process waits). Their scores are kept; their times ran beside each other, so each
 context-window row's time is that of its batches' first videos, run in this process alone (the sweep rows, all
-from the pool, say ``contended``). The JSON is written after each row; ``--resume`` with the same command keeps the
-rows already written.
+from the pool, say ``contended``). The JSON is written after each row; ``--resume`` with the same options, code and
+machine keeps the rows already written (record.resumable_rows). ``--part core`` / ``--part miga`` split the rows over two
+runs (two device calls); benchmarks/report.py joins their files into one table (``merge_peer``).
 """
 
 from __future__ import annotations
