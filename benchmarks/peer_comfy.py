@@ -813,6 +813,8 @@ def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: l
                 sweep_done()
 
     def window_rows() -> None:  # each batch's first video timed here, the others from the pool
+        if not core:
+            return
         runner.collect(wait=True)
         sweep_done()
         runner.collect(wait=True)
@@ -838,11 +840,9 @@ def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: l
 
     if runner.concurrent:  # the pool has its own GPUs: it works while this process times its rows
         batched_rows()
-        if core:
-            window_rows()
+        window_rows()
     else:  # the pool shares this process's device: it finishes before anything here is timed
-        if core:
-            window_rows()
+        window_rows()
         batched_rows()
     rows.sort(key=_row_order)
     write()

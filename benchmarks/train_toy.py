@@ -212,9 +212,12 @@ def main(argv: list[str] | None = None, *, start: float | None = None) -> int:
 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     prefix = [""] if len(folders) == 1 else [f"r{k}-" for k in range(len(folders))]  # candidate names: ema, raw / r0-ema, ...
-    files = {f"{pre}{kind}": folder / f"toy_dit{suffix}.safetensors"
-             for pre, folder in zip(prefix, folders) for kind, suffix in (("ema", ""), ("raw", "_raw"))}
-    models = {name: load_model(str(file), device=device, dtype=dtype) for name, file in files.items()}
+    candidates = {f"{pre}{kind}": (folder, kind) for pre, folder in zip(prefix, folders) for kind in ("ema", "raw")}
+
+    def weights(folder: pathlib.Path, kind: str) -> pathlib.Path:  # toyworld.train's file names
+        return folder / ("toy_dit.safetensors" if kind == "ema" else "toy_dit_raw.safetensors")
+
+    models = {name: load_model(str(weights(*c)), device=device, dtype=dtype) for name, c in candidates.items()}
     val_specs = [sample_spec(VAL_SEED_BASE + p) for p in range(args.val_prompts)]
     test_specs = [sample_spec(TEST_SEED_BASE + p) for p in range(args.prompts)]
     rows, sheets = [], {}
@@ -232,15 +235,14 @@ def main(argv: list[str] | None = None, *, start: float | None = None) -> int:
                "test_seed0_identity": chosen["test_seed0"]["identity_mean"], "test_seed0_absent_frames": chosen["test_seed0"]["absent_frames"],
                "target": f"test_seed0_identity >= {TARGET_IDENTITY} and test_seed0_absent_frames == 0",
                "target_met": chosen["test_seed0"]["identity_mean"] >= TARGET_IDENTITY and chosen["test_seed0"]["absent_frames"] == 0}
-    pre, kind = selected[:-3], selected[-3:]
-    folder = folders[prefix.index(pre)]
+    folder, kind = candidates[selected]
     config = json.loads((folder / "train_config.json").read_text())
     summary.update(params=config["params"], model=config["model"], train=config["result"])
     if len(folders) > 1:
         summary["recipes"] = [{"train_argv": r, "train": json.loads((f / "train_config.json").read_text())["result"]}
                               for r, f in zip(recipes, folders)]
     other = "raw" if kind == "ema" else "ema"  # the selected weights become toy_dit.safetensors, the same recipe's other kept
-    chosen_bytes, other_bytes = files[selected].read_bytes(), files[pre + other].read_bytes()
+    chosen_bytes, other_bytes = weights(folder, kind).read_bytes(), weights(folder, other).read_bytes()
     out.mkdir(parents=True, exist_ok=True)
     (out / "toy_dit.safetensors").write_bytes(chosen_bytes)
     (out / f"toy_dit_{other}.safetensors").write_bytes(other_bytes)
