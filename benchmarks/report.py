@@ -1325,8 +1325,28 @@ def _with_block(readme: str, begin: str, end: str, block: str) -> str:
     return head + block + (tail if sep_end else rest)
 
 
+PEER_BEGIN, PEER_END = "<!-- peer-numbers -->", "<!-- /peer-numbers -->"
+
+
+def peer_numbers() -> str:
+    """The README's comparison with core context windows: the closing lines of BENCHMARKS.md's peer section (the same
+    function, :func:`peer_closing`), from the peer_comfy files in benchmarks/results/ (or a note that they are absent)."""
+    peers = [load(p) for p in sorted(RESULTS.glob("*.json")) if load(p)["benchmark"] == "peer_comfy"]
+    if not peers:
+        return f"{PEER_BEGIN}\n- Not measured at this commit: `benchmarks/peer_comfy.py` writes it (see BENCHMARKS.md).\n{PEER_END}"
+    data = merge_peer(peers)
+    o = data["record"]["options"]
+    head = (f"Measured on the toy model inside ComfyUI ({o['prompts'] * o['seeds']} videos of {o['num_frames']} frames per row, "
+            f"{data['record']['machine']['device']}; `benchmarks/peer_comfy.py`, BENCHMARKS.md has every row, metric and verdict):")
+    lines = [line for line in peer_closing(data).splitlines() if line.startswith("- ")]
+    return f"{PEER_BEGIN}\n{head}\n\n" + "\n".join(lines) + f"\n{PEER_END}"
+
+
 def readme_with_numbers(readme: str) -> str:
-    return _with_block(_with_block(readme, GPU_BEGIN, GPU_END, gpu_numbers()), PERF_BEGIN, PERF_END, wan_perf_numbers())
+    for begin, end, block in ((GPU_BEGIN, GPU_END, gpu_numbers), (PERF_BEGIN, PERF_END, wan_perf_numbers),
+                              (PEER_BEGIN, PEER_END, peer_numbers)):
+        readme = _with_block(readme, begin, end, block())
+    return readme
 
 
 def verify_code() -> list[str]:

@@ -178,3 +178,17 @@ def test_worker_gpus_are_read_as_indices_and_a_bad_one_is_refused():
     assert pc.worker_gpus("1, 2,3") == [1, 2, 3] and pc.worker_gpus(None) == [] and pc.worker_gpus("") == []
     with pytest.raises(ValueError, match="--worker-gpus='1,x'"):
         pc.worker_gpus("1,x")
+
+
+def test_the_readme_block_is_the_peer_sections_closing_from_the_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    assert "Not measured at this commit" in report.peer_numbers()
+    data = _peer_data([0.6, 0.72, 0.79, 0.9], [0.5, 0.6, 0.7, 0.8])
+    data["benchmark"] = "peer_comfy"
+    data["record"].update(script="benchmarks/peer_comfy.py", command="python benchmarks/peer_comfy.py", code={"sha256": {}})
+    (tmp_path / "peer_comfy_cpu.json").write_text(json.dumps(data))
+    block = report.peer_numbers()
+    closing = [line for line in report.peer_closing(data).splitlines() if line.startswith("- ")]
+    assert len(closing) == 4 and block.splitlines()[3:-1] == closing
+    assert "1 prompt, against context windows (defaults): MIGA is better on identity (+0.1025)" in block
+    assert "(4 videos of 8 frames per row, cpu;" in block
