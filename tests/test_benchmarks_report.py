@@ -218,6 +218,30 @@ def test_wan_perf_ratios_are_called_differences_only_beyond_the_repeat_noise():
     assert "11 measured model calls, 10 planned + 0 self-reflection search windows = 10: DIFFERENT" in text
 
 
+def _stopped_row(name, dit, per_window, windows=8, forwards=8, group="paper_steps", size=(832, 480)):
+    """A stopped (partial) row: 8 windows with ``dit`` s in the DiT each, ``per_window`` s apart, 1 s of setup first."""
+    wall = 1.0 + windows * per_window
+    run = {"status": "partial", "wall_s": wall, "dit_s": forwards * dit, "dit_forwards": forwards, "dit_forward": {"n": forwards, "mean_s": dit},
+           "windows_done": windows, "forwards_done": forwards, "to_last_window_s": wall - per_window, "to_last_forward_end_s": wall,
+           "dit_fraction": forwards * dit / wall, "s_per_model_call": wall / forwards, "projected_s_per_pixel_frame": 1.0,
+           "projected_s_per_latent": 4.0, "per_window": {"n": windows - 1, "mean_s": per_window}}
+    return {"name": name, "kind": "node", "group": group, "status": "partial", "width": size[0], "height": size[1],
+            "num_pixel_frames": 161, "num_latents": 41, "steps": 54, "cfg": 6.0, "timing": {"runs": [run]}}
+
+
+def test_the_dit_share_target_is_judged_on_the_wall_time_and_between_windows():
+    """issue 13: >= 97% inside the DiT at 832x480; a stopped row's setup lowers its wall share, not its share between windows."""
+    fast, slow = _stopped_row("fast", 1.13, 1.14), _stopped_row("slow", 1.13, 1.20)
+    assert report.perf_figures(fast)["steady_dit_fraction"] == pytest.approx(1.13 / 1.14)
+    lines = report.dit_share_target([fast, slow, _stopped_row("small", 1.0, 2.0, size=(416, 240)), _stopped_row("mem", 1.0, 2.0, group="memory")])
+    assert lines[0].startswith("- Target: >= 97% inside the DiT at 832x480, of the wall time measured: ")
+    assert lines[0].endswith("not met by `fast`, `slow`.")  # 8 x 1.13 s of 10.12 s: the setup counts
+    assert lines[1] == "- Target: >= 97% inside the DiT at 832x480, between windows: 94.2-99.1%, not met by `slow`."
+    assert report.dit_share_target([fast])[1].endswith("met by every row.")
+    two_calls = _stopped_row("search", 1.13, 1.14, forwards=9)  # a window of two forwards: no share between windows
+    assert report.perf_figures(two_calls)["steady_dit_fraction"] is None
+
+
 def test_an_official_run_is_attached_once_to_a_vc2_result_and_the_report_says_so(tmp_path):
     from benchmarks import vc2_node_gpu
 
