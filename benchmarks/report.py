@@ -543,11 +543,15 @@ def _clip_cells(s: dict) -> list[str]:
 def toy_models_text(data: dict) -> str:
     """Table of the candidates and paired verdicts of each against the first (long-video identity, absent frames)."""
     rows = data["rows"]
-    lines = ["| weights | params | own clips identity (seed 0) | clips with absent frames | absent frames | "
-             "own clips identity (all seeds) | long videos identity | long videos absent frames |", "|" + "---|" * 8]
+    lines = ["| weights | steps | params | own clips identity (seed 0) | clips with absent frames | absent frames | "
+             "own clips identity (all seeds) | long videos identity | long videos absent frames |", "|" + "---|" * 9]
+
+    def name(r):  # rows written before toy_models had --steps ran the toy preset's steps
+        return f"{r['weights']} @ {r['steps']} steps" if "steps" in r else r["weights"]
+
     for r in rows:
         lv = r["long_videos"] or {}
-        lines.append(f"| {r['weights']} | {r['params']} | " + " | ".join(_clip_cells(r["own_clips_seed0"])) +
+        lines.append(f"| {r['weights']} | {r.get('steps', 'preset')} | {r['params']} | " + " | ".join(_clip_cells(r["own_clips_seed0"])) +
                      f" | {r['own_clips_all_seeds']['identity_mean']:.4f} | {lv.get('identity_mean', MISSING)} | {lv.get('absent_frames', MISSING)} |")
     out = ["\n".join(lines) + "\n"]
     base = rows[0]
@@ -560,7 +564,7 @@ def toy_models_text(data: dict) -> str:
 
     for r in rows[1:]:
         ci, ca = compare(long_ident(base), long_ident(r)), compare(long_absent(base), long_absent(r))
-        out.append(f"- `{r['weights']}` vs `{base['weights']}` on the long videos: identity {cell(ci)}, absent frames per video {cell(ca)}.")
+        out.append(f"- `{name(r)}` vs `{name(base)}` on the long videos: identity {cell(ci)}, absent frames per video {cell(ca)}.")
     return "\n".join(out) + "\n"
 
 

@@ -6,7 +6,8 @@
 
 For every ``name=path``: the own-clip scores of ``benchmarks/train_toy.py`` (the 16 unseen test prompts, one
 16-frame window each, noise seeds ``0 .. --seeds - 1``) and its long-video check (the demo's two-prompt job, full
-MIGA, ``--long-videos`` prompt seeds, ``--long-frames`` frames): identity per segment and absent frames per video.
+MIGA, ``--long-videos`` prompt seeds, ``--long-frames`` frames): identity per segment and absent frames per video;
+with ``--steps 24 32 48`` each candidate is sampled at each step count (a row per pair; the toy preset's is 24).
 The issue's bar for a stronger model is own-clip identity >= 0.99 with no absent frame (seed 0); the long-video
 rows show whether the queue, where frames sit at different levels unlike in training, gains as much.
 """
@@ -28,6 +29,7 @@ if str(ROOT) not in sys.path:
 from benchmarks import record  # noqa: E402
 from benchmarks.train_toy import TEST_SEED_BASE, long_videos, own_clips, summarize  # noqa: E402
 from toyworld.model import load_model  # noqa: E402
+from toyworld.sampling import TOY_STEPS  # noqa: E402
 from toyworld.world import sample_spec  # noqa: E402
 
 SCRIPT = "benchmarks/toy_models.py"
@@ -42,6 +44,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--long-videos", type=int, default=16)
     ap.add_argument("--long-frames", type=int, default=256)
+    ap.add_argument("--steps", type=int, nargs="+", default=[TOY_STEPS],
+                    help=f"sample every candidate at each of these step counts (own clips and long videos). Default: {TOY_STEPS}")
     return ap
 
 
@@ -59,16 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, path in candidates.items():
         model = load_model(path, device=device, dtype=dtype)
-        t = time.perf_counter()
-        with torch.no_grad():
-            clips, _ = own_clips(model, specs, args.seeds, device)
-            long = long_videos(model, args.long_videos, args.long_frames, device) if args.long_videos else None
-        rows.append({"weights": name, "params": sum(p.numel() for p in model.parameters()), "config": vars(model.config),
-                     "own_clips_seed0": summarize([c for c in clips if c["seed"] == 0]), "own_clips_all_seeds": summarize(clips),
-                     "long_videos": long, "timing": {"seconds": round(time.perf_counter() - t, 1)}})
-        print(name, {k: rows[-1][k] for k in ("own_clips_seed0",)},
-              {k: v for k, v in (long or {}).items() if k != "per_video"}, flush=True)
-        record.write(out, "toy_models", head, rows, {"date": date, "seconds": round(time.perf_counter() - t0, 1)})
+        for steps in args.steps:
+            t = time.perf_counter()
+            with torch.no_grad():
+                clips, _ = own_clips(model, specs, args.seeds, device, steps=steps)
+                long = long_videos(model, args.long_videos, args.long_frames, device, steps=steps) if args.long_videos else None
+            rows.append({"weights": name, "steps": steps, "params": sum(p.numel() for p in model.parameters()), "config": vars(model.config),
+                         "own_clips_seed0": summarize([c for c in clips if c["seed"] == 0]), "own_clips_all_seeds": summarize(clips),
+                         "long_videos": long, "timing": {"seconds": round(time.perf_counter() - t, 1)}})
+            print(name, steps, {k: rows[-1][k] for k in ("own_clips_seed0",)},
+                  {k: v for k, v in (long or {}).items() if k != "per_video"}, flush=True)
+            record.write(out, "toy_models", head, rows, {"date": date, "seconds": round(time.perf_counter() - t0, 1)})
     return 0
 
 

@@ -88,16 +88,17 @@ def summarize(scores: list[dict]) -> dict:
             "absent_frames": sum(len(s["absent_frames"]) for s in scores), "max_jump_px": max(jumps) if jumps else None}
 
 
-def own_clips(model, specs: list[ClipSpec], seeds: int, device: torch.device) -> tuple[list[dict], torch.Tensor]:
-    """toy_clips' sampling: one window of 16 frames per prompt, all at one level, noise seeds 0..seeds-1.
+def own_clips(model, specs: list[ClipSpec], seeds: int, device: torch.device, steps: int = TOY_STEPS) -> tuple[list[dict], torch.Tensor]:
+    """toy_clips' sampling: one window of 16 frames per prompt, all at one level, noise seeds 0..seeds-1, ``steps``
+    Euler steps of the toy ladder (toy_clips': TOY_STEPS).
 
     Returns per-clip scores (seed-major: seed 0's clips first) and seed 0's videos ``[P, 16, 3, H, W]``.
     """
     config, _, _ = toy_preset()
-    one_window = config.with_(unified_steps=TOY_STEPS, zigzag_width=1)
+    one_window = config.with_(unified_steps=steps, zigzag_width=1)
     scores, first = [], None
     for seed in range(seeds):
-        video = generate_videos(model, [[s] for s in specs], 16, one_window.with_(seed=seed), device=device).video
+        video = generate_videos(model, [[s] for s in specs], 16, one_window.with_(seed=seed), steps=steps, device=device).video
         first = video if first is None else first
         scores += [dict(score_clip(v, s), prompt=p, seed=seed) for p, (v, s) in enumerate(zip(video, specs))]
     return scores, first
@@ -107,9 +108,9 @@ class OutOfTime(Exception):
     """Raised by the long-video callback past the deadline: miga_core lets a callback's exception cancel the run."""
 
 
-def long_videos(model, videos: int, frames: int, device: torch.device, deadline: float = math.inf) -> dict:
-    """The demo's job (toyworld.demo.check_args: prompt seed v, the colour two steps on at frames // 2, noise seed 0)
-    for ``videos`` prompt seeds in one batch, 8 windows a model call (the same videos [D1]); identity per
+def long_videos(model, videos: int, frames: int, device: torch.device, deadline: float = math.inf, steps: int = TOY_STEPS) -> dict:
+    """The demo's job (toyworld.demo.check_args: prompt seed v, the colour two steps on at frames // 2, noise seed 0, the
+    toy preset at ``steps`` steps) for ``videos`` prompt seeds in one batch, 8 windows a model call (the same videos [D1]); identity per
     segment, absent frames, switch timing. Raises OutOfTime once ``time.perf_counter()`` passes ``deadline``."""
     config, guidance, reflection = toy_preset()
     firsts = [sample_spec(train.EVAL_SEED_BASE + v) for v in range(videos)]
@@ -121,7 +122,7 @@ def long_videos(model, videos: int, frames: int, device: torch.device, deadline:
             raise OutOfTime(f"window {info.window} of {info.total_windows}")
 
     run = generate_videos(model, [list(p) for p in pairs], frames, config.with_(seed=0, window_batch=8), starts=(0, switch),
-                          steps=TOY_STEPS, guidance=guidance, reflection=reflection, device=device, callback=stop_at_deadline)
+                          steps=steps, guidance=guidance, reflection=reflection, device=device, callback=stop_at_deadline)
     rows = []
     for video, (a, b) in zip(run.video, pairs):
         sa, sb = score_clip(video[:switch], a), score_clip(video[switch:], b)

@@ -318,3 +318,24 @@ def test_the_two_parts_of_the_peer_benchmark_make_one_table_only_when_they_ran_t
         report.merge_peer([core, other_model])
     with pytest.raises(SystemExit, match=r"in two files"):
         report.merge_peer([core, part("core", ["context windows (defaults)"])])
+
+
+def test_toy_models_samples_each_candidate_at_each_step_count(tmp_path):
+    """toy_models --steps: a row per (weights, steps), own clips and long videos both at that step count."""
+    from benchmarks import toy_models, train_toy
+    from toyworld.model import save_model
+    from toyworld.world import sample_spec
+
+    model = tiny_model(None)
+    calls = []
+    model.register_forward_hook(lambda *a: calls.append(1))
+    train_toy.own_clips(model, [sample_spec(train_toy.TEST_SEED_BASE)], 1, torch.device("cpu"), steps=12)
+    assert len(calls) == 2 * 12  # one window: a step is two calls (CFG: with and without the prompt)
+    save_model(model, tmp_path / "w.safetensors")
+    out = tmp_path / "tm.json"
+    toy_models.main(["--device", "cpu", "--prompts", "1", "--seeds", "1", "--long-videos", "1", "--long-frames", "24",
+                     "--steps", "12", "24", "--weights", f"a={tmp_path / 'w.safetensors'}", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["weights"], r["steps"]) for r in rows] == [("a", 12), ("a", 24)]
+    assert rows[0]["long_videos"]["model_calls"] < rows[1]["long_videos"]["model_calls"]
+    assert "- `a @ 24 steps` vs `a @ 12 steps` on the long videos:" in report.toy_models_text(json.loads(out.read_text()))
