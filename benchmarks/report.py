@@ -85,6 +85,18 @@ INTRO = {
         "once the fixed cost (initial clip, queue build) is paid. `DiT` is the CUDA-event time inside the model's forward.\n"
         "A `partial` row was stopped at its share of the time budget: its seconds per window are measured and its time per\n"
         "frame (marked `*`) is projected as seconds per window x the plan's windows (self-reflection searches excluded).\n"
+        "`DiT share` is over the wall time of the span measured, which in a stopped row includes the run's setup spread over\n"
+        "its few windows; `DiT share between windows` is the mean DiT forward over the mean interval between the host's\n"
+        "window marks (setup left out: what a full run's share tends to; over few windows the marks' jitter can put it\n"
+        "above 100%).\n"
+    ),
+    "wan_sync": (
+        "## Host-device synchronizations per run on Wan2.1-1.3B (a diagnostic run)\n\n"
+        "`benchmarks/wan_perf_gpu.py --sync-debug`: the same rows as the time-per-frame section, stopped after a few windows,\n"
+        "with `torch.cuda.set_sync_debug_mode` counting every host-device synchronization by the file and line of the Python\n"
+        "frame that asked for it (file names without their folder: `samplers.py`/`model.py` may be ComfyUI's, `host.py` the\n"
+        "pack's `nodes/host.py`). A synchronization inside each model call makes the host wait for the GPU there. The\n"
+        "debug mode's warnings slow the host, so this run's times are not used elsewhere.\n"
     ),
     "toy_models": (
         "## Which toy model to ship\n\n"
@@ -468,7 +480,7 @@ def render() -> str:
             parts.append("## FIFO-Diffusion vs MIGA on the toy world: rows added later\n\nThe same videos, metrics and "
                          "columns as the full table (next section), for a few rows run on their own (`--only`).\n")
         else:
-            parts.append(INTRO.get(data["benchmark"], f"## {data['benchmark']}\n"))
+            parts.append(INTRO.get(section(data), f"## {data['benchmark']}\n"))
         parts.append(source_line(path, data))
         if data["benchmark"] == "toy_quality":
             o = data["record"]["options"]
@@ -479,6 +491,8 @@ def render() -> str:
             parts.append(toy_table(data) + "\n")
             parts.append(reproduced(path, data, [(q, d) for q, d in datas if d["benchmark"] == "toy_quality" and q != path]))
             parts.append(findings(data))
+        elif section(data) == "wan_sync":
+            parts.append(wan_sync_text(data))
         elif data["benchmark"] == "wan_perf":
             parts.append(wan_perf_text(data))
         elif data["benchmark"] == "official_calls":
@@ -500,6 +514,45 @@ def render() -> str:
         else:
             parts.append(table([flat_row(r) for r in data["rows"]]) + "\n")
     return "\n".join(parts)
+
+
+def section(data: dict) -> str:
+    """The report section of a results file: its benchmark, but ``wan_sync`` for a ``wan_perf_gpu.py --sync-debug`` run
+    (its times include the debug mode's warnings, so it is shown for its synchronizations only)."""
+    if data["benchmark"] == "wan_perf" and data["record"]["options"].get("sync_debug"):
+        return "wan_sync"
+    return data["benchmark"]
+
+
+def wan_sync_text(data: dict) -> str:
+    """Per row: the host-device synchronizations of its run by the Python line that made them, each as a count and per
+    DiT forward, and the DiT share between windows (:func:`perf_figures`)."""
+    lines = ["| row | size | windows | DiT forwards | synchronizations | per forward | by line (count) | DiT share between windows |",
+             "|" + "---|" * 8]
+    every: dict[str, set] = {}
+    forwards: list[int] = []
+    for r in data["rows"]:
+        for run in r["timing"].get("runs", []):
+            syncs = run.get("syncs")
+            if not syncs:
+                continue
+            n = max(run.get("forwards_done") or run.get("dit_forwards") or 0, 1)
+            forwards.append(n)
+            sites = sorted(syncs["sites"].items(), key=lambda kv: -kv[1])
+            f = perf_figures(r)
+            steady = f and f.get("steady_dit_fraction")
+            lines.append(f"| {r['name']} | {r['width']}x{r['height']} | {run.get('windows_done', '')} | {n} | {syncs['total']} | "
+                         f"{syncs['total'] / n:.2f} | " + ", ".join(f"`{k}` ({v})" for k, v in sites) +
+                         f" | {f'{100 * steady:.1f}%' if steady else ''} |")
+            for k, v in sites:
+                every.setdefault(k, set()).add(v == n)
+    out = ["\n".join(lines) + "\n"]
+    per_call = sorted(k for k, once in every.items() if once == {True})
+    if every:
+        out.append(f"- Lines whose count equals the row's DiT forwards in every row: {', '.join(f'`{k}`' for k in per_call) or 'none'}"
+                   + ("; every row ran the same number of forwards, so these counts cannot tell once per forward from once per "
+                      "run (the code can).\n" if len(set(forwards)) == 1 else ": once per forward.\n"))
+    return "\n".join(out)
 
 
 def official_calls_text(data: dict) -> str:

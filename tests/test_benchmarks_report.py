@@ -339,3 +339,20 @@ def test_toy_models_samples_each_candidate_at_each_step_count(tmp_path):
     assert [(r["weights"], r["steps"]) for r in rows] == [("a", 12), ("a", 24)]
     assert rows[0]["long_videos"]["model_calls"] < rows[1]["long_videos"]["model_calls"]
     assert "- `a @ 24 steps` vs `a @ 12 steps` on the long videos:" in report.toy_models_text(json.loads(out.read_text()))
+
+
+def test_a_sync_debug_run_gets_its_own_section_that_tells_per_forward_lines_when_the_rows_can():
+    """issue 13: wan_perf_gpu --sync-debug; a line counted once per forward is told from one counted once per run only
+    when the rows ran different numbers of forwards."""
+    def row(name, forwards):
+        r = _stopped_row(name, 1.13, 1.14, windows=forwards, forwards=forwards)
+        r["timing"]["runs"][0]["syncs"] = {"total": 54 + forwards, "sites": {"samplers.py:411": 54, "model.py:25": forwards}}
+        return r
+
+    data = {"benchmark": "wan_perf", "record": {"options": {"sync_debug": True}}, "rows": [row("a", 8), row("b", 10)]}
+    assert report.section(data) == "wan_sync" and report.section({**data, "record": {"options": {}}}) == "wan_perf"
+    text = report.wan_sync_text(data)
+    assert "| b | 832x480 | 10 | 10 | 64 | 6.40 | `samplers.py:411` (54), `model.py:25` (10) | 99.1% |" in text
+    assert "in every row: `model.py:25`: once per forward." in text
+    same = report.wan_sync_text({**data, "rows": [row("a", 8), row("b", 8)]})
+    assert "in every row: `model.py:25`; every row ran the same number of forwards, so these counts cannot tell" in same
