@@ -3,6 +3,9 @@
     python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI          # benchmarks/results/wan_perf_cuda.json, within --budget-s 540 (one device call)
     python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI --dry-run --device cpu   # the plan and estimates only
     python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI --tiny --device cpu --out /tmp/wan_perf_tiny.json   # smoke test
+    python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI --sync-debug --groups paper_steps --paper-sizes '' \
+        --width 832 --height 480 --budget-s 200 --stop-after-windows 8 --memory-frames '' --extra '' \
+        --out benchmarks/results/wan_sync_cuda.json   # synchronizations by Python line (its own BENCHMARKS.md section)
 
 Issue 13. The model is ComfyUI's WanModel with Wan2.1-T2V-1.3B's dimensions and random weights
 (``benchmarks/wan_node_gpu.py`` builds it), so what is measured is cost, not quality. Rows, in priority order:
