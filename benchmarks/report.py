@@ -597,15 +597,17 @@ def toy_models_text(data: dict) -> str:
     """Table of the candidates and paired verdicts of each against the first (long-video identity, absent frames)."""
     rows = data["rows"]
     lines = ["| weights | steps | params | own clips identity (seed 0) | clips with absent frames | absent frames | "
-             "own clips identity (all seeds) | long videos identity | long videos absent frames |", "|" + "---|" * 9]
+             "own clips identity (all seeds) | clips with absent frames (all seeds) | long videos identity | long videos absent frames |",
+             "|" + "---|" * 10]
 
     def name(r):  # rows written before toy_models had --steps ran the toy preset's steps
         return f"{r['weights']} @ {r['steps']} steps" if "steps" in r else r["weights"]
 
     for r in rows:
-        lv = r["long_videos"] or {}
+        lv, a = r["long_videos"] or {}, r["own_clips_all_seeds"]
         lines.append(f"| {r['weights']} | {r.get('steps', 'preset')} | {r['params']} | " + " | ".join(_clip_cells(r["own_clips_seed0"])) +
-                     f" | {r['own_clips_all_seeds']['identity_mean']:.4f} | {lv.get('identity_mean', MISSING)} | {lv.get('absent_frames', MISSING)} |")
+                     f" | {a['identity_mean']:.4f} | {a['clips_with_absent_frames']} / {a['clips']} | {lv.get('identity_mean', MISSING)} | "
+                     f"{lv.get('absent_frames', MISSING)} |")
     out = ["\n".join(lines) + "\n"]
     base = rows[0]
 
@@ -616,6 +618,8 @@ def toy_models_text(data: dict) -> str:
         return [float(len(v["absent_frames"])) for v in (r["long_videos"] or {}).get("per_video", [])]
 
     for r in rows[1:]:
+        if not (long_ident(base) and long_ident(r)):  # run with --long-videos 0
+            continue
         ci, ca = compare(long_ident(base), long_ident(r)), compare(long_absent(base), long_absent(r))
         out.append(f"- `{name(r)}` vs `{name(base)}` on the long videos: identity {cell(ci)}, absent frames per video {cell(ca)}.")
     return "\n".join(out) + "\n"

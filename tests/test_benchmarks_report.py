@@ -339,6 +339,9 @@ def test_toy_models_samples_each_candidate_at_each_step_count(tmp_path):
     assert [(r["weights"], r["steps"]) for r in rows] == [("a", 12), ("a", 24)]
     assert rows[0]["long_videos"]["model_calls"] < rows[1]["long_videos"]["model_calls"]
     assert "- `a @ 24 steps` vs `a @ 12 steps` on the long videos:" in report.toy_models_text(json.loads(out.read_text()))
+    no_long = {"rows": [{**r, "long_videos": None} for r in rows]}  # --long-videos 0: own clips only, nothing to pair
+    text = report.toy_models_text(no_long)
+    assert "on the long videos" not in text and "| a | 24 | " in text
 
 
 def test_a_sync_debug_run_gets_its_own_section_that_tells_per_forward_lines_when_the_rows_can():
