@@ -98,6 +98,12 @@ INTRO = {
         "pack's `nodes/host.py`). A synchronization inside each model call makes the host wait for the GPU there. The\n"
         "debug mode's warnings slow the host, so this run's times are not used elsewhere.\n"
     ),
+    "toy_models_steps": (
+        "## The toy model's own clips by sampler steps\n\n"
+        "`benchmarks/toy_models.py --steps`: the scores of \"Which toy model to ship\", each candidate sampled at each\n"
+        "step count (Euler on the toy ladder; the toy preset, which every toy benchmark uses, has 24). Where the object\n"
+        "vanishes at 24 steps and not at more, the sampler, not the weights, loses it.\n"
+    ),
     "toy_models": (
         "## Which toy model to ship\n\n"
         "Candidate ToyDiT weights side by side (`benchmarks/toy_models.py`): own clips (one 16-frame window, every frame\n"
@@ -518,9 +524,12 @@ def render() -> str:
 
 def section(data: dict) -> str:
     """The report section of a results file: its benchmark, but ``wan_sync`` for a ``wan_perf_gpu.py --sync-debug`` run
-    (its times include the debug mode's warnings, so it is shown for its synchronizations only)."""
+    (its times include the debug mode's warnings, so it is shown for its synchronizations only) and ``toy_models_steps``
+    for a ``toy_models.py`` run at several step counts."""
     if data["benchmark"] == "wan_perf" and data["record"]["options"].get("sync_debug"):
         return "wan_sync"
+    if data["benchmark"] == "toy_models" and len(data["record"]["options"].get("steps") or []) > 1:
+        return "toy_models_steps"
     return data["benchmark"]
 
 

@@ -337,6 +337,7 @@ def test_toy_models_samples_each_candidate_at_each_step_count(tmp_path):
                      "--steps", "12", "24", "--weights", f"a={tmp_path / 'w.safetensors'}", "--out", str(out)])
     rows = json.loads(out.read_text())["rows"]
     assert [(r["weights"], r["steps"]) for r in rows] == [("a", 12), ("a", 24)]
+    assert report.section(json.loads(out.read_text())) == "toy_models_steps"  # its own section: not a "which to ship" table
     assert rows[0]["long_videos"]["model_calls"] < rows[1]["long_videos"]["model_calls"]
     assert "- `a @ 24 steps` vs `a @ 12 steps` on the long videos:" in report.toy_models_text(json.loads(out.read_text()))
     no_long = {"rows": [{**r, "long_videos": None} for r in rows]}  # --long-videos 0: own clips only, nothing to pair
