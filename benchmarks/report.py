@@ -1434,7 +1434,7 @@ PEER_BEGIN, PEER_END = "<!-- peer-numbers -->", "<!-- /peer-numbers -->"
 def peer_numbers() -> str:
     """The README's comparison with core context windows: the closing lines of BENCHMARKS.md's peer section (the same
     function, :func:`peer_closing`), from the peer_comfy files in benchmarks/results/ (or a note that they are absent)."""
-    peers = [load(p) for p in sorted(RESULTS.glob("*.json")) if load(p)["benchmark"] == "peer_comfy"]
+    peers = [d for d in map(load, sorted(RESULTS.glob("*.json"))) if d["benchmark"] == "peer_comfy"]
     if not peers:
         return f"{PEER_BEGIN}\n- Not measured at this commit: `benchmarks/peer_comfy.py` writes it (see BENCHMARKS.md).\n{PEER_END}"
     data = merge_peer(peers)
