@@ -14,7 +14,7 @@ from .world import ClipSpec
 
 __all__ = ["TOY_STEPS", "toy_preset", "ladder", "VideoRun", "generate_videos"]
 
-TOY_STEPS = 24  # T of the toy ladder
+TOY_STEPS = 48  # T of the toy ladder: the fewest Euler steps at which the shipped ToyDiT keeps its object in all of its own clips (toy_models_steps_cuda.json)
 
 
 def toy_preset() -> tuple[MigaConfig, GuidanceOptions, ReflectionOptions]:
