@@ -19,8 +19,7 @@ and ``judge_position`` sweeps vary full MIGA. ``multi_prompt`` rows switch the o
 middle frame and record, per video, how far from the scheduled frame the switch lands.
 
 ``--resume`` keeps the runs already in ``--out`` when its record (options, code) equals this one's,
-so a stopped command can be given again and goes on where it stopped. ``--jobs N`` generates N option sets at once,
-each in its own process on ``--device`` (the rows are the same; their seconds, then marked contended, are not).
+so a stopped command can be given again and goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -28,12 +27,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import multiprocessing
-import os
 import pathlib
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 
@@ -218,7 +214,6 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--reduced", action="store_true", help="CI size: 2 prompts, 1 seed, 24 frames, 16 steps, 3 rows")
     ap.add_argument("--only", default=None, help="comma-separated row labels to run (default: all)")
     ap.add_argument("--resume", action="store_true", help="keep the runs already in --out when its record matches")
-    ap.add_argument("--jobs", type=int, default=1, help="option sets generated at once, one process each (same rows; timings contended)")
     return ap
 
 
@@ -234,14 +229,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int:
-    if args.jobs < 1:
-        raise SystemExit(f"--jobs {args.jobs}: must be >= 1 (the option sets generated at once); use --jobs 1 to run them one by one")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = load_model(str(WEIGHTS), device=device, dtype=dtype)
     selected = reduced_rows() if args.reduced else rows()
     if args.only:
         wanted = set(args.only.split(","))
         selected = [r for r in selected if r[1] in wanted]
     opts = {k: v for k, v in vars(args).items() if k not in ("out", "resume")}
-    head = record.header(SCRIPT, opts, device, dtype=_dtype(device), argv=argv)
+    head = record.header(SCRIPT, opts, device, dtype=dtype, argv=argv)
     head["videos"] = {"prompt_seeds": [PROMPT_SEED_BASE + p for p in range(args.prompts)], "noise_seeds": list(range(args.seeds)),
                       "order": "seed-major: video i has noise seed i // prompts and prompt i % prompts"}
     head["row_order"] = [[group, label] for group, label, _ in selected]
@@ -250,71 +245,17 @@ def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int
     results: list[dict] = record.resumable_rows(out, head) if args.resume else []
     t_start = time.perf_counter()
     date = record.now()
-    todo: list[dict] = []  # the option sets still to generate, each once, in row order
-    for _, _, changes in selected:
-        key = resolved(changes, args)
-        if not any(r["options"] == key for r in results) and not any(resolved(c, args) == key for c in todo):
-            todo.append(changes)
-
-    def done(row: dict) -> None:
-        results.append({"labels": [], **row})
-        print(json.dumps({k: v for k, v in row.items() if k not in ("options", "per_video")}), flush=True)
-        record.write(out, "toy_quality", head, labelled(results, selected, args),
-                     {"date": date, "seconds": round(time.perf_counter() - t_start, 1)})
-
-    if args.jobs == 1:
-        model = load_model(str(WEIGHTS), device=device, dtype=_dtype(device))
-        for changes in todo:
-            done(run_row(model, changes, args, device))
-    else:
-        # the costliest first (self-reflection's searches), so that the last ones to finish are short
-        todo.sort(key=lambda c: options(c)[2] is None)
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
-                                 initargs=(str(device), threads)) as pool:
-            for future in as_completed([pool.submit(_worker_row, changes, args) for changes in todo]):
-                row = future.result()
-                row["timing"]["contended"] = True
-                done(row)
-    record.write(out, "toy_quality", head, labelled(results, selected, args),
-                 {"date": date, "seconds": round(time.perf_counter() - t_start, 1)})
-    return 0
-
-
-def _dtype(device: torch.device) -> torch.dtype:
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
-
-
-def labelled(results: list[dict], selected: list[tuple[str, str, dict]], args: argparse.Namespace) -> list[dict]:
-    """The generated runs in row order, each with every label whose options it is (the runs not in ``selected`` last)."""
-    rows_out = []
     for group, label, changes in selected:
         key = resolved(changes, args)
-        run = next((r for r in results if r["options"] == key), None)
-        if run is None:
-            continue
-        if run not in rows_out:
-            run["labels"].clear()
-            rows_out.append(run)
-        if {"group": group, "label": label} not in run["labels"]:
-            run["labels"].append({"group": group, "label": label})
-    return rows_out + [r for r in results if r not in rows_out]
-
-
-_WORKER: dict = {}
-
-
-def _worker_start(device: str, threads: int) -> None:
-    """A --jobs process: its share of the CPU threads, and the model loaded once."""
-    torch.set_num_threads(threads)
-    dev = torch.device(device)
-    record.deterministic(dev)
-    _WORKER.update(device=dev, model=load_model(str(WEIGHTS), device=dev, dtype=_dtype(dev)))
-
-
-def _worker_row(changes: dict, args: argparse.Namespace) -> dict:
-    with torch.no_grad():
-        return run_row(_WORKER["model"], changes, args, _WORKER["device"])
+        found = next((r for r in results if r["options"] == key), None)
+        if found is None:
+            found = {"labels": [], **run_row(model, changes, args, device)}
+            results.append(found)
+            print(json.dumps({"label": label, **{k: v for k, v in found.items() if k not in ("options", "per_video")}}), flush=True)
+        if {"group": group, "label": label} not in found["labels"]:
+            found["labels"].append({"group": group, "label": label})
+        record.write(out, "toy_quality", head, results, {"date": date, "seconds": round(time.perf_counter() - t_start, 1)})
+    return 0
 
 
 if __name__ == "__main__":
