@@ -355,8 +355,28 @@ def test_a_sync_debug_run_gets_its_own_section_that_tells_per_forward_lines_when
 
     data = {"benchmark": "wan_perf", "record": {"options": {"sync_debug": True}}, "rows": [row("a", 8), row("b", 10)]}
     assert report.section(data) == "wan_sync" and report.section({**data, "record": {"options": {}}}) == "wan_perf"
+    # the paper_steps rows run alone: their own section beside the full run's (which has several groups)
+    assert report.section({**data, "record": {"options": {"groups": "paper_steps"}}}) == "wan_perf_paper"
+    assert report.section({**data, "record": {"options": {"groups": "paper_steps,peer"}}}) == "wan_perf"
+    assert report.INTRO["wan_perf_paper"].startswith("## ")
     text = report.wan_sync_text(data)
     assert "| b | 832x480 | 10 | 10 | 64 | 6.40 | `samplers.py:411` (54), `model.py:25` (10) | 99.1% |" in text
     assert "in every row: `model.py:25`: once per forward." in text
     same = report.wan_sync_text({**data, "rows": [row("a", 8), row("b", 8)]})
     assert "in every row: `model.py:25`; every row ran the same number of forwards, so these counts cannot tell" in same
+
+
+def test_miga_against_fifo_cites_tab_a4_as_time_per_frame_ratios():
+    """issue 13's targets: Tab. A4 gives M_t (s per frame): FIFO 7.48, MIGA without DCE 7.53 (1.007x), full MIGA 9.16
+    (1.22x, its searches included); R_corr is Fig. 5's n_corr / n_all, not a Tab. A4 figure."""
+    def row(name, mode, marginal, **extra):
+        return {**_stopped_row(name, 1.13, 1.15), "mode": mode, "planned_calls_per_latent": 12.0, "marginal_calls_per_latent": marginal, **extra}
+
+    fifo, no_dce = row("fifo T54", "fifo", 6.0), row("miga no DCE T54", "miga", 5.476)
+    full = row("miga full T54", "miga", 5.476, guidance=4, reflection=0.01)
+    lines = report.against_fifo([fifo, no_dce, full], None)
+    assert len(lines) == 2 and lines[0].startswith("- `miga no DCE T54` against `fifo T54`")
+    assert "within the 1.02x target for long videos (Tab. A4: 7.53 / 7.48 s = 1.007x)" in lines[0]
+    assert "R_corr not measured" in lines[1] and "(Tab. A4: full MIGA 9.16 / 7.48 s = 1.22x FIFO per frame, its searches included)" in lines[1]
+    measured = report.against_fifo([fifo, {**full, "reflection": {"r_corr": 0.25}}], None)[0]
+    assert "R_corr 0.25 (random weights" in measured and "R_corr 1.22" not in measured
