@@ -1080,6 +1080,8 @@ def perf_figures(row: dict) -> dict | None:
     steady = [r["dit_forward"]["mean_s"] / r["per_window"]["mean_s"] for r in runs
               if r.get("per_window", {}).get("n", 0) >= 2 and r["dit_forward"].get("n") and r.get("windows_done") == r.get("forwards_done")]
     out["steady_dit_fraction"] = sum(steady) / len(steady) if steady else None
+    gaps = [r["device_gap"] for r in runs if r.get("device_gap", {}).get("n")]  # end of a forward to the next's start, on the GPU
+    out["device_gap_ms"] = (1000 * gaps[0]["median_s"], 1000 * max(g["max_s"] for g in gaps)) if gaps else None
     if done:
         out["overhead_ms_per_call"] = 1000 * sum(r["wall_s"] - r["dit_s"] for r in runs) / max(sum(r["dit_forwards"] for r in runs), 1)
     else:  # over the span the share was measured on (older files: to the last finished window)
@@ -1283,8 +1285,12 @@ def wan_perf_findings(data: dict) -> str:
     out.extend(against_fifo(rows, noise))
     out.extend(memory_by_length(rows))
     out.extend(batch_scaling(rows))
-    shares = [f"`{r['name']}` {100 * perf_figures(r)['dit_fraction']:.1f}% ({perf_figures(r)['overhead_ms_per_call']:.1f} ms outside "
-              "the DiT per call)" for r in rows if perf_figures(r) is not None]
+    def gap(f: dict) -> str:
+        return "" if f["device_gap_ms"] is None else \
+            "; on the GPU from one forward's end to the next's start: median {:.1f} ms, longest {:.1f} ms".format(*f["device_gap_ms"])
+
+    shares = [f"`{r['name']}` {100 * f['dit_fraction']:.1f}% ({f['overhead_ms_per_call']:.1f} ms outside the DiT per call{gap(f)})"
+              for r in rows if (f := perf_figures(r)) is not None]
     if shares:
         out.append("- Share of wall time inside the DiT forward: " + "; ".join(shares) + ".")
     out.extend(dit_share_target(rows))

@@ -2,6 +2,8 @@
 
     python benchmarks/toy_clips.py                      # CPU: benchmarks/results/toy_clips_cpu.json and docs/toy_clips.png
     python benchmarks/toy_clips.py --device cuda        # GPU (bf16): benchmarks/results/toy_clips_cuda.json
+    python benchmarks/toy_clips.py --steps 18 --seeds 4 --sheet '' --out benchmarks/results/toy_clips_18steps_cpu.json
+                                                        # at the CPU demo workflow's 18 steps (its host test's bar)
 
 Plain sampling of one window (``unified_steps = T``: every frame at one level, as in training),
 prompts from evaluation seeds never used in training. This shows the model itself follows its
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=TOY_STEPS, help=f"Euler steps of the toy ladder (default: the toy preset's {TOY_STEPS})")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="default: benchmarks/results/toy_clips_<device type>.json")
     ap.add_argument("--sheet", default="docs/toy_clips.png", help="contact sheet of the first 8 clips ('' for none)")
@@ -53,13 +56,13 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = load_model(str(WEIGHTS), device=device, dtype=dtype)
     head = record.header(SCRIPT, {k: v for k, v in vars(args).items() if k != "out"}, device, dtype=dtype, argv=argv)
-    head["steps"] = TOY_STEPS
+    head["steps"] = args.steps
     config, _, _ = toy_preset()
-    one_window = config.with_(unified_steps=TOY_STEPS, zigzag_width=1)
+    one_window = config.with_(unified_steps=args.steps, zigzag_width=1)
     specs = [sample_spec(EVAL_SEED_BASE + 1000 + p) for p in range(args.prompts)]
     videos, t0, date = [], time.perf_counter(), record.now()
     for seed in range(args.seeds):
-        videos.append(generate_videos(model, [[s] for s in specs], 16, one_window.with_(seed=seed), device=device).video)
+        videos.append(generate_videos(model, [[s] for s in specs], 16, one_window.with_(seed=seed), steps=args.steps, device=device).video)
     seconds = time.perf_counter() - t0
     video = torch.cat(videos)
     scores = [evaluate(v, s) for v, s in zip(video, specs * args.seeds)]

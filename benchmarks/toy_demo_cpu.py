@@ -33,8 +33,10 @@ from benchmarks.peer_comfy import Comfy  # noqa: E402
 
 SCRIPT = "benchmarks/toy_demo_cpu.py"
 DEMO = ROOT / "workflows" / "api" / "MIGA toy CPU demo - no download 257 frames.api.json"
-VARIANTS = {  # MigaSampler widget changes (the template runs 18 steps; the toy preset has 24)
+VARIANTS = {  # MigaSampler widget changes (steps=48: the toy preset's TOY_STEPS)
     "shipped": {},
+    "steps=48": {"steps": 48},
+    "steps=32": {"steps": 32},
     "steps=24": {"steps": 24},
     "steps=20": {"steps": 20},
     "steps=16": {"steps": 16},

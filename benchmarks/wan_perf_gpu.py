@@ -390,11 +390,22 @@ class RssPeak:
 
 
 def stats(values: list[float]) -> dict:
+    """Count, mean, standard deviation, median and largest value, in seconds."""
     if not values:
         return {"n": 0}
     m = sum(values) / len(values)
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return {"n": len(values), "mean_s": round(m, 5), "std_s": round(sd, 5)}
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return {"n": len(values), "mean_s": round(m, 5), "std_s": round(sd, 5), "median_s": round(median, 5), "max_s": round(ordered[-1], 5)}
+
+
+def device_gaps(dit: list[float], ends: list[float]) -> list[float]:
+    """Seconds on the device's timeline from the end of each DiT forward to the start of the next (``dit[i]`` long,
+    ending ``ends[i]`` after the timer's origin): the GPU's time outside the model between two forwards, idle or not.
+    Their distribution tells steady per-window work (every gap alike) from stalls (a few long gaps)."""
+    return [max(0.0, (ends[i + 1] - dit[i + 1]) - ends[i]) for i in range(min(len(dit), len(ends)) - 1)]
 
 
 def dynamo_frames() -> dict:
@@ -772,6 +783,8 @@ def run_summary(r: dict, spec: Spec, p: dict, N: int) -> dict:
                     "projected_s_per_latent": round(per_call * p["planned_calls"] / N, 4)})
     if r["per_window"]:
         out["per_window"] = stats(r["per_window"])
+    if len(dit) > 1 and len(r.get("dit_ends", [])) == len(dit):
+        out["device_gap"] = stats(device_gaps(dit, r["dit_ends"]))
     if "dynamo" in r:
         out["dynamo"] = r["dynamo"]
     if "syncs" in r:
