@@ -9,8 +9,9 @@ does and run by ComfyUI's own ``execution.PromptExecutor`` (benchmarks/peer_comf
 (``window_batch`` packs several windows of a pass into one model call: the same windows and noise [D1], though
 batched float32 products on the CPU may differ in the last bits, which can flip a self-reflection decision; ``steps``
 changes the video). Per variant: wall seconds of the whole graph (toy loader to the MP4), the frames in the MP4 and the
-identity accuracy of each prompt's segment of the decoded file (toyworld.metrics), so a faster variant that makes a
-worse video shows it. The first run of the process also pays one-time imports; a warm-up run of a short video comes first.
+identity accuracy of each prompt's segment of the decoded file (toyworld.metrics), how many frames after its scheduled
+frame the colour switch shows (a late switch lowers the second segment's identity), and the frames without the object,
+so a faster variant that makes a worse video shows it. The first run of the process also pays one-time imports; a warm-up run of a short video comes first.
 """
 
 from __future__ import annotations
@@ -88,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         segs = [world.ClipSpec(shape=next(w for w in t.split() if w in world.SHAPES),
                                colour=next(w for w in t.split() if w in world.COLOURS)) for t in texts]  # what identity reads
         ident = [metrics.identity_accuracy(video[:switch], segs[0]), metrics.identity_accuracy(video[switch:], segs[1])]
+        objects = metrics.object_measures(video)  # colour-blind, whole video: a frame without the object is absent
         rows.append({"variant": name, "changes": VARIANTS[name], "mp4_frames": int(video.shape[0]),
                      "identity_first": round(ident[0], 4), "identity_second": round(ident[1], 4),
+                     "switch_error_frames": metrics.switch_error(video, segs, [0, switch])["errors"][0],
+                     "absent_frames": round((1 - objects["presence"]) * int(video.shape[0])), "blink_count": objects["blink_count"],
                      "timing": {"seconds": round(seconds, 1), "seconds_per_frame": round(seconds / args.frames, 4)}})
         print(json.dumps(rows[-1]), flush=True)
         record.write(out, "toy_demo_cpu", head, rows, {"date": date, "seconds": round(time.perf_counter() - t0, 1)})
