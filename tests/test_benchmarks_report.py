@@ -400,3 +400,16 @@ def test_the_share_line_gives_the_gpus_median_and_longest_gap_between_forwards_w
     row["timing"]["runs"][0]["device_gap"] = {"n": 7, "mean_s": 0.02, "median_s": 0.004, "max_s": 0.11}
     text = report.wan_perf_findings({"rows": [row]})
     assert "on the GPU from one forward's end to the next's start: median 4.0 ms, longest 110.0 ms)" in text
+
+
+def test_the_toy_clips_runs_form_one_table_a_row_per_run_by_steps():
+    """issue 9: own clips at the preset's 48 steps (the target) and at the demo's 18 (the host test's bar) side by side."""
+    def run(steps, device):
+        rec = {"machine": {"device": device, "dtype": "float32"}, **({"steps": steps} if steps else {})}
+        return {"record": rec, "rows": [{"clips": "c", "identity_accuracy": [1.0, 0.5], "timing": {"seconds_per_clip": 1.0}}]}
+
+    text = report.toy_clips_table([run(48, "gpu"), run(18, "cpu"), run(None, "old")])
+    lines = text.splitlines()
+    assert lines[0].startswith("| steps | device | clips | identity_accuracy |")
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| 18", "| 24", "| 48"]  # no steps recorded: the then preset, 24
+    assert "| 18 | cpu float32 | c | 0.7500 ± 0.2500 | 1.0 |" in text
