@@ -87,7 +87,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import record  # noqa: E402
-from benchmarks.toy_quality import DIGITS, METRICS, OFFICIAL_CHOICES, OFFICIAL_REFLECTION, PROMPT_SEED_BASE  # noqa: E402
+from benchmarks.toy_quality import DIGITS, METRICS, OFFICIAL_CHOICES, OFFICIAL_REFLECTION, PROMPT_SEED_BASE, official_scale  # noqa: E402
 from benchmarks.toy_quality import rows as toy_quality_rows  # noqa: E402
 from toyworld.metrics import COUNT_METRICS, OBJECT_METRICS, evaluate, object_measures, switch_error  # noqa: E402
 from toyworld.sampling import toy_preset  # noqa: E402
@@ -216,21 +216,21 @@ def _prompts(g: Graph, specs: list[list[ClipSpec]]) -> tuple[list[str], str]:
     return positives, g.add("MigaToyPrompt", text="")
 
 
-def default_profile():
-    """The pack's default profile at the toy's size: the toy preset with the official choices the ``wan21`` preset and the
-    nodes' defaults take since issue 9 (toy_quality's ``+official choices (wan21 default)`` row, its reflection geometry
-    scaled to the toy). Returns (MigaConfig, GuidanceOptions, ReflectionOptions)."""
+def default_profile(steps: int):
+    """The pack's default profile at the toy's size and T = ``steps``: the toy preset with the official choices the
+    ``wan21`` preset and the nodes' defaults take since issue 9 (toy_quality's ``+official choices (wan21 default)`` row,
+    its reflection geometry scaled to the toy). Returns (MigaConfig, GuidanceOptions, ReflectionOptions)."""
     config, guidance, reflection = toy_preset()
     changes = dict(OFFICIAL_CHOICES)
     guidance = dataclasses.replace(guidance, positions=changes.pop("guidance_positions"))
     if changes.pop("reflection_profile") == "official":
-        reflection = dataclasses.replace(reflection, **OFFICIAL_REFLECTION)
+        reflection = dataclasses.replace(reflection, **OFFICIAL_REFLECTION, judge_from_tail=official_scale(steps)["judge_from_tail"])
     return config.with_(**changes), guidance, reflection
 
 
 def miga_graph(row: str, specs: list[list[ClipSpec]], num_frames: int, steps: int, seed: int, window_batch: int, key: str) -> dict:
     """The MIGA / FIFO-Diffusion rows' prompt: loader, prompts, options, the sampler, PeerCollect."""
-    config, guidance, reflection = default_profile() if row == MIGA_DEFAULT else toy_preset()
+    config, guidance, reflection = default_profile(steps) if row == MIGA_DEFAULT else toy_preset()
     g = Graph()
     loader = g.add("MigaToyLoader")
     positives, negative = _prompts(g, specs)
@@ -253,18 +253,19 @@ def miga_graph(row: str, specs: list[list[ClipSpec]], num_frames: int, steps: in
                                      phase=reflection.phase, candidate_guidance=reflection.candidate_guidance,
                                      **({"judge_from_tail": reflection.judge_from_tail} if reflection.phase == "build" else {})), 0]
     if row == MIGA_OFFICIAL:
-        sampler = g.add("PeerMigaProfileSampler", **widgets, **links, profile=json.dumps(official_profile(), sort_keys=True))
+        sampler = g.add("PeerMigaProfileSampler", **widgets, **links, profile=json.dumps(official_profile(steps), sort_keys=True))
     else:
         sampler = g.add("MigaSampler", **widgets, **links)
     g.add("PeerCollect", samples=[sampler, 0], key=key, report=[sampler, 1])
     return g.nodes
 
 
-def official_profile() -> dict:
-    """toy_quality's ``official profile`` row as changes to MigaConfig, GuidanceOptions and ReflectionOptions."""
-    changes = dict(next(c for _, label, c in toy_quality_rows() if label == "official profile"))
+def official_profile(steps: int) -> dict:
+    """toy_quality's ``official profile`` row at T = ``steps`` as changes to MigaConfig, GuidanceOptions and ReflectionOptions."""
+    changes = dict(next(c for _, label, c in toy_quality_rows(steps) if label == "official profile"))
     guidance = {"positions": changes.pop("guidance_positions")}
-    reflection = dict(OFFICIAL_REFLECTION) if changes.pop("reflection_profile") == "official" else {}
+    reflection = ({**OFFICIAL_REFLECTION, "judge_from_tail": official_scale(steps)["judge_from_tail"]}
+                  if changes.pop("reflection_profile") == "official" else {})
     return {"config": changes, "guidance": guidance, "reflection": reflection}
 
 
@@ -764,8 +765,8 @@ def _run(args: argparse.Namespace, runner: Runner, device: torch.device, argv: l
     configs = sweep_configs() if args.sweep == "full" else _tiny_sweep()
     head["sweep"] = {"configs": [cw_name(c) for c in configs], "videos": f"noise seed 0, 1 prompt, prompts 0..{args.sweep_prompts - 1}",
                      "rule": "lowest mean rank over the nine metrics (best_config)"}
-    head["official_profile"] = official_profile()
-    head["default_profile"] = dict(zip(("config", "guidance", "reflection"), map(dataclasses.asdict, default_profile())))
+    head["official_profile"] = official_profile(args.steps)
+    head["default_profile"] = dict(zip(("config", "guidance", "reflection"), map(dataclasses.asdict, default_profile(args.steps))))
     head["parallel"] = {"workers": args.workers, "worker_gpus": args.worker_gpus}  # where the scores were computed; times: see rows
     out_path = record.resolve_out(args.out)
     rows: list[dict] = record.resumable_rows(out_path, head) if args.resume else []

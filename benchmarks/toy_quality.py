@@ -59,8 +59,9 @@ SWEEP_BASE = {
 }
 
 
-def rows() -> list[tuple[str, str, dict]]:
-    """(group, label, changes) of every row; changes apply to the toy preset (full MIGA)."""
+def rows(steps: int = TOY_STEPS) -> list[tuple[str, str, dict]]:
+    """(group, label, changes) of every row at T = ``steps``; changes apply to the toy preset (full MIGA). The judge
+    sweep and the official rows' refinement scale with the toy queue (:func:`toy_queue`, :func:`official_scale`)."""
     off = {"guidance": None, "reflection": None}
     fifo = {"mode": "fifo", "zigzag_width": 1, "unified_steps": 0, **off}
     no_refl = {"reflection": None}
@@ -78,35 +79,55 @@ def rows() -> list[tuple[str, str, dict]]:
     out += [("update", f"update={u}", {**no_refl, "update": u}) for u in ("lookahead", "former")]
     out += [("threshold", f"delta={d}", {"threshold": d}) for d in (0.0, 0.01, 0.03, 0.1)]
     out += [("score_on", f"score_on={s}", {"score_on": s}) for s in ("latent", "denoised")]
-    out += [("judge_position", f"judge={j}", {"judge_position": j}) for j in (None, 24, 48)]
+    judge = toy_queue(steps)[1]  # the default judge's position, and half of it (48 and 24 at T=24)
+    out += [("judge_position", f"judge={j}", {"judge_position": j}) for j in (None, judge // 2 // GROUP * GROUP, judge)]
     out += [("multi_prompt", "FIFO-Diffusion (2 prompts)", {**fifo, "multi": True}),
             ("multi_prompt", "full MIGA (2 prompts)", {"multi": True})]
     # the authors' released loop [D7] scaled to the toy queue, whole and one difference at a time (issue 9); REFERENCE items
-    # in miga_core's option docs. The toy has 18 groups at T=24 where Wan has 44 at T=54: judge 4 groups from the tail
-    # (official 10 of 44) and refinement over 4 levels (official 10 of 54).
+    # in miga_core's option docs; its refinement and judged group scaled to T (official_scale)
+    refine = official_scale(steps)["refine_steps"]
     official = {"update": "official", "borders": "rotating", "build_length": "official", "fresh_content": "clip_last",
-                "build_reads": "gauss_seidel", "stage2_history": "reset", "refine_steps": 4, "trim_tail": 16,
+                "build_reads": "gauss_seidel", "stage2_history": "reset", "refine_steps": refine, "trim_tail": 16,
                 "official_stage2_mislabel": True, "sampler": "uni_pc", "guidance_positions": "official", "reflection_profile": "official"}
     out += [("official", "official profile", official),
             ("official", "+rotating borders", {"borders": "rotating"}),
             ("official", "+official update rule", {"update": "official"}),
             ("official", "+official guidance positions", {"guidance_positions": "official"}),
             ("official", "+official reflection", {"reflection_profile": "official"}),
-            ("official", "+refinement pass", {"refine_steps": 4}),
+            ("official", "+refinement pass", {"refine_steps": refine}),
             ("official", "+uni_pc", {"sampler": "uni_pc"}),
             # the choices that helped alone, together: the wan21 preset's defaults since issue 9's measurement
             ("official", "+official choices (wan21 default)", OFFICIAL_CHOICES),
             # does uni_pc or the refinement pass close the gap between the default and the whole official profile?
             ("official", "wan21 default +uni_pc", {**OFFICIAL_CHOICES, "sampler": "uni_pc"}),
-            ("official", "wan21 default +refinement pass", {**OFFICIAL_CHOICES, "refine_steps": 4}),
+            ("official", "wan21 default +refinement pass", {**OFFICIAL_CHOICES, "refine_steps": refine}),
             ("official", "official profile without the stage-2 mislabel", {**official, "official_stage2_mislabel": False})]
     return out
 
 
 # self-reflection as the authors run it [D7], scaled to the toy's L_zig = 4: f_eval = L_zig, f_ref = f_guid = 2 L_zig, judged
-# after each queue-building pass, 3 candidates grown without long-range guidance
-OFFICIAL_REFLECTION = dict(num_eval=4, num_ref=8, num_guide=8, num_candidates=3, phase="build", judge_from_tail=4,
-                           candidate_guidance=False)
+# after each queue-building pass (the group official_scale names), 3 candidates grown without long-range guidance
+OFFICIAL_REFLECTION = dict(num_eval=4, num_ref=8, num_guide=8, num_candidates=3, phase="build", candidate_guidance=False)
+GROUP = 4  # the toy preset's L_zig: judge positions are multiples of it
+# the released Wan loop: it judges the 10th of its 44 queue groups from the tail and refines over 10 of its 54 levels
+OFFICIAL_JUDGE_FROM_TAIL, OFFICIAL_GROUPS, OFFICIAL_REFINE, OFFICIAL_STEPS = 10, 44, 10, 54
+
+
+def toy_queue(steps: int) -> tuple[int, int]:
+    """(groups in the toy preset's stage-1 queue, queue position of its default judge level) at T = ``steps``:
+    (18, 48) at T=24, (42, 124) at T=48."""
+    config, guidance, reflection = toy_preset()
+    plan = plan_run(config, steps, 256, guidance=guidance, reflection=reflection)
+    levels = [level for level, _ in plan.init_groups]
+    return len(levels), sum(count for _, count in plan.init_groups[:levels.index(plan.judge_level)])
+
+
+def official_scale(steps: int) -> dict:
+    """The released loop's judged group and refinement scaled to the toy at T = ``steps``: ``judge_from_tail`` 10 of 44
+    groups -> the same share of the toy queue's groups, ``refine_steps`` 10 of 54 levels -> the same share of T
+    (4 and 4 at T=24; 10 and 9 at T=48)."""
+    return {"judge_from_tail": max(1, round(OFFICIAL_JUDGE_FROM_TAIL * toy_queue(steps)[0] / OFFICIAL_GROUPS)),
+            "refine_steps": max(1, round(OFFICIAL_REFINE * steps / OFFICIAL_STEPS))}
 
 
 # the official choices each measured as helping alone (BENCHMARKS.md, toy_quality_cuda.json), together, as the wan21 preset
@@ -115,13 +136,13 @@ OFFICIAL_REFLECTION = dict(num_eval=4, num_ref=8, num_guide=8, num_candidates=3,
 OFFICIAL_CHOICES = {"borders": "rotating", "update": "official", "guidance_positions": "official", "reflection_profile": "official"}
 
 
-def reduced_rows() -> list[tuple[str, str, dict]]:
+def reduced_rows(steps: int) -> list[tuple[str, str, dict]]:
     keep = {"FIFO-Diffusion", "full MIGA", "full MIGA (2 prompts)"}
-    return [r for r in rows() if r[1] in keep]
+    return [r for r in rows(steps) if r[1] in keep]
 
 
-def options(changes: dict):
-    """The MigaConfig, GuidanceOptions and ReflectionOptions of a row."""
+def options(changes: dict, steps: int):
+    """The MigaConfig, GuidanceOptions and ReflectionOptions of a row at T = ``steps``."""
     config, guidance, reflection = toy_preset()
     changes = dict(changes)
     changes.pop("multi", None)
@@ -138,13 +159,13 @@ def options(changes: dict):
     if "guidance_positions" in changes:
         guidance = dataclasses.replace(guidance, positions=changes.pop("guidance_positions"))
     if changes.pop("reflection_profile", None) == "official":
-        reflection = dataclasses.replace(reflection, **OFFICIAL_REFLECTION)
+        reflection = dataclasses.replace(reflection, **OFFICIAL_REFLECTION, judge_from_tail=official_scale(steps)["judge_from_tail"])
     return config.with_(**changes), guidance, reflection
 
 
 def resolved(changes: dict, args: argparse.Namespace) -> dict:
     """Every option a run uses, JSON-ready: equal dicts mean equal runs (the dedup key)."""
-    config, guidance, reflection = options(changes)
+    config, guidance, reflection = options(changes, args.steps)
     config = config.with_(window_batch=args.window_batch, compute_device=None)
 
     def plain(obj):
@@ -160,7 +181,7 @@ def resolved(changes: dict, args: argparse.Namespace) -> dict:
 
 def run_row(model, changes: dict, args: argparse.Namespace, device: torch.device) -> dict:
     """Generate and score one option set's videos; every value but ``timing`` is a pure function of the options."""
-    config, guidance, reflection = options(changes)
+    config, guidance, reflection = options(changes, args.steps)
     config = config.with_(window_batch=args.window_batch, compute_device=None)
     multi = changes.get("multi", False)
     mid = args.num_frames // 2
@@ -231,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = load_model(str(WEIGHTS), device=device, dtype=dtype)
-    selected = reduced_rows() if args.reduced else rows()
+    selected = reduced_rows(args.steps) if args.reduced else rows(args.steps)
     if args.only:
         wanted = set(args.only.split(","))
         selected = [r for r in selected if r[1] in wanted]

@@ -40,13 +40,16 @@ def test_report_refuses_a_result_without_a_record(tmp_path, monkeypatch):
         report.render()
 
 
-def test_rows_with_equal_options_resolve_to_one_run():
-    args = toy_quality.parser().parse_args(["--steps", "24"])  # at T=24 the default judge level sits at queue position 48
-    key = {label: json.dumps(toy_quality.resolved(changes, args), sort_keys=True) for _, label, changes in toy_quality.rows()}
+@pytest.mark.parametrize("steps, judge", [(24, 48), (48, 124)])  # the default judge level's queue position at T
+def test_rows_with_equal_options_resolve_to_one_run(steps, judge):
+    args = toy_quality.parser().parse_args(["--steps", str(steps)])
+    assert toy_quality.toy_queue(steps)[1] == judge
+    key = {label: json.dumps(toy_quality.resolved(changes, args), sort_keys=True) for _, label, changes in toy_quality.rows(steps)}
     for alias in ("L_zig=4", "u=6", "m_guid=4", "update=lookahead"):
         assert key[alias] == key["full MIGA without reflection"], alias
-    for alias in ("delta=0.01", "score_on=latent", "judge=None", "judge=48"):  # 48: the position of the default judge level
+    for alias in ("delta=0.01", "score_on=latent", "judge=None", f"judge={judge}"):
         assert key[alias] == key["full MIGA"], alias
+    assert f"judge={judge // 2 // 4 * 4}" in key  # the sweep's other judge: half way, on a group border
     assert key["m_guid=0"] == key["+unified stage (TTA)"]
     assert key["full MIGA"] != key["full MIGA without reflection"] != key["+unified stage (TTA)"]
     assert key["full MIGA (2 prompts)"] != key["full MIGA"]
@@ -413,3 +416,14 @@ def test_the_toy_clips_runs_form_one_table_a_row_per_run_by_steps():
     assert lines[0].startswith("| steps | device | clips | identity_accuracy |")
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| 18", "| 24", "| 48"]  # no steps recorded: the then preset, 24
     assert "| 18 | cpu float32 | c | 0.7500 ± 0.2500 | 1.0 |" in text
+
+
+def test_the_official_rows_scale_the_released_loops_judge_and_refinement_to_the_toy_queue():
+    """The release judges the 10th of its 44 queue groups from the tail and refines over 10 of its 54 levels: the toy rows
+    take the same shares of the toy queue (18 groups at T=24, 42 at T=48) and of T."""
+    assert toy_quality.official_scale(24) == {"judge_from_tail": 4, "refine_steps": 4}  # the peer table's run at T=24
+    assert toy_quality.official_scale(48) == {"judge_from_tail": 10, "refine_steps": 9}
+    official = dict(next(c for _, label, c in toy_quality.rows(48) if label == "official profile"))
+    config, _, reflection = toy_quality.options(official, 48)
+    assert config.refine_steps == 9 and reflection.judge_from_tail == 10 and reflection.phase == "build"
+    assert toy_quality.options(official, 24)[2].judge_from_tail == 4

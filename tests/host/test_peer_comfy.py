@@ -63,7 +63,7 @@ def test_the_peer_benchmark_writes_every_row_with_finite_metrics_for_both_settin
         from benchmarks.peer_comfy import default_profile
         from miga_core import plan_run
 
-        config, guidance, reflection = default_profile()
+        config, guidance, reflection = default_profile(data["record"]["options"]["steps"])
         plan = plan_run(config, data["record"]["options"]["steps"], frames, guidance=guidance, reflection=reflection)
         row = by["MIGA (default profile)"]
         assert row["windows"] == plan.total_calls + row["reflection"]["n_eval"] * plan.search_windows
