@@ -6,6 +6,9 @@
     python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI --sync-debug --groups paper_steps --paper-sizes '' \
         --width 832 --height 480 --budget-s 200 --stop-after-windows 8 --memory-frames '' --extra '' \
         --out benchmarks/results/wan_sync_cuda.json   # synchronizations by Python line (its own BENCHMARKS.md section)
+    python benchmarks/wan_perf_gpu.py --comfyui /path/to/ComfyUI --groups paper_steps --given-clip --paper-sizes '' \
+        --width 832 --height 480 --budget-s 270 --memory-frames '' --extra '' \
+        --out benchmarks/results/wan_perf_paper_cuda.json   # the DiT share over queue windows (its own section)
 
 Issue 13. The model is ComfyUI's WanModel with Wan2.1-T2V-1.3B's dimensions and random weights
 (``benchmarks/wan_node_gpu.py`` builds it), so what is measured is cost, not quality. Rows, in priority order:
@@ -14,7 +17,8 @@ Issue 13. The model is ComfyUI's WanModel with Wan2.1-T2V-1.3B's dimensions and 
    reflection), full MIGA (wan21-paper preset) through the MigaSampler node, and the ``wan21-official`` profile through the
    node's runner (its ladder, ``official_flow_ladder(54)``, and a random 21-latent initial clip, whose KSampler cost
    is not included); the same four again at ``--paper-sizes`` (832x480: the size of the 97% DiT-share target), all
-   sharing the time the other rows leave.
+   sharing the time the other rows leave. With ``--given-clip`` the FIFO and MIGA rows start from a random 21-latent clip
+   too, so a stopped row's windows are queue windows (initial clip neither run nor planned).
 2. ``peer``: ComfyUI core context windows (WanContextWindowsManual: 81-frame = 21-latent windows, 30-frame overlap,
    static schedule, pyramid fuse, FreeNoise) + core KSampler (uni_pc, simple) at 20 and 30 steps, same model and length.
 3. ``few_step``: T=4 and T=8 at CFG 1 (the distilled-LoRA regime) with the MIGA configuration that plan_run accepts
@@ -112,6 +116,7 @@ class Spec:
     note: str = ""
     ref: str | None = None  # compile, one call at a time: the row whose latent it is compared with
     pipelined: bool | None = None  # MIGA_PIPELINE for this row (None: the executor's default)
+    given_clip: bool = False  # node rows: start from a random 21-latent clip (its T-step sampling neither run nor planned)
 
 
 def build_specs(args) -> list[Spec]:
@@ -119,13 +124,18 @@ def build_specs(args) -> list[Spec]:
     W, H, F, T = args.width, args.height, args.frames, args.steps
     off = "the authors' released loop: uni_pc, stride 10, official ladder, random initial clip given (its sampling not timed)"
     specs = []
+    given = " a random initial clip given (its sampling not timed)" if args.given_clip else ""
+
+    def node(name: str, note: str = "", **kw) -> Spec:
+        return Spec(name, "paper_steps", "node", w, h, F, T, args.cfg, partial=True, given_clip=bool(given),
+                    note=";".join(x for x in (note, given) if x).strip(), **kw)
+
     for k, (w, h) in enumerate([(W, H), *args.paper_sizes]):  # the first size's rows keep the short names
         at = "" if k == 0 else f" {w}x{h}"
         specs += [
-            Spec(f"fifo T{T}{at}", "paper_steps", "node", w, h, F, T, args.cfg, mode="fifo", zigzag_width=1, unified_steps=0, partial=True),
-            Spec(f"miga no DCE T{T}{at}", "paper_steps", "node", w, h, F, T, args.cfg, partial=True,
-                 note="wan21-paper preset without guidance and reflection"),
-            Spec(f"miga full T{T}{at}", "paper_steps", "node", w, h, F, T, args.cfg, dce=True, partial=True, note="wan21-paper preset"),
+            node(f"fifo T{T}{at}", mode="fifo", zigzag_width=1, unified_steps=0),
+            node(f"miga no DCE T{T}{at}", "wan21-paper preset without guidance and reflection"),
+            node(f"miga full T{T}{at}", "wan21-paper preset", dce=True),
             Spec(f"wan21-official T{T}{at}", "paper_steps", "official", w, h, F, T, args.cfg, sampler="uni_pc", partial=True, note=off),
         ]
     for j, steps in enumerate(args.peer_steps):
@@ -178,7 +188,7 @@ def plan_of(spec: Spec):
     config = MigaConfig(window_length=21, zigzag_width=spec.zigzag_width, unified_steps=spec.unified_steps, sampler=spec.sampler,
                         mode=spec.mode)
     return plan_run(config, spec.steps, N, guidance=GuidanceOptions(4) if spec.dce else None,
-                    reflection=ReflectionOptions(threshold=0.01) if spec.dce else None)
+                    reflection=ReflectionOptions(threshold=0.01) if spec.dce else None, has_initial_clip=spec.given_clip)
 
 
 def context_windows(num_latents: int, length: int = 21, overlap: int = 8) -> int:
@@ -449,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-repeats", type=int, default=2, help="runs of the first peer row (their spread is the repeat noise)")
     ap.add_argument("--few-step-repeats", type=int, default=2)
     ap.add_argument("--compile-estimate-s", type=float, default=150.0, help="assumed inductor compile time (first compiled run)")
+    ap.add_argument("--given-clip", action="store_true",
+                    help="paper_steps MIGA/FIFO rows start from a random initial clip, so a stopped row measures queue windows")
     ap.add_argument("--paper-sizes", default="832x480", help="WxH: the paper_steps rows again at these sizes, sharing their time ('' for none)")
     ap.add_argument("--extra", default="416x240x481", help="WxHxF rows run with time left ('' for none)")
     ap.add_argument("--memory-frames", default="101,481,2001", help="video lengths of the memory rows ('' for none)")
@@ -554,6 +566,10 @@ def main(argv: list[str] | None = None) -> int:
         if cuda:
             torch.cuda.synchronize()
 
+    def given_clip(spec: Spec) -> dict:
+        """A random 21-latent initial clip (LATENT), the same for every row of a size."""
+        return {"samples": torch.randn(1, 16, 21, spec.height // 8, spec.width // 8, generator=torch.Generator().manual_seed(2))}
+
     def execute(spec: Spec, use_model) -> tuple[torch.Tensor, dict | None]:
         """One run of a row: (output latent, the MIGA report or None for the peer)."""
         if spec.kind in ("node", "compile"):
@@ -561,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
             reflection = ReflectionOptions(threshold=0.01) if spec.dce else None
             out = MigaSampler.execute(use_model, positive, negative, spec.width, spec.height, spec.frames, 1, args.seed, spec.steps, spec.cfg,
                                       "simple", spec.mode, 21, spec.zigzag_width, spec.unified_steps, spec.sampler, 0, "lookahead", 1,
+                                      initial_clip=given_clip(spec) if spec.given_clip else None,
                                       guidance=guidance, reflection=reflection, checkpoint_minutes=0.0, borders="fixed")
             latent, report = out.result
             return latent["samples"], json.loads(report)
@@ -568,8 +585,7 @@ def main(argv: list[str] | None = None) -> int:
             config, guidance, reflection = preset("wan21-official")
             run = runner.model_run(use_model, positive, negative, spec.cfg, "simple", spec.steps, args.seed, None)
             run = replace(run, sigmas=official_flow_ladder(spec.steps)[0])
-            clip = {"samples": torch.randn(1, 16, 21, spec.height // 8, spec.width // 8, generator=torch.Generator().manual_seed(2))}
-            latent, report = runner.sample(run, config, runner.VideoRequest(spec.frames, 1, spec.height, spec.width, clip), guidance,
+            latent, report = runner.sample(run, config, runner.VideoRequest(spec.frames, 1, spec.height, spec.width, given_clip(spec)), guidance,
                                            reflection, "", 0.0)
             return latent["samples"], json.loads(report)
         if spec.kind == "context_windows":
@@ -676,6 +692,8 @@ def main(argv: list[str] | None = None) -> int:
                         "guidance": 4 if spec.dce else 0, "reflection": 0.01 if spec.dce else None})
             if spec.pipelined is not None:
                 row["pipelined"] = spec.pipelined
+            if spec.given_clip:
+                row["given_clip"] = True
             if spec.ref:
                 row["ref"] = spec.ref  # the report's compile speedup and pipelining verdicts compare with this row
         if spec.note:

@@ -427,3 +427,20 @@ def test_the_official_rows_scale_the_released_loops_judge_and_refinement_to_the_
     config, _, reflection = toy_quality.options(official, 48)
     assert config.refine_steps == 9 and reflection.judge_from_tail == 10 and reflection.phase == "build"
     assert toy_quality.options(official, 24)[2].judge_from_tail == 4
+
+
+def test_wan_perf_given_clip_makes_the_paper_rows_start_from_a_clip_and_says_so():
+    """issue 13: stopped paper_steps rows measure queue windows, not the initial clip's, when a clip is given."""
+    import types
+
+    from benchmarks import wan_perf_gpu
+
+    args = types.SimpleNamespace(width=832, height=480, frames=161, steps=54, cfg=6.0, paper_sizes=[], peer_steps=[], few_step={4: (7, 0)},
+                                 few_step_repeats=1,
+                                 memory_frames=[], memory_size=(832, 480), extra=[], groups=("paper_steps",), given_clip=True)
+    specs = {s.name: s for s in wan_perf_gpu.build_specs(args)}
+    assert [s.given_clip for s in specs.values()] == [True, True, True, False]  # the official row always had one
+    assert specs["fifo T54"].note == "a random initial clip given (its sampling not timed)"
+    assert specs["miga full T54"].note == "wan21-paper preset; a random initial clip given (its sampling not timed)" and specs["miga full T54"].dce
+    args.given_clip = False
+    assert not any(s.given_clip for s in wan_perf_gpu.build_specs(args)) and specs["miga no DCE T54"].partial
