@@ -517,7 +517,7 @@ def test_the_continuation_feeds_an_81_frame_ksampler_clip_through_the_composable
 
 
 def test_the_toy_demo_uses_the_toy_preset_at_18_steps_and_switches_colour_at_the_middle():
-    """The toy preset but 18 steps instead of 24: its 257 frames then take about a minute on 2 CPU cores
+    """The toy preset but 18 steps instead of its 48: its 257 frames then take about a minute on 2 CPU cores
     (benchmarks/results/toy_demo_cpu.json)."""
     workflow = ui("miga_toy_cpu_demo")
     node = the(workflow, "MigaSampler")
