@@ -19,7 +19,13 @@ and ``judge_position`` sweeps vary full MIGA. ``multi_prompt`` rows switch the o
 middle frame and record, per video, how far from the scheduled frame the switch lands.
 
 ``--resume`` keeps the runs already in ``--out`` when its record (options, code) equals this one's,
-so a stopped command can be given again and goes on where it stopped.
+so a stopped command can be given again and goes on where it stopped. On several GPUs, one process per GPU with
+``--shard K/N`` generates every N-th option set, and ``--merge`` joins their files into one (the rows are the same as one
+process's; each row's seconds are its own):
+
+    CUDA_VISIBLE_DEVICES=0 python benchmarks/toy_quality.py --device cuda --window-batch 32 --shard 0/2 --out /tmp/a.json &
+    CUDA_VISIBLE_DEVICES=1 python benchmarks/toy_quality.py --device cuda --window-batch 32 --shard 1/2 --out /tmp/b.json
+    python benchmarks/toy_quality.py --device cuda --window-batch 32 --merge /tmp/a.json /tmp/b.json
 """
 
 from __future__ import annotations
@@ -235,7 +241,24 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--reduced", action="store_true", help="CI size: 2 prompts, 1 seed, 24 frames, 16 steps, 3 rows")
     ap.add_argument("--only", default=None, help="comma-separated row labels to run (default: all)")
     ap.add_argument("--resume", action="store_true", help="keep the runs already in --out when its record matches")
+    ap.add_argument("--shard", default=None, metavar="K/N",
+                    help="generate only every N-th option set from the K-th (0 <= K < N; one process per GPU), then --merge")
+    ap.add_argument("--merge", nargs="+", default=(), metavar="FILE",
+                    help="keep the runs of these files (other shards or stopped runs of this command) and generate the rest")
     return ap
+
+
+def shard_of(text: str | None) -> tuple[int, int] | None:
+    """``"K/N"`` -> (K, N); None for None. Raises SystemExit naming the value and the allowed form."""
+    if text is None:
+        return None
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        k = n = -1
+    if not 0 <= k < n:
+        raise SystemExit(f"--shard {text!r}: expected K/N with integers 0 <= K < N, e.g. 0/2 and 1/2 for two GPUs")
+    return k, n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, device, [a for a in argv if a != "--resume"])  # a resumed run records the command it completes
 
 
+def _ordered(results: list[dict], keys: list[dict]) -> list[dict]:
+    """``results`` in the order their options first appear in ``keys`` (the rows' order), others last."""
+    rank = {json.dumps(k, sort_keys=True): i for i, k in reversed(list(enumerate(keys)))}
+    return sorted(results, key=lambda r: rank.get(json.dumps(r["options"], sort_keys=True), len(keys)))
+
+
 def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = load_model(str(WEIGHTS), device=device, dtype=dtype)
@@ -256,7 +285,8 @@ def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int
     if args.only:
         wanted = set(args.only.split(","))
         selected = [r for r in selected if r[1] in wanted]
-    opts = {k: v for k, v in vars(args).items() if k not in ("out", "resume")}
+    shard = shard_of(args.shard)  # neither the shard nor the merged files change a row: not options of the record
+    opts = {k: v for k, v in vars(args).items() if k not in ("out", "resume", "shard", "merge")}
     head = record.header(SCRIPT, opts, device, dtype=dtype, argv=argv)
     head["videos"] = {"prompt_seeds": [PROMPT_SEED_BASE + p for p in range(args.prompts)], "noise_seeds": list(range(args.seeds)),
                       "order": "seed-major: video i has noise seed i // prompts and prompt i % prompts"}
@@ -264,18 +294,24 @@ def _run(args: argparse.Namespace, device: torch.device, argv: list[str]) -> int
     head["sweep_base"] = SWEEP_BASE
     out = record.resolve_out(args.out)
     results: list[dict] = record.resumable_rows(out, head) if args.resume else []
+    for path in args.merge:
+        results += [r for r in record.resumable_rows(record.resolve_out(path), head)
+                    if not any(r["options"] == kept["options"] for kept in results)]
+    keys = [resolved(changes, args) for _, _, changes in selected]
+    distinct = [k for i, k in enumerate(keys) if k not in keys[:i]]
     t_start = time.perf_counter()
     date = record.now()
-    for group, label, changes in selected:
-        key = resolved(changes, args)
+    for (group, label, changes), key in zip(selected, keys):
         found = next((r for r in results if r["options"] == key), None)
         if found is None:
+            if shard is not None and distinct.index(key) % shard[1] != shard[0]:
+                continue  # another shard's
             found = {"labels": [], **run_row(model, changes, args, device)}
             results.append(found)
             print(json.dumps({"label": label, **{k: v for k, v in found.items() if k not in ("options", "per_video")}}), flush=True)
         if {"group": group, "label": label} not in found["labels"]:
             found["labels"].append({"group": group, "label": label})
-        record.write(out, "toy_quality", head, results, {"date": date, "seconds": round(time.perf_counter() - t_start, 1)})
+        record.write(out, "toy_quality", head, _ordered(results, keys), {"date": date, "seconds": round(time.perf_counter() - t_start, 1)})
     return 0
 
 

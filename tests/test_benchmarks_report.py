@@ -444,3 +444,25 @@ def test_wan_perf_given_clip_makes_the_paper_rows_start_from_a_clip_and_says_so(
     assert specs["miga full T54"].note == "wan21-paper preset; a random initial clip given (its sampling not timed)" and specs["miga full T54"].dce
     args.given_clip = False
     assert not any(s.given_clip for s in wan_perf_gpu.build_specs(args)) and specs["miga no DCE T54"].partial
+
+
+def test_shards_on_several_gpus_merge_into_the_one_process_table(tmp_path, monkeypatch):
+    """toy_quality --shard K/N runs every N-th option set; --merge joins the shards' files into the rows one process
+    writes, generating nothing again (timings aside)."""
+    monkeypatch.setattr(toy_quality, "load_model", tiny_model)
+    argv = ["--prompts", "2", "--seeds", "1", "--num-frames", "20", "--steps", "16", "--window-batch", "4",
+            "--only", "FIFO-Diffusion,full MIGA without reflection,L_zig=4,L_zig=2"]
+    assert toy_quality.main([*argv, "--out", str(tmp_path / "one.json")]) == 0
+    for k in (0, 1):
+        assert toy_quality.main([*argv, "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}.json")]) == 0
+    shards = [json.loads((tmp_path / f"s{k}.json").read_text()) for k in (0, 1)]
+    assert [[lab["label"] for lab in r["labels"]] for r in shards[0]["rows"]] == [["FIFO-Diffusion"], ["L_zig=2"]]  # sets 0 and 2
+    assert [[lab["label"] for lab in r["labels"]] for r in shards[1]["rows"]] == [["full MIGA without reflection", "L_zig=4"]]
+    calls = []
+    monkeypatch.setattr(toy_quality, "run_row", lambda *a, **k: calls.append(a) or pytest.fail("merge generated a row"))
+    assert toy_quality.main([*argv, "--merge", str(tmp_path / "s1.json"), str(tmp_path / "s0.json"), "--out", str(tmp_path / "m.json")]) == 0
+    one, merged = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "m.json"))
+    assert not calls and record.strip_timing(merged["rows"]) == record.strip_timing(one["rows"])
+    assert merged["record"]["options"] == one["record"]["options"]  # shard and merge are not options of the table
+    with pytest.raises(SystemExit, match="--shard '2/2': expected K/N"):
+        toy_quality.main([*argv, "--shard", "2/2", "--out", str(tmp_path / "x.json")])
