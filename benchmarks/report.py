@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import pathlib
+import statistics
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -1483,9 +1484,46 @@ def peer_numbers() -> str:
     return f"{PEER_BEGIN}\n{head}\n\n" + "\n".join(lines) + f"\n{PEER_END}"
 
 
+DEMO_BEGIN, DEMO_END = "<!-- toy-demo-numbers -->", "<!-- /toy-demo-numbers -->"
+
+
+def toy_demo_numbers() -> str:
+    """The README's toy demo lines, from benchmarks/results/: per toy_demo_cpu run (longest first) each variant's seconds,
+    the identity accuracy of the two prompts' segments and, where measured, how late the colour switch landed and the
+    frames without the object; then the toy model's own clips per toy_clips run (by steps). A note when none exist."""
+    found = [(p, load(p)) for p in sorted(RESULTS.glob("*.json"))]
+    demos = [(p, d) for p, d in found if d["benchmark"] == "toy_demo_cpu"]
+    clips = [d for _, d in found if d["benchmark"] == "toy_clips"]
+    if not demos:
+        return f"{DEMO_BEGIN}\n- Not measured at this commit: `benchmarks/toy_demo_cpu.py` writes it (see BENCHMARKS.md).\n{DEMO_END}"
+    lines = []
+    for path, d in sorted(demos, key=lambda pd: -pd[1]["record"]["options"]["frames"]):
+        o = d["record"]["options"]
+        variants = []
+        for r in d["rows"]:
+            late = "" if "switch_error_frames" not in r else f", {_switch_text(r['switch_error_frames'])}, {r['absent_frames']} absent frames"
+            variants.append(f"{'as shipped' if r['variant'] == 'shipped' else r['variant']} {r['timing']['seconds']:.0f} s, identity "
+                            f"{r['identity_first']:.2f} / {r['identity_second']:.2f}{late}")
+        lines.append(f"- {o['frames']} frames, {o['threads']} CPU threads (`{path.name}`): " + "; ".join(variants) + ".")
+    for d in sorted(clips, key=lambda d: d["record"].get("steps", STEPS_BEFORE_48)):
+        r, rec = d["rows"][0], d["record"]
+        blinking = sum(1 for b in r["blink_count"] if b)
+        lines.append(f"- The toy model's own 16-frame clips at {rec.get('steps', STEPS_BEFORE_48)} steps ({rec['machine']['device']}): "
+                     f"identity {statistics.fmean(r['identity_accuracy']):.4f}; {blinking} of {len(r['blink_count'])} clips lose "
+                     "the object for some frames.")
+    return f"{DEMO_BEGIN}\n" + "\n".join(lines) + f"\n{DEMO_END}"
+
+
+def _switch_text(error: int | None) -> str:
+    """How a prompt switch landed: None (never showed), on time, or so many frames late/early."""
+    if error is None:
+        return "the switch never showed"
+    return "the switch on time" if error == 0 else f"the switch {abs(error)} frames {'late' if error > 0 else 'early'}"
+
+
 def readme_with_numbers(readme: str) -> str:
     for begin, end, block in ((GPU_BEGIN, GPU_END, gpu_numbers), (PERF_BEGIN, PERF_END, wan_perf_numbers),
-                              (PEER_BEGIN, PEER_END, peer_numbers)):
+                              (PEER_BEGIN, PEER_END, peer_numbers), (DEMO_BEGIN, DEMO_END, toy_demo_numbers)):
         readme = _with_block(readme, begin, end, block())
     return readme
 

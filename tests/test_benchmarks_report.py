@@ -466,3 +466,27 @@ def test_shards_on_several_gpus_merge_into_the_one_process_table(tmp_path, monke
     assert merged["record"]["options"] == one["record"]["options"]  # shard and merge are not options of the table
     with pytest.raises(SystemExit, match="--shard '2/2': expected K/N"):
         toy_quality.main([*argv, "--shard", "2/2", "--out", str(tmp_path / "x.json")])
+
+
+def test_the_readme_toy_demo_block_comes_from_the_results(tmp_path, monkeypatch):
+    """The README's toy demo numbers: each demo run's variants (longest run first) and the own clips by steps."""
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    assert "Not measured at this commit" in report.toy_demo_numbers()
+
+    def write(name, benchmark, rec, rows):
+        rec = {"script": "s", "command": "python s", "code": {}, "options": {}, "machine": {"device": "cpu"}, **rec}
+        (tmp_path / name).write_text(json.dumps({"benchmark": benchmark, "record": rec, "rows": rows, "timing": {}}))
+
+    demo = {"variant": "shipped", "changes": {}, "identity_first": 0.969, "identity_second": 0.9091, "timing": {"seconds": 24.7}}
+    write("toy_demo_65f_cpu.json", "toy_demo_cpu", {"options": {"frames": 65, "threads": 2}},
+          [{**demo, "switch_error_frames": 2, "absent_frames": 1}, {**demo, "variant": "steps=48", "switch_error_frames": None,
+                                                                    "absent_frames": 0}])
+    write("toy_demo_cpu.json", "toy_demo_cpu", {"options": {"frames": 257, "threads": 2}}, [demo])
+    write("toy_clips_cuda.json", "toy_clips", {"steps": 48, "machine": {"device": "GPU"}},
+          [{"identity_accuracy": [1.0, 0.5], "blink_count": [0, 2]}])
+    lines = report.toy_demo_numbers().splitlines()
+    assert lines[0] == report.DEMO_BEGIN and lines[-1] == report.DEMO_END
+    assert lines[1] == "- 257 frames, 2 CPU threads (`toy_demo_cpu.json`): as shipped 25 s, identity 0.97 / 0.91."
+    assert lines[2] == ("- 65 frames, 2 CPU threads (`toy_demo_65f_cpu.json`): as shipped 25 s, identity 0.97 / 0.91, the switch 2 "
+                        "frames late, 1 absent frames; steps=48 25 s, identity 0.97 / 0.91, the switch never showed, 0 absent frames.")
+    assert lines[3] == "- The toy model's own 16-frame clips at 48 steps (GPU): identity 0.7500; 1 of 2 clips lose the object for some frames."
