@@ -87,7 +87,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import record  # noqa: E402
-from benchmarks.toy_quality import DIGITS, METRICS, OFFICIAL_CHOICES, OFFICIAL_REFLECTION, PROMPT_SEED_BASE, official_scale  # noqa: E402
+from benchmarks.toy_quality import DIGITS, METRICS, OFFICIAL_CHOICES, PROMPT_SEED_BASE, official_reflection  # noqa: E402
 from benchmarks.toy_quality import rows as toy_quality_rows  # noqa: E402
 from toyworld.metrics import COUNT_METRICS, OBJECT_METRICS, evaluate, object_measures, switch_error  # noqa: E402
 from toyworld.sampling import toy_preset  # noqa: E402
@@ -224,7 +224,7 @@ def default_profile(steps: int):
     changes = dict(OFFICIAL_CHOICES)
     guidance = dataclasses.replace(guidance, positions=changes.pop("guidance_positions"))
     if changes.pop("reflection_profile") == "official":
-        reflection = dataclasses.replace(reflection, **OFFICIAL_REFLECTION, judge_from_tail=official_scale(steps)["judge_from_tail"])
+        reflection = dataclasses.replace(reflection, **official_reflection(steps))
     return config.with_(**changes), guidance, reflection
 
 
@@ -264,8 +264,7 @@ def official_profile(steps: int) -> dict:
     """toy_quality's ``official profile`` row at T = ``steps`` as changes to MigaConfig, GuidanceOptions and ReflectionOptions."""
     changes = dict(next(c for _, label, c in toy_quality_rows(steps) if label == "official profile"))
     guidance = {"positions": changes.pop("guidance_positions")}
-    reflection = ({**OFFICIAL_REFLECTION, "judge_from_tail": official_scale(steps)["judge_from_tail"]}
-                  if changes.pop("reflection_profile") == "official" else {})
+    reflection = official_reflection(steps) if changes.pop("reflection_profile") == "official" else {}
     return {"config": changes, "guidance": guidance, "reflection": reflection}
 
 

@@ -626,13 +626,18 @@ def toy_clips_table(datas: list[dict]) -> str:
     rows = []
     for d in datas:
         rec = d["record"]
-        rows += [{"steps": rec.get("steps", STEPS_BEFORE_48), "device": f"{rec['machine']['device']} {rec['machine'].get('dtype', '')}".strip(),
+        rows += [{"steps": _clip_steps(rec), "device": f"{rec['machine']['device']} {rec['machine'].get('dtype', '')}".strip(),
                   **flat_row(r)} for r in d["rows"]]
     rows.sort(key=lambda r: r["steps"])
     return table(rows)
 
 
 STEPS_BEFORE_48 = 24  # TOY_STEPS until c578b28: the steps of toy results whose record names none
+
+
+def _clip_steps(rec: dict) -> int:
+    """The Euler steps of a toy_clips record (records from before --steps name none: the then preset's)."""
+    return rec.get("steps", STEPS_BEFORE_48)
 
 
 def toy_models_text(data: dict) -> str:
@@ -1505,10 +1510,10 @@ def toy_demo_numbers() -> str:
             variants.append(f"{'as shipped' if r['variant'] == 'shipped' else r['variant']} {r['timing']['seconds']:.0f} s, identity "
                             f"{r['identity_first']:.2f} / {r['identity_second']:.2f}{late}")
         lines.append(f"- {o['frames']} frames, {o['threads']} CPU threads (`{path.name}`): " + "; ".join(variants) + ".")
-    for d in sorted(clips, key=lambda d: d["record"].get("steps", STEPS_BEFORE_48)):
+    for d in sorted(clips, key=lambda d: _clip_steps(d["record"])):
         r, rec = d["rows"][0], d["record"]
         blinking = sum(1 for b in r["blink_count"] if b)
-        lines.append(f"- The toy model's own 16-frame clips at {rec.get('steps', STEPS_BEFORE_48)} steps ({rec['machine']['device']}): "
+        lines.append(f"- The toy model's own 16-frame clips at {_clip_steps(rec)} steps ({rec['machine']['device']}): "
                      f"identity {statistics.fmean(r['identity_accuracy']):.4f}; {blinking} of {len(r['blink_count'])} clips lose "
                      "the object for some frames.")
     return f"{DEMO_BEGIN}\n" + "\n".join(lines) + f"\n{DEMO_END}"

@@ -136,6 +136,11 @@ def official_scale(steps: int) -> dict:
             "refine_steps": max(1, round(OFFICIAL_REFINE * steps / OFFICIAL_STEPS))}
 
 
+def official_reflection(steps: int) -> dict:
+    """ReflectionOptions changes of the official reflection at T = ``steps``: OFFICIAL_REFLECTION and its judged group."""
+    return {**OFFICIAL_REFLECTION, "judge_from_tail": official_scale(steps)["judge_from_tail"]}
+
+
 # the official choices each measured as helping alone (BENCHMARKS.md, toy_quality_cuda.json), together, as the wan21 preset
 # takes them (miga_core.config PRESETS); not the refinement (no measurable gain), the official queue-build length, tail
 # content, Gauss-Seidel reads, history reset, trim or stage-2 mislabel
@@ -165,7 +170,7 @@ def options(changes: dict, steps: int):
     if "guidance_positions" in changes:
         guidance = dataclasses.replace(guidance, positions=changes.pop("guidance_positions"))
     if changes.pop("reflection_profile", None) == "official":
-        reflection = dataclasses.replace(reflection, **OFFICIAL_REFLECTION, judge_from_tail=official_scale(steps)["judge_from_tail"])
+        reflection = dataclasses.replace(reflection, **official_reflection(steps))
     return config.with_(**changes), guidance, reflection
 
 

@@ -59,6 +59,7 @@ import json
 import math
 import os
 import pathlib
+import statistics
 import sys
 import tempfile
 import threading
@@ -124,11 +125,11 @@ def build_specs(args) -> list[Spec]:
     W, H, F, T = args.width, args.height, args.frames, args.steps
     off = "the authors' released loop: uni_pc, stride 10, official ladder, random initial clip given (its sampling not timed)"
     specs = []
-    given = " a random initial clip given (its sampling not timed)" if args.given_clip else ""
+    given = "a random initial clip given (its sampling not timed)" if args.given_clip else ""
 
     def node(name: str, note: str = "", **kw) -> Spec:
-        return Spec(name, "paper_steps", "node", w, h, F, T, args.cfg, partial=True, given_clip=bool(given),
-                    note=";".join(x for x in (note, given) if x).strip(), **kw)
+        return Spec(name, "paper_steps", "node", w, h, F, T, args.cfg, partial=True, given_clip=args.given_clip,
+                    note="; ".join(x for x in (note, given) if x), **kw)
 
     for k, (w, h) in enumerate([(W, H), *args.paper_sizes]):  # the first size's rows keep the short names
         at = "" if k == 0 else f" {w}x{h}"
@@ -405,10 +406,8 @@ def stats(values: list[float]) -> dict:
         return {"n": 0}
     m = sum(values) / len(values)
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-    return {"n": len(values), "mean_s": round(m, 5), "std_s": round(sd, 5), "median_s": round(median, 5), "max_s": round(ordered[-1], 5)}
+    return {"n": len(values), "mean_s": round(m, 5), "std_s": round(sd, 5), "median_s": round(statistics.median(values), 5),
+            "max_s": round(max(values), 5)}
 
 
 def device_gaps(dit: list[float], ends: list[float]) -> list[float]:
